@@ -1,0 +1,180 @@
+"""The ``pyro-aevb`` command line: a thin layer over :mod:`pyro_aevb.runs`.
+
+    pyro-aevb train --dataset mnist --latent-dim 20 --hidden-dim 500 --likelihood bernoulli \\
+        --elbo analytic --optimizer adagrad --lr 0.02 --batch-size 100 --epochs 2 --seed 0 --out runs/x
+    pyro-aevb train ... --out runs/x --resume        # continue a killed or finished run
+    pyro-aevb evaluate runs/x --json
+    pyro-aevb sample runs/x --out samples.png
+    pyro-aevb data mnist                             # fetch and verify a dataset
+
+Bad arguments or data print one line ``pyro-aevb: error: ...`` and exit with status 2.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import AevbInputError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2 (argparse prints the usage block otherwise)
+        raise AevbInputError(message)
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .config import RunConfig
+    from .data import BINARIZE_MODES
+    from .models import LIKELIHOODS
+    from .objectives import ESTIMATORS
+
+    d = RunConfig()
+    p = _Parser(prog="pyro-aevb", description="Auto-Encoding Variational Bayes in Pyro")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train a VAE with Algorithm 1")
+    t.add_argument("--dataset", default=d.dataset, help="mnist, frey, or a path to a .npy/.npz/.pt array [N, D] or [N, H, W]")
+    t.add_argument("--data-path", default=None, help="MNIST data root or frey_rawface.mat path")
+    t.add_argument("--binarize", default=d.binarize, choices=BINARIZE_MODES)
+    t.add_argument("--latent-dim", type=_positive_int, default=d.latent_dim, help="Nz, dimensions of z")
+    t.add_argument("--hidden-dim", type=_positive_int, default=d.hidden_dim)
+    t.add_argument("--num-hidden-layers", type=_positive_int, default=d.num_hidden_layers)
+    t.add_argument("--activation", default=d.activation)
+    t.add_argument("--likelihood", default=d.likelihood, choices=sorted(LIKELIHOODS))
+    t.add_argument("--elbo", default=d.elbo, choices=sorted(ESTIMATORS), help="trace = estimator A, analytic = B")
+    t.add_argument("--num-particles", type=_positive_int, default=d.num_particles, help="L, samples of z per datapoint")
+    t.add_argument("--optimizer", default=d.optimizer, choices=["adagrad", "adam"])
+    t.add_argument("--lr", type=float, default=d.lr)
+    t.add_argument("--prior-precision", type=float, default=d.prior_precision,
+                   help="weight decay on theta = precision of its N(0, I/precision) prior (0: maximum likelihood)")
+    t.add_argument("--batch-size", type=_positive_int, default=d.batch_size, help="M")
+    budget = t.add_mutually_exclusive_group()
+    budget.add_argument("--epochs", type=_positive_int, default=None)
+    budget.add_argument("--train-samples", type=_positive_int, default=None, help="budget in training samples")
+    t.add_argument("--seed", type=int, default=d.seed)
+    t.add_argument("--device", default=d.device, help="cpu, cuda, cuda:N or auto")
+    t.add_argument("--out", required=True, help="run directory")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    t.add_argument("--no-progress", action="store_true")
+
+    e = sub.add_parser("evaluate", help="test bound with estimators A and B")
+    e.add_argument("run_dir")
+    e.add_argument("--num-particles", type=_positive_int, default=1)
+    e.add_argument("--iw-samples", type=int, default=0,
+                   help="also estimate log p(x) on the test set by importance sampling with this many samples")
+    e.add_argument("--device", default="cpu")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+
+    s = sub.add_parser("sample", help="PNG grid of decoded samples from the prior")
+    s.add_argument("run_dir")
+    s.add_argument("--num-samples", type=_positive_int, default=100)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", default=None, help="PNG path (default RUN_DIR/samples.png)")
+
+    c = sub.add_parser("plot", help="PNG of the bound curve of a run (RUN_DIR/bound.png)")
+    c.add_argument("run_dir")
+    c.add_argument("--out", default=None)
+
+    g = sub.add_parser("data", help="fetch and verify a dataset")
+    g.add_argument("dataset", choices=["mnist", "frey"])
+    g.add_argument("--data-path", default=None)
+    return p
+
+
+def _train(args) -> int:
+    from .config import RunConfig
+    from .runs import train
+
+    config = RunConfig(dataset=args.dataset, data_path=args.data_path, binarize=args.binarize,
+                       latent_dim=args.latent_dim, hidden_dim=args.hidden_dim,
+                       num_hidden_layers=args.num_hidden_layers, activation=args.activation,
+                       likelihood=args.likelihood, elbo=args.elbo, num_particles=args.num_particles,
+                       optimizer=args.optimizer, lr=args.lr, prior_precision=args.prior_precision,
+                       batch_size=args.batch_size, epochs=args.epochs, train_samples=args.train_samples,
+                       seed=args.seed, device=args.device)
+    if config.epochs is None and config.train_samples is None:
+        config.epochs = 1
+    trainer = train(config, args.out, resume=args.resume, progress=not args.no_progress)
+    last = trainer.metrics[-1] if trainer.metrics else {}
+    print(json.dumps({"run_dir": str(args.out), **last}))
+    return 0
+
+
+def _evaluate(args) -> int:
+    from .evaluation import log_likelihood
+    from .runs import evaluate_run, load_run
+
+    run = load_run(args.run_dir, device=args.device)
+    result = evaluate_run(run, num_particles=args.num_particles)
+    if args.iw_samples > 0:
+        ll = log_likelihood(run.model, run.guide, run.load_data().test, num_samples=args.iw_samples)
+        result.update(test_log_likelihood=ll.mean, test_log_likelihood_stderr=ll.stderr, iw_samples=args.iw_samples)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            print(f"{k:28s} {v:.3f}" if isinstance(v, float) else f"{k:28s} {v}")
+    return 0
+
+
+def _sample(args) -> int:
+    import torch
+
+    from .plots import decode_prior_samples, save_image_grid
+    from .runs import load_run
+
+    run = load_run(args.run_dir)
+    images = decode_prior_samples(run.model, args.num_samples, torch.Generator().manual_seed(args.seed))
+    shape = {"mnist": (28, 28), "frey": (28, 20)}.get(run.config.dataset)
+    if shape is None:
+        shape = run.load_data().image_shape
+    path = save_image_grid(images, shape, args.out or Path(args.run_dir) / "samples.png")
+    print(path)
+    return 0
+
+
+def _plot(args) -> int:
+    from .checkpoint import read_metrics
+    from .plots import plot_bound_curve
+
+    if not Path(args.run_dir).is_dir():
+        raise AevbInputError(f"run directory not found: {args.run_dir}")
+    path = plot_bound_curve(read_metrics(args.run_dir), args.out or Path(args.run_dir) / "bound.png",
+                            title=str(args.run_dir))
+    print(path)
+    return 0
+
+
+def _data(args) -> int:
+    from .data import load_frey, load_mnist
+
+    ds = load_mnist(args.data_path) if args.dataset == "mnist" else load_frey(args.data_path)
+    print(f"{ds.name}: train {tuple(ds.train.shape)}, test {tuple(ds.test.shape)}, source {ds.info.get('source')}")
+    return 0
+
+
+COMMANDS = {"train": _train, "evaluate": _evaluate, "sample": _sample, "plot": _plot, "data": _data}
+
+
+def main(argv=None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except AevbInputError as e:
+        print(f"pyro-aevb: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pyro-aevb: interrupted (the last finished epoch is in the checkpoint; continue with --resume)",
+              file=sys.stderr)
+        return 130

@@ -1,0 +1,58 @@
+"""Figures: decoded prior samples (the paper's Fig. 5) and bound curves (Fig. 2 style)."""
+
+import math
+from pathlib import Path
+from typing import Optional, Sequence, Tuple
+
+import torch
+
+from .errors import AevbInputError
+
+
+@torch.no_grad()
+def decode_prior_samples(model, num_samples: int = 100, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Mean of p_theta(x|z) for z ~ p(z) = N(0, I): shape ``[num_samples, D]``."""
+    device = next(model.parameters()).device
+    z = torch.randn(num_samples, model.latent_dim, generator=generator).to(device)
+    return model.likelihood(model.decoder(z)).mean.clamp(0, 1)
+
+
+def save_image_grid(images: torch.Tensor, image_shape: Optional[Tuple[int, int]], path, nrow: Optional[int] = None):
+    """Save rows of ``images`` (``[N, H*W]`` in [0, 1]) as a PNG grid with torchvision."""
+    from torchvision.utils import save_image
+
+    if image_shape is None:
+        side = int(math.isqrt(images.shape[1]))
+        if side * side != images.shape[1]:
+            raise AevbInputError(f"cannot draw {images.shape[1]}-dimensional data as images: no image shape known")
+        image_shape = (side, side)
+    nrow = nrow or int(math.ceil(math.sqrt(images.shape[0])))
+    grid = images.detach().cpu().reshape(-1, 1, *image_shape)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    save_image(grid, str(path), nrow=nrow, padding=1, pad_value=1.0)
+    return Path(path)
+
+
+def plot_bound_curve(metrics: Sequence[dict], path, title: str = ""):
+    """Train and test bound per datapoint against training samples (log axis), as in Fig. 2."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not metrics:
+        raise AevbInputError("no metrics to plot: the run has no finished epoch")
+    samples = [r["train_samples"] for r in metrics]
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.plot(samples, [r["train_elbo"] for r in metrics], "r-", label="AEVB (train)")
+    ax.plot(samples, [r["test_elbo"] for r in metrics], "r--", label="AEVB (test)")
+    ax.set_xscale("log")
+    ax.set_xlabel("# training samples evaluated")
+    ax.set_ylabel(r"$\mathcal{L}$ per datapoint (nats)")
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
