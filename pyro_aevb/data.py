@@ -112,7 +112,13 @@ def as_float_matrix(array, what: str) -> Tuple[torch.Tensor, Optional[Tuple[int,
     """Check a user array (shape ``[N, D]`` or ``[N, H, W]``, numeric, finite) and
     return it as float32 ``[N, D]`` with its image shape.  ``uint8`` is read as
     8-bit pixels and scaled by 1/255; bool becomes 0/1; other numbers are kept."""
-    t = torch.as_tensor(np.asarray(array)) if not isinstance(array, torch.Tensor) else array.detach().cpu()
+    if not isinstance(array, torch.Tensor):
+        array = np.asarray(array)
+        if array.dtype.kind not in "biuf":
+            raise AevbInputError(f"{what}: dtype {array.dtype} is not a real number type")
+        if array.dtype == np.float16 or array.dtype.kind == "u" and array.dtype != np.uint8:
+            array = array.astype(np.float32)
+    t = torch.as_tensor(array) if not isinstance(array, torch.Tensor) else array.detach().cpu()
     if t.dtype == torch.bool:
         t = t.float()
     elif t.dtype == torch.uint8:
