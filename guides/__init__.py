@@ -1,8 +1,15 @@
-"""Recognition side of AEVB: amortized variational posteriors q_phi(z|x).
+"""Recognition side of AEVB: variational posteriors q_phi(z|x) (and q(theta) for full VB).
 
-Installed as ``pyro_aevb.guides``.
+Installed as ``pyro_aevb.guides``.  Guides by name: :func:`get_guide`.
 """
 
 from .amortized import AmortizedNormalGuide
+from .bayesian import FullVBGuide, MeanFieldWeightGuide, global_sites
+from .location_scale import FAMILIES, AmortizedLocScaleGuide
+from .lowrank import AmortizedFullCovGuide, AmortizedLowRankGuide
+from .registry import GUIDE_NAMES, check_analytic_kl, get_guide
 
-__all__ = ["AmortizedNormalGuide"]
+__all__ = [
+    "AmortizedFullCovGuide", "AmortizedLocScaleGuide", "AmortizedLowRankGuide", "AmortizedNormalGuide", "FAMILIES",
+    "FullVBGuide", "GUIDE_NAMES", "MeanFieldWeightGuide", "check_analytic_kl", "get_guide", "global_sites",
+]

@@ -31,6 +31,9 @@ class AmortizedNormalGuide(PyroModule):
     :param activation: hidden activation (``"tanh"`` in the paper).
     """
 
+    #: the program is exactly z ~ posterior(x): pyro_aevb.fused may evaluate it directly
+    fused_compatible = True
+
     def __init__(self, data_dim: int, latent_dim: int, hidden_dims: Sequence[int] = (500,),
                  activation: str = "tanh"):
         super().__init__()

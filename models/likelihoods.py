@@ -14,9 +14,30 @@ shape ``[..., D]``; the model declares the D pixels one event with
 * ``gaussian`` -- appendix C.2, ``log p(x|z) = log N(x; mu, diag(sigma^2))`` with
   ``mu = sigmoid(W4 h + b4)`` (data in (0, 1), as for Frey Face) and a learned
   ``log sigma^2 = W5 h + b5``.
+* ``continuous_bernoulli`` -- Loaiza-Ganem & Cunningham (2019):
+  ``p(x|lambda) = C(lambda) lambda^x (1 - lambda)^(1 - x)`` on [0, 1] with
+  ``C(lambda) = 2 artanh(1 - 2 lambda) / (1 - 2 lambda)`` (``C(1/2) = 2``),
+  ``lambda = sigmoid(out)``.  The normaliser C makes it a density on [0, 1], so
+  its bound is a true log-density bound -- unlike ``bernoulli`` on grey values,
+  whose "likelihood" integrates to less than 1 and is not comparable.
+* ``laplace`` -- ``log p(x|z) = sum_i -|x_i - mu_i| / b_i - log(2 b_i)`` with
+  ``mu = sigmoid(.)`` and a learned ``log b``; a heavier-tailed C.2.
+* ``beta`` -- ``Beta(alpha, beta)`` with ``alpha, beta = softplus(.) + 1e-3``, a
+  density on the *open* interval (0, 1): data with exact 0 or 1 (MNIST) is
+  rejected by validation instead of giving log p = +-inf.
+
+Any function ``out -> torch.distributions.Distribution`` with batch shape
+``[..., D]`` is a likelihood too: ``get_likelihood(fn)`` (or
+``VAEModel(..., likelihood=fn)``) wraps it with one decoder output per
+dimension; use :class:`Likelihood` directly for more.  Validation: the
+dataset is checked against ``Likelihood.support`` before training
+(:meth:`Likelihood.check_data`, an :class:`AevbInputError`), and torch/Pyro
+distribution validation (on by default) rejects out-of-support values in
+``log_prob``; the Beta's support is the open interval so that exact 0 and 1
+are rejected rather than scored as +-inf.
 """
 
-from typing import Callable, Dict, Union
+from typing import Callable, Dict, Optional, Union
 
 import pyro.distributions as dist
 import torch
@@ -46,11 +67,23 @@ class Likelihood:
     """
 
     def __init__(self, name: str, params_per_dim: int, fn: Callable[[torch.Tensor], dist.Distribution],
-                 support: constraints.Constraint):
+                 support: Optional[constraints.Constraint] = None):
+        if int(params_per_dim) < 1:
+            raise AevbInputError(f"params_per_dim must be >= 1, got {params_per_dim}")
         self.name = name
-        self.params_per_dim = params_per_dim
+        self.params_per_dim = int(params_per_dim)
         self.fn = fn
-        self.support = support
+        self._support = support
+
+    @property
+    def support(self) -> constraints.Constraint:
+        """The data constraint; when not given, the support of ``fn`` evaluated on zeros."""
+        if self._support is None:
+            d = self.fn(torch.zeros(1, self.params_per_dim))
+            if not isinstance(d, torch.distributions.Distribution):
+                raise AevbInputError(f"likelihood {self.name!r} returned {type(d).__name__}, not a Distribution")
+            self._support = d.support
+        return self._support
 
     def __call__(self, out: torch.Tensor) -> dist.Distribution:
         return self.fn(out)
@@ -72,6 +105,29 @@ class Likelihood:
         return f"Likelihood({self.name!r}, params_per_dim={self.params_per_dim})"
 
 
+class _OpenInterval(constraints.Constraint):
+    """``lower < x < upper`` (torch has no open-interval constraint)."""
+
+    def __init__(self, lower: float, upper: float):
+        self.lower_bound, self.upper_bound = lower, upper
+        super().__init__()
+
+    def check(self, value):
+        return (self.lower_bound < value) & (value < self.upper_bound)
+
+    def __repr__(self):
+        return f"OpenInterval(lower_bound={self.lower_bound}, upper_bound={self.upper_bound})"
+
+
+open_unit_interval = _OpenInterval(0.0, 1.0)
+
+
+class OpenUnitIntervalBeta(dist.Beta):
+    """Beta whose support is the open interval (0, 1), so validation rejects exact 0 and 1."""
+
+    support = open_unit_interval
+
+
 def _bernoulli(out: torch.Tensor) -> dist.Distribution:
     return UnitIntervalBernoulli(logits=out)
 
@@ -81,16 +137,36 @@ def _gaussian(out: torch.Tensor) -> dist.Distribution:
     return dist.Normal(torch.sigmoid(mean_logit), torch.exp(0.5 * log_var))
 
 
+def _continuous_bernoulli(out: torch.Tensor) -> dist.Distribution:
+    return dist.ContinuousBernoulli(logits=out)
+
+
+def _laplace(out: torch.Tensor) -> dist.Distribution:
+    mean_logit, log_b = out.chunk(2, dim=-1)
+    return dist.Laplace(torch.sigmoid(mean_logit), torch.exp(log_b))
+
+
+def _beta(out: torch.Tensor) -> dist.Distribution:
+    a, b = out.chunk(2, dim=-1)
+    return OpenUnitIntervalBeta(torch.nn.functional.softplus(a) + 1e-3, torch.nn.functional.softplus(b) + 1e-3)
+
+
 LIKELIHOODS: Dict[str, Likelihood] = {
     "bernoulli": Likelihood("bernoulli", 1, _bernoulli, constraints.unit_interval),
     "gaussian": Likelihood("gaussian", 2, _gaussian, constraints.real),
+    "continuous_bernoulli": Likelihood("continuous_bernoulli", 1, _continuous_bernoulli, constraints.unit_interval),
+    "laplace": Likelihood("laplace", 2, _laplace, constraints.real),
+    "beta": Likelihood("beta", 2, _beta, open_unit_interval),
 }
 
 
-def get_likelihood(likelihood: Union[str, Likelihood]) -> Likelihood:
-    """Look a likelihood up by name, or pass a :class:`Likelihood` through."""
+def get_likelihood(likelihood: Union[str, Likelihood, Callable]) -> Likelihood:
+    """Look a likelihood up by name, pass a :class:`Likelihood` through, or wrap a function
+    ``out -> Distribution`` (one decoder output per data dimension, support read from the distribution)."""
     if isinstance(likelihood, Likelihood):
         return likelihood
+    if callable(likelihood):
+        return Likelihood(getattr(likelihood, "__name__", "custom"), 1, likelihood)
     if likelihood not in LIKELIHOODS:
         raise AevbInputError(f"unknown likelihood {likelihood!r}; choose from {sorted(LIKELIHOODS)}")
     return LIKELIHOODS[likelihood]

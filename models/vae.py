@@ -36,6 +36,9 @@ class VAEModel(PyroModule):
     :param activation: hidden activation (``"tanh"`` in the paper).
     """
 
+    #: the program is exactly z ~ prior(), x ~ likelihood_dist(z): pyro_aevb.fused may evaluate it directly
+    fused_compatible = True
+
     def __init__(self, data_dim: int, latent_dim: int, hidden_dims: Sequence[int] = (500,),
                  likelihood: Union[str, Likelihood] = "bernoulli", activation: str = "tanh"):
         super().__init__()

@@ -36,6 +36,7 @@ def _positive_int(text):
 def build_parser() -> argparse.ArgumentParser:
     from .config import RunConfig
     from .data import BINARIZE_MODES
+    from .guides import GUIDE_NAMES
     from .models import LIKELIHOODS
     from .objectives import ESTIMATORS
 
@@ -52,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--num-hidden-layers", type=_positive_int, default=d.num_hidden_layers)
     t.add_argument("--activation", default=d.activation)
     t.add_argument("--likelihood", default=d.likelihood, choices=sorted(LIKELIHOODS))
+    t.add_argument("--guide", default=d.guide, choices=sorted(GUIDE_NAMES), help="q(z|x) family (section 2.4)")
+    t.add_argument("--bayesian-decoder", action="store_true",
+                   help="full VB over the decoder weights, q(theta) q(z|x) (appendix F)")
     t.add_argument("--elbo", default=d.elbo, choices=sorted(ESTIMATORS), help="trace = estimator A, analytic = B")
     t.add_argument("--num-particles", type=_positive_int, default=d.num_particles, help="L, samples of z per datapoint")
     t.add_argument("--optimizer", default=d.optimizer, choices=["adagrad", "adam"])
@@ -66,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default=d.device, help="cpu, cuda, cuda:N or auto")
     t.add_argument("--out", required=True, help="run directory")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    t.add_argument("--backend", default=d.backend, choices=["auto", "pyro", "fused"],
+                   help="evaluate the objective with Pyro's ELBO or the fused equivalent (auto: fused when possible)")
+    t.add_argument("--compile", action="store_true", help="torch.compile the objective")
+    t.add_argument("--distributed", action="store_true",
+                   help="data-parallel training under torchrun (gloo on CPU, nccl on CUDA)")
     t.add_argument("--no-progress", action="store_true")
 
     e = sub.add_parser("evaluate", help="test bound with estimators A and B")
@@ -73,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--num-particles", type=_positive_int, default=1)
     e.add_argument("--iw-samples", type=int, default=0,
                    help="also estimate log p(x) on the test set by importance sampling with this many samples")
+    e.add_argument("--theta-samples", type=_positive_int, default=10,
+                   help="full-VB runs: draws theta ~ q(theta) for the posterior predictive log-likelihood")
     e.add_argument("--device", default="cpu")
     e.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -89,6 +100,17 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("data", help="fetch and verify a dataset")
     g.add_argument("dataset", choices=["mnist", "frey"])
     g.add_argument("--data-path", default=None)
+
+    r = sub.add_parser("reproduce", help="rerun a figure of the paper; our numbers next to the paper's")
+    r.add_argument("figure", choices=["fig2", "fig3", "fig4", "fig5"])
+    r.add_argument("--dataset", default=None, choices=["mnist", "frey"], help="default mnist (fig3: mnist only)")
+    r.add_argument("--budget", default="quick", choices=["quick", "medium", "paper"],
+                   help="quick: minutes on a CPU (CI); paper: ~1e8 training samples per run")
+    r.add_argument("--train-samples", type=_positive_int, default=None, help="override the budget's samples per run")
+    r.add_argument("--latent-dims", default=None, help="comma-separated Nz subset (fig2, fig5)")
+    r.add_argument("--data-path", default=None, help="MNIST data root or frey_rawface.mat path")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--out", default=None, help="output directory (default runs/reproduce/FIG_DATASET_BUDGET)")
     return p
 
 
@@ -99,26 +121,38 @@ def _train(args) -> int:
     config = RunConfig(dataset=args.dataset, data_path=args.data_path, binarize=args.binarize,
                        latent_dim=args.latent_dim, hidden_dim=args.hidden_dim,
                        num_hidden_layers=args.num_hidden_layers, activation=args.activation,
-                       likelihood=args.likelihood, elbo=args.elbo, num_particles=args.num_particles,
+                       likelihood=args.likelihood, guide=args.guide, bayesian_decoder=args.bayesian_decoder,
+                       elbo=args.elbo, num_particles=args.num_particles,
                        optimizer=args.optimizer, lr=args.lr, prior_precision=args.prior_precision,
                        batch_size=args.batch_size, epochs=args.epochs, train_samples=args.train_samples,
-                       seed=args.seed, device=args.device)
+                       seed=args.seed, device=args.device, backend=args.backend, compile=args.compile)
     if config.epochs is None and config.train_samples is None:
         config.epochs = 1
+    if args.distributed:
+        from .distributed import init_distributed
+
+        init_distributed(config)
     trainer = train(config, args.out, resume=args.resume, progress=not args.no_progress)
+    if trainer.rank != 0:
+        return 0
     last = trainer.metrics[-1] if trainer.metrics else {}
     print(json.dumps({"run_dir": str(args.out), **last}))
     return 0
 
 
 def _evaluate(args) -> int:
-    from .evaluation import log_likelihood
+    from .evaluation import log_likelihood, posterior_predictive_log_likelihood
     from .runs import evaluate_run, load_run
 
     run = load_run(args.run_dir, device=args.device)
     result = evaluate_run(run, num_particles=args.num_particles)
     if args.iw_samples > 0:
-        ll = log_likelihood(run.model, run.guide, run.load_data().test, num_samples=args.iw_samples)
+        if run.config.bayesian_decoder:  # full VB: log E_q(theta)[p(x|theta)], IS over z for each theta draw
+            ll = posterior_predictive_log_likelihood(run.model, run.guide, run.load_data().test,
+                                                     num_theta=args.theta_samples, num_samples=args.iw_samples)
+            result.update(theta_samples=args.theta_samples)
+        else:
+            ll = log_likelihood(run.model, run.guide, run.load_data().test, num_samples=args.iw_samples)
         result.update(test_log_likelihood=ll.mean, test_log_likelihood_stderr=ll.stderr, iw_samples=args.iw_samples)
     if args.json:
         print(json.dumps(result))
@@ -135,7 +169,14 @@ def _sample(args) -> int:
     from .runs import load_run
 
     run = load_run(args.run_dir)
-    images = decode_prior_samples(run.model, args.num_samples, torch.Generator().manual_seed(args.seed))
+    if run.config.bayesian_decoder:  # full VB: rows share z, each row one theta ~ q(theta)
+        from .evaluation import predictive_means
+
+        side = max(1, int(args.num_samples ** 0.5))
+        images = predictive_means(run.model, run.guide, side, side, generator=torch.Generator().manual_seed(args.seed))
+        images = images.reshape(-1, images.shape[-1]).clamp(0, 1)
+    else:
+        images = decode_prior_samples(run.model, args.num_samples, torch.Generator().manual_seed(args.seed))
     shape = {"mnist": (28, 28), "frey": (28, 20)}.get(run.config.dataset)
     if shape is None:
         shape = run.load_data().image_shape
@@ -164,7 +205,29 @@ def _data(args) -> int:
     return 0
 
 
-COMMANDS = {"train": _train, "evaluate": _evaluate, "sample": _sample, "plot": _plot, "data": _data}
+def _reproduce(args) -> int:
+    from .reproduce import DEFAULT_DATASET, reproduce
+
+    kwargs = {"train_samples": args.train_samples, "data_path": args.data_path}
+    if args.latent_dims is not None:
+        if args.figure not in ("fig2", "fig5"):
+            raise AevbInputError(f"--latent-dims applies to fig2 and fig5, not {args.figure}")
+        try:
+            kwargs["latent_dims"] = tuple(int(v) for v in args.latent_dims.split(","))
+        except ValueError:
+            raise AevbInputError(f"--latent-dims must be comma-separated integers, got {args.latent_dims!r}") from None
+        if min(kwargs["latent_dims"]) < 1:
+            raise AevbInputError(f"latent dims must be >= 1, got {args.latent_dims!r}")
+    dataset = args.dataset or DEFAULT_DATASET[args.figure]
+    out = args.out or Path("runs") / "reproduce" / f"{args.figure}_{dataset}_{args.budget}"
+    results = reproduce(args.figure, out, dataset=dataset, budget=args.budget, seed=args.seed, **kwargs)
+    print((Path(out) / "results.md").read_text())
+    print(json.dumps({"out": str(out), "wall_seconds": results["wall_seconds"]}))
+    return 0
+
+
+COMMANDS = {"train": _train, "evaluate": _evaluate, "sample": _sample, "plot": _plot, "data": _data,
+            "reproduce": _reproduce}
 
 
 def main(argv=None) -> int:

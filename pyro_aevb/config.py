@@ -29,6 +29,8 @@ class RunConfig:
     num_hidden_layers: int = 1
     activation: str = "tanh"
     likelihood: str = "bernoulli"
+    guide: str = "normal"  # q(z|x): a name in pyro_aevb.guides.GUIDE_NAMES
+    bayesian_decoder: bool = False  # full VB over the decoder weights (appendix F)
     # objective (section 2.3)
     elbo: str = "analytic"
     num_particles: int = 1
@@ -41,6 +43,9 @@ class RunConfig:
     train_samples: Optional[int] = None
     seed: int = 0
     device: str = "cpu"
+    # execution (issue 5): how the objective is evaluated; the numbers are the same
+    backend: str = "auto"
+    compile: bool = False
 
     def validate(self) -> "RunConfig":
         def need(cond, msg):
@@ -83,10 +88,27 @@ class RunConfig:
 
 
 def build_model_guide(config: RunConfig, data_dim: int):
-    """The model p_theta(x, z) and amortized guide q_phi(z|x) that ``config`` describes."""
-    from pyro_aevb.guides import AmortizedNormalGuide
-    from pyro_aevb.models import VAEModel
+    """The model p_theta(x, z) and amortized guide q_phi(z|x) that ``config`` describes.
 
-    model = VAEModel(data_dim, config.latent_dim, config.hidden_dims, config.likelihood, config.activation)
-    guide = AmortizedNormalGuide(data_dim, config.latent_dim, config.hidden_dims, config.activation)
+    ``config.guide`` names q_phi(z|x) (:func:`pyro_aevb.guides.get_guide`).  With
+    ``config.bayesian_decoder`` the decoder weights are random (appendix F): the
+    model is :class:`~pyro_aevb.models.BayesianVAEModel` and the guide
+    :class:`~pyro_aevb.guides.FullVBGuide`, q(theta) q_phi(z|x).  Estimator B
+    (``elbo="analytic"``) is refused with :class:`AevbInputError` when a latent
+    site has no closed-form KL (:func:`~pyro_aevb.guides.check_analytic_kl`).
+    """
+    from pyro_aevb.guides import FullVBGuide, check_analytic_kl, get_guide
+    from pyro_aevb.models import BayesianVAEModel, VAEModel
+
+    local = get_guide(config.guide, data_dim, config.latent_dim, config.hidden_dims, config.activation)
+    if config.bayesian_decoder:
+        model = BayesianVAEModel(data_dim, config.latent_dim, config.hidden_dims, config.likelihood,
+                                 config.activation)
+        guide = FullVBGuide(model, local, data_dim)
+    else:
+        model = VAEModel(data_dim, config.latent_dim, config.hidden_dims, config.likelihood, config.activation)
+        guide = local
+    if config.elbo == "analytic":
+        with torch.random.fork_rng(devices=[]):  # the check's trace must not shift the training RNG stream
+            check_analytic_kl(model, guide, torch.full((2, data_dim), 0.5))
     return model, guide

@@ -20,11 +20,13 @@ plate.  Minibatch scaling by N/M comes from the ``data`` plate (eq. 8).
 from pyro.infer import ELBO, Trace_ELBO, TraceMeanField_ELBO
 
 from .errors import AevbInputError
+from .estimators import ImportanceWeightedELBO
 
 # max_plate_nesting=1: the only plate is "data" at dim -1, so vectorised particles use dim -2.
 ESTIMATORS = {
     "trace": Trace_ELBO,          # estimator A
     "analytic": TraceMeanField_ELBO,  # estimator B
+    "iwae": ImportanceWeightedELBO,  # IWAE bound = RenyiELBO(alpha=0), K = num_particles >= 2 (pyro_aevb.estimators)
 }
 
 

@@ -17,11 +17,11 @@ from .checkpoint import CHECKPOINT, load_checkpoint
 from .config import RunConfig, build_model_guide
 from .data import Dataset, binarize_static, load_dataset
 from .errors import AevbInputError
-from .evaluation import evaluate_bound
+from .evaluation import evaluate_bound, full_vb_bound
 from .trainer import Trainer
 
 # Fields that may differ between a run and its --resume: the budget and where it runs.
-RESUMABLE_FIELDS = {"epochs", "train_samples", "device"}
+RESUMABLE_FIELDS = {"epochs", "train_samples", "device", "backend", "compile"}
 
 
 def prepare_data(config: RunConfig) -> Dataset:
@@ -59,10 +59,12 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
     guide.to(device)
     trainer = Trainer(model, guide, data, elbo=config.elbo, num_particles=config.num_particles,
                       optimizer=config.optimizer, lr=config.lr, prior_precision=config.prior_precision,
-                      batch_size=config.batch_size, run_dir=run_dir, config=config.to_dict(), progress=progress)
+                      batch_size=config.batch_size, run_dir=run_dir, config=config.to_dict(), progress=progress,
+                      backend=config.backend, compile=config.compile, seed=config.seed)
     if resume:
         trainer.resume()
-    (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    if trainer.run_dir is not None:  # rank 0 only under torch.distributed
+        (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     trainer.fit(epochs=config.epochs, train_samples=config.train_samples)
     return trainer
 
@@ -79,7 +81,8 @@ class Run:
     run_dir: Path
 
     def load_data(self) -> Dataset:
-        cfg = RunConfig.from_dict(dict(self.config.to_dict(), device=str(next(self.model.parameters()).device)))
+        device = next(self.guide.parameters()).device  # the full-VB model has no parameters; guides always do
+        cfg = RunConfig.from_dict(dict(self.config.to_dict(), device=str(device)))
         return prepare_data(cfg)
 
 
@@ -96,8 +99,11 @@ def load_run(run_dir, device: str = "cpu") -> Run:
 
 
 def _data_dim(state: dict) -> int:
-    """D, read off the encoder's first layer (its input width)."""
-    return state["guide"]["encoder.0.weight"].shape[1]
+    """D, read off the encoder's first layer (its input width; ``local.encoder.0.weight`` in full VB)."""
+    for key, value in state["guide"].items():
+        if key == "encoder.0.weight" or key.endswith(".encoder.0.weight"):
+            return value.shape[1]
+    raise AevbInputError("checkpoint guide has no encoder.0.weight: cannot tell the data dimension")
 
 
 def evaluate_run(run: Run, num_particles: int = 1, splits=("train", "test")) -> dict:
@@ -110,4 +116,7 @@ def evaluate_run(run: Run, num_particles: int = 1, splits=("train", "test")) -> 
             x = binarize_static(x)  # evaluate on one fixed binarization
         for est in ("trace", "analytic"):
             out[f"{split}_elbo_{est}"] = evaluate_bound(run.model, run.guide, x, est, num_particles)
+        if run.config.bayesian_decoder:  # appendix F: the bound with the theta-KL spread over the N training points
+            fv = full_vb_bound(run.model, run.guide, x, data.train.shape[0], "analytic", num_particles)
+            out.update({f"{split}_local_bound": fv.local, f"{split}_full_vb_bound": fv.bound, "kl_theta": fv.kl})
     return out

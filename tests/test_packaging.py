@@ -31,6 +31,12 @@ def test_wheel_contents_and_import(tmp_path):
     top = {n.split("/")[0] for n in names}
     assert {t for t in top if not t.endswith(".dist-info")} == {"pyro_aevb"}
     assert "pyro_aevb/models/vae.py" in names and "pyro_aevb/guides/amortized.py" in names
+    # every Python file of the source tree is in the wheel, at its pyro_aevb.* place
+    sources = [p.relative_to(ROOT).as_posix() for p in (ROOT / "pyro_aevb").rglob("*.py")]
+    sources += ["pyro_aevb/" + p.relative_to(ROOT).as_posix() for d in ("models", "guides")
+                for p in (ROOT / d).rglob("*.py")]
+    missing = [s for s in sources if "__pycache__" not in s and s not in names]
+    assert not missing, f"not packaged: {missing}"
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
                    check=True, capture_output=True)

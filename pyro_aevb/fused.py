@@ -1,0 +1,81 @@
+"""A fused (Pyro-free) evaluation of the SGVB objectives for the standard VAE, used in the hot loop.
+
+Pyro's ELBOs run the model and guide through its effect-handler stack on every
+step (about 5 ms per step on 2 CPU cores -- as much as the networks themselves
+at M = 100).  For the paper's VAE the structure of the program is fixed, so the
+same estimators can be written directly against the model and guide objects:
+
+    eps ~ N(0, I),  z = mu_phi(x) + sigma_phi(x) * eps                  (eq. 10, L particles)
+    A:  L^M = (N/M) sum_i (1/L) sum_l [log p(x_i|z_il) + log p(z_il) - log q(z_il|x_i)]   (eq. 6, 8)
+    B:  L^M = (N/M) sum_i [ -KL(q(z|x_i) || p(z)) + (1/L) sum_l log p(x_i|z_il) ]         (eq. 7, 8)
+
+:class:`FusedELBO` computes exactly the number Pyro's ``Trace_ELBO`` /
+``TraceMeanField_ELBO`` compute, from the same distributions
+(``guide.posterior``, ``model.prior``, ``model.likelihood_dist``) and the same
+random draws (``rsample``), with the same gradients -- a test checks equality to
+float precision.  It is pure torch, so ``torch.compile`` can fuse it.  The
+trainer uses it only for models and guides that declare the standard structure
+(``fused_compatible = True``); anything else goes through Pyro.
+"""
+
+from typing import Optional
+
+import pyro
+import torch
+from torch.distributions import kl_divergence
+
+from .errors import AevbInputError
+
+
+def _declares_fused(obj) -> bool:
+    """The class that defines ``obj.forward`` must itself set ``fused_compatible = True``: a subclass
+    that rewrites the program (overrides ``forward``) is not fused unless it opts in again."""
+    for cls in type(obj).__mro__:
+        if "forward" in cls.__dict__:
+            return bool(cls.__dict__.get("fused_compatible", False))
+    return False
+
+
+def is_fused_compatible(model, guide) -> bool:
+    """True when model and guide have the fixed structure z ~ p(z), x ~ p(x|z); z ~ q(z|x)."""
+    return _declares_fused(model) and _declares_fused(guide)
+
+
+class FusedELBO(torch.nn.Module):
+    """``-L^M`` (dataset-scale loss) for a fused-compatible model/guide pair.
+
+    :param estimator: ``"trace"`` (A) or ``"analytic"`` (B).
+    :param num_particles: L.
+    """
+
+    def __init__(self, model: torch.nn.Module, guide: torch.nn.Module, estimator: str = "analytic",
+                 num_particles: int = 1):
+        super().__init__()
+        if not is_fused_compatible(model, guide):
+            raise AevbInputError("the fused objective needs a model and guide with fused_compatible = True")
+        if estimator not in ("trace", "analytic"):
+            raise AevbInputError(f"the fused objective implements estimators 'trace' and 'analytic', not {estimator!r}")
+        self.model, self.guide = model, guide
+        self.analytic = estimator == "analytic"
+        self.num_particles = int(num_particles)
+
+    def forward(self, x: torch.Tensor, idx: Optional[torch.Tensor] = None, num_data: Optional[int] = None):
+        # Argument/support validation is off here: the data were checked once against the
+        # likelihood's support when the trainer was built, and the networks' outputs are
+        # valid by construction (sigmoid/exp).  This saves ~10% per step.
+        with pyro.validation_enabled(False):
+            return self._loss(x, idx, num_data)
+
+    def _loss(self, x, idx, num_data):
+        m = x.shape[0]
+        scale = 1.0 if idx is None else num_data / m
+        q = self.guide.posterior(x)                                   # batch [M], event [J]
+        z = q.rsample((self.num_particles,))                          # [L, M, J]
+        log_lik = self.model.likelihood_dist(z).log_prob(x)           # [L, M]
+        if self.analytic:
+            prior = self.model.prior((m,), x.device)
+            elbo = log_lik.sum() / self.num_particles - kl_divergence(q, prior).sum()
+        else:
+            prior = self.model.prior((self.num_particles, m), x.device)
+            elbo = (log_lik + prior.log_prob(z) - q.log_prob(z)).sum() / self.num_particles
+        return -scale * elbo

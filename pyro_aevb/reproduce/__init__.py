@@ -1,0 +1,25 @@
+"""One command per figure of the paper: ``pyro-aevb reproduce fig2|fig3|fig4|fig5``.
+
+Each ``figN.run(out_dir, dataset, budget, seed, ...)`` trains what the figure
+needs, writes the PNG, ``curves.csv``, ``results.json`` and ``results.md`` (our
+numbers next to the published ones in :mod:`pyro_aevb.reproduce.paper`) into
+``out_dir`` and returns the results dict.
+"""
+
+from . import fig2, fig3, fig4, fig5, paper
+from .common import BUDGETS
+
+FIGURES = {"fig2": fig2.run, "fig3": fig3.run, "fig4": fig4.run, "fig5": fig5.run}
+DEFAULT_DATASET = {"fig2": "mnist", "fig3": "mnist", "fig4": "mnist", "fig5": "mnist"}
+
+
+def reproduce(figure: str, out_dir, dataset=None, budget: str = "quick", seed: int = 0, **kwargs) -> dict:
+    """Run figure ``figure`` (``"fig2"`` ... ``"fig5"``) with ``budget`` (quick, medium, paper)."""
+    from pyro_aevb.errors import AevbInputError
+
+    if figure not in FIGURES:
+        raise AevbInputError(f"unknown figure {figure!r}; choose from {sorted(FIGURES)}")
+    return FIGURES[figure](out_dir, dataset=dataset or DEFAULT_DATASET[figure], budget=budget, seed=seed, **kwargs)
+
+
+__all__ = ["BUDGETS", "FIGURES", "paper", "reproduce"]

@@ -1,0 +1,57 @@
+"""The paper's published numbers (Kingma & Welling, 2013), read off its figures.
+
+Reading error: about +-0.5 nats on MNIST and +-10 nats on Frey Face.  Values
+marked "approximately" in the issue (``≈``) are read off curves, not printed.
+
+``FIG2[dataset][method][Nz]`` is the average variational lower bound per
+datapoint at the end of training (~1e8 training samples); the paper gives one
+wake-sleep level per Nz, which we compare with our wake-sleep *test* bound.
+``FIG3[method][Ntrain]`` is the estimated marginal log-likelihood (appendix D
+estimator) on MNIST with Nz = 3 and 100 hidden units.
+"""
+
+READING_ERROR = {"mnist": 0.5, "frey": 10.0}
+
+# setup of section 5
+HIDDEN_UNITS = {"mnist": 500, "frey": 200}
+LIKELIHOOD = {"mnist": "bernoulli", "frey": "gaussian"}
+TRAINING_SAMPLES = 1e8
+
+FIG2 = {
+    "mnist": {
+        "aevb": {
+            3: {"train": -128.4, "test": -133.5},
+            5: {"train": -114.8, "test": -118.8},
+            10: {"train": -99.3, "test": -103.3},
+            20: {"train": -97.3, "test": -99.5},
+            200: {"train": -97.5, "test": -99.5},
+        },
+        "wake_sleep": {
+            3: {"train": None, "test": -139.0},
+            5: {"train": None, "test": -121.0},
+            10: {"train": None, "test": -106.0},
+            20: {"train": None, "test": -103.6},
+            200: {"train": None, "test": -103.5},
+        },
+    },
+    "frey": {
+        "aevb": {
+            2: {"train": 931.0, "test": 870.0},
+            5: {"train": 1235.0, "test": 1117.0},
+            10: {"train": 1463.0, "test": 1315.0},
+            20: {"train": 1486.0, "test": 1319.0},
+        },
+        "wake_sleep": {nz: {"train": None, "test": 580.0} for nz in (2, 5, 10, 20)},
+    },
+}
+
+FIG2_LATENT_DIMS = {"mnist": (3, 5, 10, 20, 200), "frey": (2, 5, 10, 20)}
+
+FIG3 = {
+    "aevb": {1000: {"train": -109.2, "test": -143.2}, 50000: {"train": -130.9, "test": -137.9}},
+    "wake_sleep": {1000: {"train": -125.5, "test": -144.8}, 50000: {"train": -136.8, "test": -141.0}},
+    "mcem": {1000: {"train": -109.5, "test": -141.5}, 50000: {"train": -147.0, "test": -148.5}},
+}
+FIG3_LATENT_DIM = 3
+FIG3_HIDDEN_UNITS = 100
+FIG3_NUM_TRAIN = (1000, 50000)

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Regenerate every figure of the paper at one budget: quick (minutes, CI), medium, or paper (~1e8 samples/run).
+# Frey Face needs frey_rawface.mat: set PYRO_AEVB_FREY=/path/to/frey_rawface.mat (or pass --data-path).
+# Outputs land in runs/reproduce/<figure>_<dataset>_<budget>/ (PNG, curves.csv, results.json, results.md).
+set -euo pipefail
+BUDGET="${1:-quick}"
+pyro-aevb reproduce fig2 --dataset mnist --budget "$BUDGET"
+pyro-aevb reproduce fig2 --dataset frey --budget "$BUDGET"
+pyro-aevb reproduce fig3 --budget "$BUDGET"
+pyro-aevb reproduce fig4 --dataset mnist --budget "$BUDGET"
+pyro-aevb reproduce fig4 --dataset frey --budget "$BUDGET"
+pyro-aevb reproduce fig5 --dataset mnist --budget "$BUDGET"
