@@ -29,7 +29,7 @@ run: install
 
 test: install
 	$(BIN)/pyro-aevb data mnist
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q -n 2 --durations=15
 
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow

@@ -23,16 +23,14 @@ log-normal -- :func:`pyro_aevb.guides.check_analytic_kl` turns that into a
 clear error instead of Pyro's silent Monte Carlo fallback.
 """
 
-from typing import Callable, Dict, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, Dict, NamedTuple, Sequence
 
-import pyro
 import pyro.distributions as dist
 import torch
-from pyro.nn import PyroModule
 
 from pyro_aevb.errors import AevbInputError
-from pyro_aevb.nn import init_normal_, mlp
-from pyro_aevb.plates import data_plate
+
+from .amortized import AmortizedNormalGuide
 
 
 class Family(NamedTuple):
@@ -52,7 +50,7 @@ FAMILIES: Dict[str, Family] = {
 }
 
 
-class AmortizedLocScaleGuide(PyroModule):
+class AmortizedLocScaleGuide(AmortizedNormalGuide):
     """q_phi(z|x) = prod_j family(z_j; mu_j(x), sigma_j(x)), an MLP encoder plus a family of :data:`FAMILIES`.
 
     :param data_dim: D.  :param latent_dim: J.
@@ -63,28 +61,15 @@ class AmortizedLocScaleGuide(PyroModule):
 
     def __init__(self, data_dim: int, latent_dim: int, hidden_dims: Sequence[int] = (500,),
                  activation: str = "tanh", family: str = "normal", df: float = 5.0):
-        super().__init__()
         if family not in FAMILIES:
             raise AevbInputError(f"unknown guide family {family!r}; choose from {sorted(FAMILIES)}")
-        if int(latent_dim) < 1:
-            raise AevbInputError(f"latent_dim must be >= 1, got {latent_dim}")
         if not df > 0:
             raise AevbInputError(f"Student-t degrees of freedom must be > 0, got {df}")
+        super().__init__(data_dim, latent_dim, hidden_dims, activation)
         self.family = family
         self.df = float(df)
-        self.data_dim = int(data_dim)
-        self.latent_dim = int(latent_dim)
-        self.encoder = init_normal_(mlp(self.data_dim, hidden_dims, 2 * self.latent_dim, activation))
-
-    def encode(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """``(mu, sigma)``: location and scale of the family (of log z for the log-normal)."""
-        loc, log_var = self.encoder(x).chunk(2, dim=-1)
-        return loc, torch.exp(0.5 * log_var)
 
     def posterior(self, x: torch.Tensor) -> dist.Distribution:
+        """q_phi(z|x) of the family, from ``(mu, sigma)`` of the encoder (of log z for the log-normal)."""
         loc, scale = self.encode(x)
         return FAMILIES[self.family].make(loc, scale, self.df).to_event(1)
-
-    def forward(self, x: torch.Tensor, idx: Optional[torch.Tensor] = None, num_data: Optional[int] = None):
-        with data_plate(x, idx, num_data):
-            return pyro.sample("z", self.posterior(x))

@@ -26,7 +26,6 @@ Inside Pyro's vectorised particle plate (dim -2) theta has shape ``[L, 1, out, i
 
 from typing import Dict, Optional, Sequence, Union
 
-import pyro
 import pyro.distributions as dist
 import torch
 from pyro import poutine
@@ -35,9 +34,9 @@ from torch import nn
 
 from pyro_aevb.errors import AevbInputError
 from pyro_aevb.nn import ACTIVATIONS
-from pyro_aevb.plates import data_plate
 
-from .likelihoods import Likelihood, get_likelihood
+from .likelihoods import Likelihood
+from .vae import VAEModel
 
 
 class BayesianLinear(PyroModule):
@@ -89,7 +88,7 @@ class BayesianMLP(PyroModule):
         return h
 
 
-class BayesianVAEModel(PyroModule):
+class BayesianVAEModel(VAEModel):
     """p(theta) p(Z) p_theta(X|Z) with theta the decoder weights (appendix F).
 
     Same arguments as :class:`pyro_aevb.models.VAEModel` plus ``prior_scale``
@@ -99,32 +98,16 @@ class BayesianVAEModel(PyroModule):
     def __init__(self, data_dim: int, latent_dim: int, hidden_dims: Sequence[int] = (500,),
                  likelihood: Union[str, Likelihood] = "bernoulli", activation: str = "tanh",
                  prior_scale: float = 1.0):
-        super().__init__()
-        if int(latent_dim) < 1:
-            raise AevbInputError(f"latent_dim must be >= 1, got {latent_dim}")
-        if int(data_dim) < 1:
-            raise AevbInputError(f"data_dim must be >= 1, got {data_dim}")
         if not prior_scale > 0:
             raise AevbInputError(f"prior_scale must be > 0, got {prior_scale}")
-        self.data_dim, self.latent_dim = int(data_dim), int(latent_dim)
-        self.likelihood = get_likelihood(likelihood)
+        super().__init__(data_dim, latent_dim, hidden_dims, likelihood, activation)
+        # theta becomes random: the point-estimated MLP of VAEModel is replaced by PyroSample weights
         self.decoder = BayesianMLP(self.latent_dim, hidden_dims, self.likelihood.params_per_dim * self.data_dim,
                                    activation, prior_scale)
 
-    def prior(self, batch_shape, device=None) -> dist.Distribution:
-        """p(z) = N(0, I)."""
-        loc = torch.zeros((), device=device)
-        return dist.Normal(loc, 1.0).expand(torch.Size(batch_shape) + (self.latent_dim,)).to_event(1)
-
-    def likelihood_dist(self, z: torch.Tensor) -> dist.Distribution:
-        return self.likelihood(self.decoder(z)).to_event(1)
-
     def forward(self, x: torch.Tensor, idx: Optional[torch.Tensor] = None, num_data: Optional[int] = None):
         self.decoder.sample_weights()  # theta: global sites, outside the data plate
-        with data_plate(x, idx, num_data):
-            z = pyro.sample("z", self.prior(x.shape[:1], x.device))
-            pyro.sample("x", self.likelihood_dist(z), obs=x)
-        return z
+        return super().forward(x, idx, num_data)
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor, theta: Dict[str, torch.Tensor]) -> dist.Distribution:

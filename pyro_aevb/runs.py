@@ -8,7 +8,6 @@ functions the command line calls; notebooks call them too.
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import pyro
 import torch

@@ -3,6 +3,10 @@
 import os
 from pathlib import Path
 
+# One thread per test process: `make test` runs two pytest workers (pytest-xdist) on the two cores,
+# and notebook kernels / torchrun children inherit this instead of oversubscribing the machine.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import pyro
 import pytest
 import torch
@@ -10,7 +14,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 FREY_PATH = Path(os.environ.get("PYRO_AEVB_FREY", ROOT.parent / "shared" / "data" / "frey_rawface.mat"))
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

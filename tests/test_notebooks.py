@@ -6,7 +6,6 @@ subsets, tiny networks, few importance samples) so the four together stay within
 working directory is notebooks/.
 """
 
-import os
 from pathlib import Path
 
 import nbformat
@@ -38,5 +37,5 @@ def test_notebook_runs_at_ci_budget(path, monkeypatch):
     monkeypatch.setenv("PYRO_AEVB_NOTEBOOK_BUDGET", "ci")
     monkeypatch.setenv("MPLBACKEND", "Agg")
     nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=600, kernel_name="python3",
+    NotebookClient(nb, timeout=600, startup_timeout=120, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent)}}).execute()

@@ -3,7 +3,6 @@
 import itertools
 import math
 
-import pyro
 import pyro.distributions as dist
 import pytest
 import torch

@@ -8,7 +8,7 @@ import pytest
 import torch
 from pyro import poutine
 
-from pyro_aevb import Dataset, RunConfig, Trainer, evaluate_bound, load_run, train
+from pyro_aevb import RunConfig, Trainer, evaluate_bound, load_run, train
 from pyro_aevb.checkpoint import CHECKPOINT, load_checkpoint, read_metrics, save_checkpoint
 from pyro_aevb.guides import AmortizedNormalGuide
 from pyro_aevb.models import VAEModel
