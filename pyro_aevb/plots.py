@@ -33,12 +33,23 @@ def save_image_grid(images: torch.Tensor, image_shape: Optional[Tuple[int, int]]
     return Path(path)
 
 
-def plot_bound_curve(metrics: Sequence[dict], path, title: str = ""):
-    """Train and test bound per datapoint against training samples (log axis), as in Fig. 2."""
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend, without font-fallback warnings (log-axis
+    tick labels use mathtext fonts that minimal machines lack; DejaVu Sans stands in)."""
+    import logging
+
     import matplotlib
 
     matplotlib.use("Agg")
+    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_bound_curve(metrics: Sequence[dict], path, title: str = ""):
+    """Train and test bound per datapoint against training samples (log axis), as in Fig. 2."""
+    plt = pyplot()
 
     if not metrics:
         raise AevbInputError("no metrics to plot: the run has no finished epoch")
@@ -48,7 +59,7 @@ def plot_bound_curve(metrics: Sequence[dict], path, title: str = ""):
     ax.plot(samples, [r["test_elbo"] for r in metrics], "r--", label="AEVB (test)")
     ax.set_xscale("log")
     ax.set_xlabel("# training samples evaluated")
-    ax.set_ylabel(r"$\mathcal{L}$ per datapoint (nats)")
+    ax.set_ylabel("lower bound L per datapoint (nats)")  # plain text: mathtext fonts may be missing
     ax.set_title(title)
     ax.legend()
     ax.grid(alpha=0.3)

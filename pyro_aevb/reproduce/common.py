@@ -174,9 +174,6 @@ class Timer:
 
 
 def pyplot():
-    import matplotlib
+    from pyro_aevb.plots import pyplot as _pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return _pyplot()
