@@ -45,6 +45,18 @@ def load(dataset: str, data_path: Optional[str] = None) -> Dataset:
     return load_mnist(data_path) if dataset == "mnist" else load_frey(data_path)
 
 
+def prepare_run(settings: dict, dataset: str, train_samples: Optional[int], out_dir, data_path: Optional[str]):
+    """The shared set-up of a figure run: its budget ``settings``, the training-sample total, the
+    output folder (created), the dataset and the train/test subsets the bounds are averaged over."""
+    total = int(train_samples) if train_samples is not None else settings["train_samples"][dataset]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    data = load(dataset, data_path)
+    x_train = data.train[:settings["eval_train"]] if settings["eval_train"] else data.train
+    x_test = data.test[:settings["eval_test"]] if settings["eval_test"] else data.test
+    return settings, total, out, data, x_train, x_test
+
+
 def checkpoints(total: int, batch_size: int, num: int, first: Optional[int] = None) -> List[int]:
     """``num`` training-sample counts spaced evenly on a log axis from ``first`` (default total/1000)
     to ``total``, rounded up to multiples of M."""

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from . import paper
-from .common import (Timer, aevb_curve, check_choice, checkpoints, comparison_table, final_numbers, load,
-                     make_vae, pyplot, seed_everything, wake_sleep_curve, write_csv, write_results)
+from .common import (Timer, aevb_curve, check_choice, checkpoints, comparison_table, final_numbers,
+                     make_vae, prepare_run, pyplot, seed_everything, wake_sleep_curve, write_csv, write_results)
 
 BUDGET_SETTINGS = {
     # training samples per run; bounds averaged over the first eval_train / eval_test points (None: all)
@@ -36,13 +36,8 @@ def run(out_dir, dataset: str = "mnist", budget: str = "quick", seed: int = 0,
     check_choice("dataset", dataset, paper.FIG2)
     check_choice("budget", budget, BUDGET_SETTINGS)
     latent_dims = tuple(latent_dims or paper.FIG2_LATENT_DIMS[dataset])
-    s = BUDGET_SETTINGS[budget]
-    total = int(train_samples) if train_samples is not None else s["train_samples"][dataset]
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    data = load(dataset, data_path)
-    x_train = data.train[:s["eval_train"]] if s["eval_train"] else data.train
-    x_test = data.test[:s["eval_test"]] if s["eval_test"] else data.test
+    s, total, out, data, x_train, x_test = prepare_run(BUDGET_SETTINGS[budget], dataset, train_samples,
+                                                        out_dir, data_path)
     points = checkpoints(total, BATCH_SIZE, s["points"])
     hidden, likelihood = paper.HIDDEN_UNITS[dataset], paper.LIKELIHOOD[dataset]
     timer, rows = Timer(), []

@@ -7,15 +7,14 @@ z = Phi^-1(u), so that the grid covers p(z) = N(0, I) by equal probability mass
 (as in the paper).  Each image is the decoder's mean E[x | z].
 """
 
-from pathlib import Path
 from typing import Optional
 
 import pyro.distributions as dist
 import torch
 
 from . import paper
-from .common import (Timer, aevb_curve, check_choice, checkpoints, comparison_table, final_numbers, load,
-                     make_vae, pyplot, seed_everything, write_csv, write_results)
+from .common import (Timer, aevb_curve, check_choice, checkpoints, comparison_table, final_numbers,
+                     make_vae, prepare_run, pyplot, seed_everything, write_csv, write_results)
 from .fig2 import BATCH_SIZE, BUDGET_SETTINGS
 
 IMAGE_SHAPE = {"mnist": (28, 28), "frey": (28, 20)}
@@ -48,13 +47,8 @@ def run(out_dir, dataset: str = "mnist", budget: str = "quick", seed: int = 0, g
     """Train AEVB with Nz = 2 and draw its manifold; write fig4.png, curves.csv, results.json, results.md."""
     check_choice("dataset", dataset, paper.FIG2)
     check_choice("budget", budget, BUDGET_SETTINGS)
-    s = BUDGET_SETTINGS[budget]
-    total = int(train_samples) if train_samples is not None else s["train_samples"][dataset]
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    data = load(dataset, data_path)
-    x_train = data.train[:s["eval_train"]] if s["eval_train"] else data.train
-    x_test = data.test[:s["eval_test"]] if s["eval_test"] else data.test
+    s, total, out, data, x_train, x_test = prepare_run(BUDGET_SETTINGS[budget], dataset, train_samples,
+                                                        out_dir, data_path)
     timer = Timer()
     log(f"fig4 {dataset} Nz=2: {total} training samples")
     seed_everything(seed)

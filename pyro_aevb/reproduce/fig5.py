@@ -4,14 +4,13 @@ For each Nz, train AEVB (the Fig. 2 setup) and draw z ~ p(z) = N(0, I); each
 image is the decoder's mean E[x | z] (the paper shows the same).
 """
 
-from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
 
 from . import paper
-from .common import (Timer, aevb_curve, check_choice, checkpoints, comparison_table, final_numbers, load,
-                     make_vae, pyplot, seed_everything, write_csv, write_results)
+from .common import (Timer, aevb_curve, check_choice, checkpoints, comparison_table, final_numbers,
+                     make_vae, prepare_run, pyplot, seed_everything, write_csv, write_results)
 from .fig2 import BATCH_SIZE, BUDGET_SETTINGS
 from .fig4 import IMAGE_SHAPE, tile
 
@@ -27,13 +26,8 @@ def run(out_dir, dataset: str = "mnist", budget: str = "quick", seed: int = 0,
     check_choice("dataset", dataset, paper.FIG2)
     check_choice("budget", budget, BUDGET_SETTINGS)
     latent_dims = tuple(latent_dims or LATENT_DIMS)
-    s = BUDGET_SETTINGS[budget]
-    total = int(train_samples) if train_samples is not None else s["train_samples"][dataset]
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    data = load(dataset, data_path)
-    x_train = data.train[:s["eval_train"]] if s["eval_train"] else data.train
-    x_test = data.test[:s["eval_test"]] if s["eval_test"] else data.test
+    s, total, out, data, x_train, x_test = prepare_run(BUDGET_SETTINGS[budget], dataset, train_samples,
+                                                        out_dir, data_path)
     timer, rows, pictures = Timer(), [], []
     for nz in latent_dims:
         log(f"fig5 {dataset} Nz={nz}: {total} training samples")
