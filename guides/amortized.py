@@ -18,7 +18,8 @@ import torch
 from pyro.nn import PyroModule
 
 from pyro_aevb.errors import AevbInputError
-from pyro_aevb.nn import init_normal_, mlp
+from pyro_aevb.nn import initialize_, mlp
+from pyro_aevb.params import unique_name
 from pyro_aevb.plates import data_plate
 
 
@@ -29,19 +30,23 @@ class AmortizedNormalGuide(PyroModule):
     :param latent_dim: J, dimensions of z.
     :param hidden_dims: hidden layer widths of the encoder MLP.
     :param activation: hidden activation (``"tanh"`` in the paper).
+    :param init: ``"paper"`` (N(0, 0.01^2)) or ``"torch"`` (PyTorch's default).
     """
 
     #: the program is exactly z ~ posterior(x): pyro_aevb.fused may evaluate it directly
     fused_compatible = True
 
     def __init__(self, data_dim: int, latent_dim: int, hidden_dims: Sequence[int] = (500,),
-                 activation: str = "tanh"):
-        super().__init__()
+                 activation: str = "tanh", init: str = "paper"):
+        super().__init__(name=unique_name(self))
         if int(latent_dim) < 1:
             raise AevbInputError(f"latent_dim must be >= 1, got {latent_dim}")
         self.data_dim = int(data_dim)
         self.latent_dim = int(latent_dim)
-        self.encoder = init_normal_(mlp(self.data_dim, hidden_dims, 2 * self.latent_dim, activation))
+        self.encoder = initialize_(mlp(self.data_dim, hidden_dims, 2 * self.latent_dim, activation), init)
+        #: constructor arguments as JSON, so a run directory can rebuild the guide
+        self.init_kwargs = dict(data_dim=self.data_dim, latent_dim=self.latent_dim, hidden_dims=list(hidden_dims),
+                                activation=activation, init=init)
 
     def encode(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Return ``(mu, sigma)`` of q_phi(z|x)."""

@@ -25,10 +25,11 @@ import pyro.distributions as dist
 import torch
 from pyro import poutine
 from pyro.nn import PyroModule
-from pyro.poutine.subsample_messenger import _Subsample
 from torch import nn
 
 from pyro_aevb.errors import AevbInputError
+from pyro_aevb.params import local_param_store, unique_name
+from pyro_aevb.plates import is_global_latent
 
 
 def _key(name: str) -> str:
@@ -37,11 +38,9 @@ def _key(name: str) -> str:
 
 def global_sites(model: Callable, x: torch.Tensor) -> Dict[str, torch.Size]:
     """Name -> shape of every latent site of ``model(x)`` that is outside the ``data`` plate."""
-    with torch.no_grad():
+    with torch.no_grad(), local_param_store():
         trace = poutine.trace(model).get_trace(x)
-    return {name: site["value"].shape for name, site in trace.nodes.items()
-            if site["type"] == "sample" and not site["is_observed"] and not isinstance(site["fn"], _Subsample)
-            and not any(f.name == "data" for f in site["cond_indep_stack"])}
+    return {name: site["value"].shape for name, site in trace.nodes.items() if is_global_latent(site)}
 
 
 class MeanFieldWeightGuide(PyroModule):
@@ -90,7 +89,7 @@ class FullVBGuide(PyroModule):
 
     def __init__(self, model: Callable, local: torch.nn.Module, data_dim: Optional[int] = None,
                  init_scale: float = 0.01):
-        super().__init__()
+        super().__init__(name=unique_name(self))
         data_dim = int(data_dim or getattr(local, "data_dim", 0) or getattr(model, "data_dim", 0))
         if data_dim < 1:
             raise AevbInputError("FullVBGuide needs data_dim (or a local guide/model with .data_dim)")

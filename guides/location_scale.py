@@ -60,14 +60,15 @@ class AmortizedLocScaleGuide(AmortizedNormalGuide):
     """
 
     def __init__(self, data_dim: int, latent_dim: int, hidden_dims: Sequence[int] = (500,),
-                 activation: str = "tanh", family: str = "normal", df: float = 5.0):
+                 activation: str = "tanh", family: str = "normal", df: float = 5.0, init: str = "paper"):
         if family not in FAMILIES:
             raise AevbInputError(f"unknown guide family {family!r}; choose from {sorted(FAMILIES)}")
         if not df > 0:
             raise AevbInputError(f"Student-t degrees of freedom must be > 0, got {df}")
-        super().__init__(data_dim, latent_dim, hidden_dims, activation)
+        super().__init__(data_dim, latent_dim, hidden_dims, activation, init)
         self.family = family
         self.df = float(df)
+        self.init_kwargs = dict(self.init_kwargs, family=family, df=self.df)
 
     def posterior(self, x: torch.Tensor) -> dist.Distribution:
         """q_phi(z|x) of the family, from ``(mu, sigma)`` of the encoder (of log z for the log-normal)."""

@@ -31,7 +31,8 @@ from torch.distributions import Independent, LowRankMultivariateNormal, Multivar
 from torch.distributions.kl import register_kl
 
 from pyro_aevb.errors import AevbInputError
-from pyro_aevb.nn import init_normal_, mlp
+from pyro_aevb.nn import initialize_, mlp
+from pyro_aevb.params import unique_name
 from pyro_aevb.plates import data_plate
 
 
@@ -61,14 +62,16 @@ class AmortizedLowRankGuide(PyroModule):
     """
 
     def __init__(self, data_dim: int, latent_dim: int, hidden_dims: Sequence[int] = (500,),
-                 activation: str = "tanh", rank: int = 2):
-        super().__init__()
+                 activation: str = "tanh", rank: int = 2, init: str = "paper"):
+        super().__init__(name=unique_name(self))
         if int(latent_dim) < 1:
             raise AevbInputError(f"latent_dim must be >= 1, got {latent_dim}")
         if int(rank) < 1:
             raise AevbInputError(f"rank of the low-rank guide must be >= 1, got {rank}")
         self.data_dim, self.latent_dim, self.rank = int(data_dim), int(latent_dim), int(rank)
-        self.encoder = init_normal_(mlp(self.data_dim, hidden_dims, (2 + self.rank) * self.latent_dim, activation))
+        self.encoder = initialize_(mlp(self.data_dim, hidden_dims, (2 + self.rank) * self.latent_dim, activation), init)
+        self.init_kwargs = dict(data_dim=self.data_dim, latent_dim=self.latent_dim, hidden_dims=list(hidden_dims),
+                                activation=activation, rank=self.rank, init=init)
 
     def posterior(self, x: torch.Tensor) -> dist.Distribution:
         out = self.encoder(x)
@@ -85,13 +88,15 @@ class AmortizedFullCovGuide(PyroModule):
     """q_phi(z|x) = N(mu(x), L(x) L(x)^T), L lower triangular with an ``exp`` diagonal (J(J+3)/2 outputs)."""
 
     def __init__(self, data_dim: int, latent_dim: int, hidden_dims: Sequence[int] = (500,),
-                 activation: str = "tanh"):
-        super().__init__()
+                 activation: str = "tanh", init: str = "paper"):
+        super().__init__(name=unique_name(self))
         if int(latent_dim) < 1:
             raise AevbInputError(f"latent_dim must be >= 1, got {latent_dim}")
         self.data_dim, self.latent_dim = int(data_dim), int(latent_dim)
         j = self.latent_dim
-        self.encoder = init_normal_(mlp(self.data_dim, hidden_dims, j + j * (j + 1) // 2, activation))
+        self.encoder = initialize_(mlp(self.data_dim, hidden_dims, j + j * (j + 1) // 2, activation), init)
+        self.init_kwargs = dict(data_dim=self.data_dim, latent_dim=self.latent_dim, hidden_dims=list(hidden_dims),
+                                activation=activation, init=init)
         self.register_buffer("_tril", torch.tril_indices(j, j), persistent=False)
 
     def posterior(self, x: torch.Tensor) -> dist.Distribution:

@@ -16,10 +16,7 @@ a latent site has no closed-form KL.
 from typing import Callable, Sequence, Union
 
 import torch
-from pyro import poutine
-from pyro.poutine.subsample_messenger import _Subsample
-from torch.distributions import kl_divergence
-
+from pyro_aevb.contract import check_model_guide
 from pyro_aevb.errors import AevbInputError
 
 from .amortized import AmortizedNormalGuide
@@ -40,47 +37,25 @@ GUIDE_NAMES = {
 
 
 def get_guide(guide: Union[str, Callable], data_dim: int, latent_dim: int, hidden_dims: Sequence[int] = (500,),
-              activation: str = "tanh"):
+              activation: str = "tanh", init: str = "paper"):
     """Build the guide called ``guide`` (a name in :data:`GUIDE_NAMES`), or pass a callable through."""
     if callable(guide):
         return guide
     if guide not in GUIDE_NAMES:
         raise AevbInputError(f"unknown guide {guide!r}; choose from {sorted(GUIDE_NAMES)}")
     if guide == "normal":
-        return AmortizedNormalGuide(data_dim, latent_dim, hidden_dims, activation)
+        return AmortizedNormalGuide(data_dim, latent_dim, hidden_dims, activation, init)
     if guide == "lowrank":
-        return AmortizedLowRankGuide(data_dim, latent_dim, hidden_dims, activation)
+        return AmortizedLowRankGuide(data_dim, latent_dim, hidden_dims, activation, init=init)
     if guide == "fullcov":
-        return AmortizedFullCovGuide(data_dim, latent_dim, hidden_dims, activation)
+        return AmortizedFullCovGuide(data_dim, latent_dim, hidden_dims, activation, init)
     assert guide in FAMILIES
-    return AmortizedLocScaleGuide(data_dim, latent_dim, hidden_dims, activation, family=guide)
+    return AmortizedLocScaleGuide(data_dim, latent_dim, hidden_dims, activation, family=guide, init=init)
 
 
-def _describe(d) -> str:
-    """``Independent(StudentT)``-style name of a (wrapped) distribution."""
-    name = type(d).__name__
-    return f"{name}({_describe(d.base_dist)})" if hasattr(d, "base_dist") else name
-
-
-@torch.no_grad()
 def check_analytic_kl(model: Callable, guide: Callable, x: torch.Tensor) -> None:
-    """Raise :class:`AevbInputError` unless every latent site has a closed-form KL(q || p).
+    """Raise :class:`AevbInputError` unless every latent site has a closed-form KL(q || p) (estimator B).
 
-    :param x: any small batch the model accepts (e.g. two rows of 0.5).
+    The contract check of :mod:`pyro_aevb.contract` with estimator ``"analytic"``.
     """
-    guide_trace = poutine.trace(guide).get_trace(x)
-    model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(x)
-    for name, site in model_trace.nodes.items():
-        if (site["type"] != "sample" or site["is_observed"] or name not in guide_trace.nodes
-                or isinstance(site["fn"], _Subsample)):
-            continue
-        q, p = guide_trace.nodes[name]["fn"], site["fn"]
-        try:
-            kl_divergence(q, p)
-        except NotImplementedError:
-            analytic = sorted(n for n, (_, ok) in GUIDE_NAMES.items() if ok)
-            raise AevbInputError(
-                f"estimator B (--elbo analytic) needs KL(q || p) in closed form, but site {name!r} has "
-                f"q = {_describe(q)} and p = {_describe(p)} with no analytic KL; use --elbo trace (estimator A) "
-                f"or a guide with an analytic KL ({', '.join(analytic)})"
-            ) from None
+    check_model_guide(model, guide, x, "analytic")

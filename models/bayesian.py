@@ -92,8 +92,12 @@ class BayesianVAEModel(VAEModel):
     """p(theta) p(Z) p_theta(X|Z) with theta the decoder weights (appendix F).
 
     Same arguments as :class:`pyro_aevb.models.VAEModel` plus ``prior_scale``
-    (the standard deviation of p(theta); 1 in the paper's appendix F).
+    (the standard deviation of p(theta); 1 in the paper's appendix F).  The
+    model has no parameters, so it keeps Pyro's default (empty) name: the weight
+    sites are ``decoder.layers.0.weight``, ... in every instance.
     """
+
+    unique_pyro_name = False
 
     def __init__(self, data_dim: int, latent_dim: int, hidden_dims: Sequence[int] = (500,),
                  likelihood: Union[str, Likelihood] = "bernoulli", activation: str = "tanh",
@@ -104,6 +108,9 @@ class BayesianVAEModel(VAEModel):
         # theta becomes random: the point-estimated MLP of VAEModel is replaced by PyroSample weights
         self.decoder = BayesianMLP(self.latent_dim, hidden_dims, self.likelihood.params_per_dim * self.data_dim,
                                    activation, prior_scale)
+        if self.init_kwargs is not None:
+            self.init_kwargs = dict(self.init_kwargs, prior_scale=prior_scale)
+            self.init_kwargs.pop("init")
 
     def forward(self, x: torch.Tensor, idx: Optional[torch.Tensor] = None, num_data: Optional[int] = None):
         self.decoder.sample_weights()  # theta: global sites, outside the data plate

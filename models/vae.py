@@ -16,10 +16,11 @@ import torch
 from pyro.nn import PyroModule
 
 from pyro_aevb.errors import AevbInputError
-from pyro_aevb.nn import init_normal_, mlp
+from pyro_aevb.nn import initialize_, mlp
+from pyro_aevb.params import unique_name
 from pyro_aevb.plates import data_plate
 
-from .likelihoods import Likelihood, get_likelihood
+from .likelihoods import LIKELIHOODS, Likelihood, get_likelihood
 
 
 class VAEModel(PyroModule):
@@ -34,14 +35,21 @@ class VAEModel(PyroModule):
     :param hidden_dims: hidden layer widths of the decoder MLP.
     :param likelihood: name (``"bernoulli"``, ``"gaussian"``) or :class:`Likelihood`.
     :param activation: hidden activation (``"tanh"`` in the paper).
+    :param init: ``"paper"`` (N(0, 0.01^2), section 5) or ``"torch"`` (PyTorch's default layer initialisation).
+
+    Each instance has a Pyro name of its own (:mod:`pyro_aevb.params`), so two models never share
+    parameters through Pyro's global store; ``init_kwargs`` records the constructor arguments, so a run
+    directory can rebuild it (:func:`pyro_aevb.load_run`).
     """
 
     #: the program is exactly z ~ prior(), x ~ likelihood_dist(z): pyro_aevb.fused may evaluate it directly
     fused_compatible = True
+    #: a process-unique Pyro name (PyroSample site names of subclasses with random weights must stay fixed)
+    unique_pyro_name = True
 
     def __init__(self, data_dim: int, latent_dim: int, hidden_dims: Sequence[int] = (500,),
-                 likelihood: Union[str, Likelihood] = "bernoulli", activation: str = "tanh"):
-        super().__init__()
+                 likelihood: Union[str, Likelihood] = "bernoulli", activation: str = "tanh", init: str = "paper"):
+        super().__init__(name=unique_name(self) if self.unique_pyro_name else "")
         if int(latent_dim) < 1:
             raise AevbInputError(f"latent_dim must be >= 1, got {latent_dim}")
         if int(data_dim) < 1:
@@ -49,8 +57,12 @@ class VAEModel(PyroModule):
         self.data_dim = int(data_dim)
         self.latent_dim = int(latent_dim)
         self.likelihood = get_likelihood(likelihood)
-        self.decoder = init_normal_(mlp(self.latent_dim, hidden_dims,
-                                        self.likelihood.params_per_dim * self.data_dim, activation))
+        self.decoder = initialize_(mlp(self.latent_dim, hidden_dims,
+                                       self.likelihood.params_per_dim * self.data_dim, activation), init)
+        named = isinstance(likelihood, str) or self.likelihood is LIKELIHOODS.get(self.likelihood.name)
+        #: constructor arguments as JSON (None when the likelihood is a custom object that cannot be named)
+        self.init_kwargs = dict(data_dim=self.data_dim, latent_dim=self.latent_dim, hidden_dims=list(hidden_dims),
+                                likelihood=self.likelihood.name, activation=activation, init=init) if named else None
 
     def prior(self, batch_shape, device=None) -> dist.Distribution:
         """p(z) = N(0, I) with ``batch_shape`` and one event of ``latent_dim``."""

@@ -15,7 +15,25 @@ import json
 import sys
 from pathlib import Path
 
+import torch
+
+from .checkpoint import read_metrics
+from .config import MODELS, RunConfig
+from .contract import check_model_guide, inspect_model
+from .data import BINARIZE_MODES, load_frey, load_mnist
+from .distributed import init_distributed
 from .errors import AevbInputError
+from .evaluation.full_vb import posterior_predictive_log_likelihood, predictive_means
+from .evaluation.sampling import prior_means
+from .guides import GUIDE_NAMES
+from .infer.elbo import ESTIMATORS
+from .infer.importance import log_likelihood
+from .models import LIKELIHOODS
+from .nn import INITS
+from .plots import plot_bound_curve, save_image_grid
+from .reproduce import DEFAULT_DATASET, reproduce
+from .runs import evaluate_run, load_run, train
+from .specs import parse_kwargs
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,12 +52,6 @@ def _positive_int(text):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .config import RunConfig
-    from .data import BINARIZE_MODES
-    from .guides import GUIDE_NAMES
-    from .models import LIKELIHOODS
-    from .objectives import ESTIMATORS
-
     d = RunConfig()
     p = _Parser(prog="pyro-aevb", description="Auto-Encoding Variational Bayes in Pyro")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -53,7 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--num-hidden-layers", type=_positive_int, default=d.num_hidden_layers)
     t.add_argument("--activation", default=d.activation)
     t.add_argument("--likelihood", default=d.likelihood, choices=sorted(LIKELIHOODS))
-    t.add_argument("--guide", default=d.guide, choices=sorted(GUIDE_NAMES), help="q(z|x) family (section 2.4)")
+    t.add_argument("--model", default=d.model,
+                   help=f"the generative model: {', '.join(MODELS)} (the paper's MLP VAE) or your class as "
+                        "package.module:Class or path/to/file.py:Class")
+    t.add_argument("--model-kwargs", default=None, help="JSON object of constructor arguments for --model CLASS")
+    t.add_argument("--guide", default=d.guide,
+                   help=f"q(z|x): {', '.join(sorted(GUIDE_NAMES))} (section 2.4) or package.module:Class")
+    t.add_argument("--guide-kwargs", default=None, help="JSON object of constructor arguments for --guide CLASS")
+    t.add_argument("--init", default=d.init, choices=INITS,
+                   help="paper: N(0, 0.01^2) as in section 5 (default, with the paper's Adagrad recipe); "
+                        "torch: PyTorch's default layer initialisation (better with Adam)")
     t.add_argument("--bayesian-decoder", action="store_true",
                    help="full VB over the decoder weights, q(theta) q(z|x) (appendix F)")
     t.add_argument("--elbo", default=d.elbo, choices=sorted(ESTIMATORS), help="trace = estimator A, analytic = B")
@@ -115,10 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _train(args) -> int:
-    from .config import RunConfig
-    from .runs import train
-
-    config = RunConfig(dataset=args.dataset, data_path=args.data_path, binarize=args.binarize,
+    config = RunConfig(model=args.model, model_kwargs=parse_kwargs(args.model_kwargs, "--model-kwargs"),
+                       guide_kwargs=parse_kwargs(args.guide_kwargs, "--guide-kwargs"), init=args.init,
+                       dataset=args.dataset, data_path=args.data_path, binarize=args.binarize,
                        latent_dim=args.latent_dim, hidden_dim=args.hidden_dim,
                        num_hidden_layers=args.num_hidden_layers, activation=args.activation,
                        likelihood=args.likelihood, guide=args.guide, bayesian_decoder=args.bayesian_decoder,
@@ -129,8 +149,6 @@ def _train(args) -> int:
     if config.epochs is None and config.train_samples is None:
         config.epochs = 1
     if args.distributed:
-        from .distributed import init_distributed
-
         init_distributed(config)
     trainer = train(config, args.out, resume=args.resume, progress=not args.no_progress)
     if trainer.rank != 0:
@@ -141,18 +159,19 @@ def _train(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from .evaluation import log_likelihood, posterior_predictive_log_likelihood
-    from .runs import evaluate_run, load_run
-
     run = load_run(args.run_dir, device=args.device)
     result = evaluate_run(run, num_particles=args.num_particles)
     if args.iw_samples > 0:
-        if run.config.bayesian_decoder:  # full VB: log E_q(theta)[p(x|theta)], IS over z for each theta draw
-            ll = posterior_predictive_log_likelihood(run.model, run.guide, run.load_data().test,
-                                                     num_theta=args.theta_samples, num_samples=args.iw_samples)
+        if run.guide is None:
+            raise AevbInputError("importance sampling needs the run's guide as proposal; this run has none")
+        test = run.load_data().test
+        if check_model_guide(run.model, run.guide, test, None).global_latents:
+            # full VB: log E_q(theta)[p(x|theta)], importance sampling over z for each theta draw
+            ll = posterior_predictive_log_likelihood(run.model, run.guide, test, num_theta=args.theta_samples,
+                                                     num_samples=args.iw_samples)
             result.update(theta_samples=args.theta_samples)
         else:
-            ll = log_likelihood(run.model, run.guide, run.load_data().test, num_samples=args.iw_samples)
+            ll = log_likelihood(run.model, run.guide, test, num_samples=args.iw_samples)
         result.update(test_log_likelihood=ll.mean, test_log_likelihood_stderr=ll.stderr, iw_samples=args.iw_samples)
     if args.json:
         print(json.dumps(result))
@@ -163,32 +182,24 @@ def _evaluate(args) -> int:
 
 
 def _sample(args) -> int:
-    import torch
-
-    from .plots import decode_prior_samples, save_image_grid
-    from .runs import load_run
-
     run = load_run(args.run_dir)
-    if run.config.bayesian_decoder:  # full VB: rows share z, each row one theta ~ q(theta)
-        from .evaluation import predictive_means
-
+    data = run.load_data()
+    x_like = data.test[:args.num_samples]
+    if x_like.shape[0] < args.num_samples:  # shapes only: repeat rows of a small test set
+        x_like = data.test[torch.arange(args.num_samples) % data.test.shape[0]]
+    structure = inspect_model(run.model, x_like)
+    if structure.global_latents:  # full VB: rows share z, each row one theta ~ q(theta)
         side = max(1, int(args.num_samples ** 0.5))
-        images = predictive_means(run.model, run.guide, side, side, generator=torch.Generator().manual_seed(args.seed))
-        images = images.reshape(-1, images.shape[-1]).clamp(0, 1)
+        images = predictive_means(run.model, run.guide, x_like[:side], num_theta=side, seed=args.seed)
+        images = images.reshape(side * side, -1)
     else:
-        images = decode_prior_samples(run.model, args.num_samples, torch.Generator().manual_seed(args.seed))
-    shape = {"mnist": (28, 28), "frey": (28, 20)}.get(run.config.dataset)
-    if shape is None:
-        shape = run.load_data().image_shape
-    path = save_image_grid(images, shape, args.out or Path(args.run_dir) / "samples.png")
+        images = prior_means(run.model, x_like, seed=args.seed, structure=structure).reshape(x_like.shape[0], -1)
+    path = save_image_grid(images.clamp(0, 1), data.image_shape, args.out or Path(args.run_dir) / "samples.png")
     print(path)
     return 0
 
 
 def _plot(args) -> int:
-    from .checkpoint import read_metrics
-    from .plots import plot_bound_curve
-
     if not Path(args.run_dir).is_dir():
         raise AevbInputError(f"run directory not found: {args.run_dir}")
     path = plot_bound_curve(read_metrics(args.run_dir), args.out or Path(args.run_dir) / "bound.png",
@@ -198,16 +209,12 @@ def _plot(args) -> int:
 
 
 def _data(args) -> int:
-    from .data import load_frey, load_mnist
-
     ds = load_mnist(args.data_path) if args.dataset == "mnist" else load_frey(args.data_path)
     print(f"{ds.name}: train {tuple(ds.train.shape)}, test {tuple(ds.test.shape)}, source {ds.info.get('source')}")
     return 0
 
 
 def _reproduce(args) -> int:
-    from .reproduce import DEFAULT_DATASET, reproduce
-
     kwargs = {"train_samples": args.train_samples, "data_path": args.data_path}
     if args.latent_dims is not None:
         if args.figure not in ("fig2", "fig5"):

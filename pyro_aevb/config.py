@@ -7,14 +7,21 @@ units, Bernoulli decoder, M = 100, L = 1, Adagrad with step size 0.02,
 weight decay from a N(0, I) prior on theta.
 """
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Optional
 
 import torch
 
+from pyro_aevb.guides import GUIDE_NAMES, FullVBGuide, get_guide
+from pyro_aevb.models import BayesianVAEModel, VAEModel
+
 from .errors import AevbInputError
+from .nn import INITS
+from .specs import build, is_import_path
 
 OPTIMIZERS = ("adagrad", "adam")
+#: built-in models by short name (``--model``); anything else is ``package.module:Class`` or ``file.py:Class``
+MODELS = ("mlp",)
 
 
 @dataclass
@@ -23,7 +30,12 @@ class RunConfig:
     dataset: str = "mnist"
     data_path: Optional[str] = None
     binarize: str = "none"
-    # model p(z) p(x|z) and guide q(z|x)
+    # model p(z) p(x|z) and guide q(z|x): built-in names, or import paths with JSON kwargs (pyro_aevb.specs)
+    model: str = "mlp"
+    model_kwargs: dict = field(default_factory=dict)
+    guide_kwargs: dict = field(default_factory=dict)
+    init: str = "paper"  # paper: N(0, 0.01^2) (section 5); torch: PyTorch's default layer initialisation
+    data_dim: Optional[int] = None  # D, recorded when training starts so the run can be rebuilt
     latent_dim: int = 20
     hidden_dim: int = 500
     num_hidden_layers: int = 1
@@ -59,6 +71,16 @@ class RunConfig:
         need(self.batch_size >= 1, f"batch size must be >= 1, got {self.batch_size}")
         need(self.lr > 0, f"learning rate must be > 0, got {self.lr}")
         need(self.prior_precision >= 0, f"prior precision must be >= 0, got {self.prior_precision}")
+        need(self.model in MODELS or is_import_path(self.model),
+             f"unknown model {self.model!r}; use one of {list(MODELS)} or package.module:Class / file.py:Class")
+        need(self.guide in GUIDE_NAMES or is_import_path(self.guide),
+             f"unknown guide {self.guide!r}; use one of {sorted(GUIDE_NAMES)} or package.module:Class / file.py:Class")
+        need(self.init in INITS, f"unknown init {self.init!r}; choose from {list(INITS)}")
+        need(not (self.bayesian_decoder and self.model not in MODELS),
+             "--bayesian-decoder makes the built-in decoder's weights random; a model of yours declares its own "
+             "global latents (outside the 'data' plate) and brings its own guide")
+        need(isinstance(self.model_kwargs, dict) and isinstance(self.guide_kwargs, dict),
+             "model_kwargs and guide_kwargs must be JSON objects")
         need(self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}; choose from {list(OPTIMIZERS)}")
         need(self.epochs is None or self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
         need(self.train_samples is None or self.train_samples >= 1,
@@ -88,27 +110,30 @@ class RunConfig:
 
 
 def build_model_guide(config: RunConfig, data_dim: int):
-    """The model p_theta(x, z) and amortized guide q_phi(z|x) that ``config`` describes.
+    """The model p_theta(x, z) and guide q_phi(z|x) that ``config`` describes.
 
-    ``config.guide`` names q_phi(z|x) (:func:`pyro_aevb.guides.get_guide`).  With
-    ``config.bayesian_decoder`` the decoder weights are random (appendix F): the
-    model is :class:`~pyro_aevb.models.BayesianVAEModel` and the guide
-    :class:`~pyro_aevb.guides.FullVBGuide`, q(theta) q_phi(z|x).  Estimator B
-    (``elbo="analytic"``) is refused with :class:`AevbInputError` when a latent
-    site has no closed-form KL (:func:`~pyro_aevb.guides.check_analytic_kl`).
+    ``config.model`` is ``"mlp"`` (the paper's :class:`~pyro_aevb.models.VAEModel`, built from
+    ``latent_dim``, ``hidden_dim``, ... and ``init``) or an import path built with ``model_kwargs``
+    (:func:`pyro_aevb.specs.build`); ``config.guide`` likewise names a built-in q_phi(z|x)
+    (:func:`pyro_aevb.guides.get_guide`) or an import path.  With ``config.bayesian_decoder`` the
+    decoder weights are random (appendix F): :class:`~pyro_aevb.models.BayesianVAEModel` and
+    :class:`~pyro_aevb.guides.FullVBGuide`, q(theta) q_phi(z|x).  Whether the pair follows the contract
+    and suits the estimator is checked by the trainer (:mod:`pyro_aevb.contract`).
     """
-    from pyro_aevb.guides import FullVBGuide, check_analytic_kl, get_guide
-    from pyro_aevb.models import BayesianVAEModel, VAEModel
-
-    local = get_guide(config.guide, data_dim, config.latent_dim, config.hidden_dims, config.activation)
-    if config.bayesian_decoder:
-        model = BayesianVAEModel(data_dim, config.latent_dim, config.hidden_dims, config.likelihood,
-                                 config.activation)
-        guide = FullVBGuide(model, local, data_dim)
+    if config.model == "mlp":
+        if config.bayesian_decoder:
+            model = BayesianVAEModel(data_dim, config.latent_dim, config.hidden_dims, config.likelihood,
+                                     config.activation)
+        else:
+            model = VAEModel(data_dim, config.latent_dim, config.hidden_dims, config.likelihood, config.activation,
+                             config.init)
     else:
-        model = VAEModel(data_dim, config.latent_dim, config.hidden_dims, config.likelihood, config.activation)
-        guide = local
-    if config.elbo == "analytic":
-        with torch.random.fork_rng(devices=[]):  # the check's trace must not shift the training RNG stream
-            check_analytic_kl(model, guide, torch.full((2, data_dim), 0.5))
+        model = build(config.model, config.model_kwargs, data_dim, "model")
+    if config.guide in GUIDE_NAMES:
+        guide = get_guide(config.guide, data_dim, config.latent_dim, config.hidden_dims, config.activation,
+                          init=config.init)
+    else:
+        guide = build(config.guide, config.guide_kwargs, data_dim, "guide")
+    if config.bayesian_decoder:
+        guide = FullVBGuide(model, guide, data_dim)
     return model, guide

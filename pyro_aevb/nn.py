@@ -14,6 +14,12 @@ code, and with std 0.01 a 784-500-20 network starts with pre-activations of
 order 0.01 * sqrt(784) * 0.5 ~ 0.1, well inside tanh's linear range; the
 variance reading (std 0.1) starts the 500-unit layer closer to saturation.
 Both weights and biases are drawn, as "parameters" in the paper.
+
+That initialisation belongs to the paper's recipe (Adagrad, step 0.02), not to
+every run: :func:`initialize_` applies ``init="paper"`` (the above) or
+``init="torch"`` (PyTorch's default layer initialisation, kept as built --
+Kaiming-uniform weights, which suits Adam and ReLU/softplus networks much
+better; see ``docs/pyro_recipe.md``).
 """
 
 from typing import Sequence
@@ -32,6 +38,7 @@ ACTIVATIONS = {
 }
 
 INIT_STD = 0.01
+INITS = ("paper", "torch")
 
 
 def mlp(in_dim: int, hidden_dims: Sequence[int], out_dim: int, activation: str = "tanh") -> nn.Sequential:
@@ -55,3 +62,10 @@ def init_normal_(module: nn.Module, std: float = INIT_STD) -> nn.Module:
     for p in module.parameters():
         p.normal_(0.0, std)
     return module
+
+
+def initialize_(module: nn.Module, init: str = "paper") -> nn.Module:
+    """``"paper"``: every parameter from N(0, 0.01^2) (section 5); ``"torch"``: PyTorch's default, left as built."""
+    if init not in INITS:
+        raise AevbInputError(f"unknown init {init!r}; choose from {list(INITS)}")
+    return init_normal_(module) if init == "paper" else module

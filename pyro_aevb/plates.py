@@ -1,4 +1,4 @@
-"""The plate over datapoints, shared by every model and guide.
+"""The plate over datapoints, and what a trace site is relative to it.
 
 Eq. (8) of the paper estimates the full-dataset bound from a minibatch
 X^M of M of the N datapoints:
@@ -7,23 +7,34 @@ X^M of M of the N datapoints:
 
 ``pyro.plate("data", N, subsample=idx)`` applies exactly this N/M scale to
 every site inside it, so neither models nor objectives multiply by N/M by hand.
+:func:`data_plate` builds that plate from the ``(x, idx, num_data)`` arguments
+of the model/guide contract (:mod:`pyro_aevb.contract`).
+
+A site inside the ``data`` plate is *local* (one value per datapoint: z, x);
+a latent outside it is *global* (once per dataset: the decoder weights theta
+of full VB, appendix F).
 """
 
 from typing import Optional
 
 import pyro
 import torch
+from pyro.poutine.util import site_is_subsample
 
 from .errors import AevbInputError
 
+#: the name every model and guide gives its plate over datapoints
+DATA_PLATE = "data"
 
-def data_plate(x: torch.Tensor, idx: Optional[torch.Tensor] = None, num_data: Optional[int] = None):
+
+def data_plate(x: torch.Tensor, idx: Optional[torch.Tensor] = None, num_data: Optional[int] = None, dim: int = -1):
     """Plate over the rows of ``x``.
 
-    :param x: the minibatch (or whole dataset), shape ``[M, D]``.
+    :param x: the minibatch (or whole dataset), shape ``[M, ...]``.
     :param idx: indices of the rows of ``x`` in the full dataset (the subsample),
         or ``None`` when ``x`` is the whole dataset.
     :param num_data: N, the size of the full dataset; required with ``idx``.
+    :param dim: the plate's batch dimension (``-1`` unless the model nests other plates inside it).
     """
     if idx is None:
         if num_data is not None and num_data != x.shape[0]:
@@ -31,9 +42,57 @@ def data_plate(x: torch.Tensor, idx: Optional[torch.Tensor] = None, num_data: Op
                 f"num_data={num_data} but x has {x.shape[0]} rows and no idx was given; "
                 "pass the minibatch indices as idx to scale by N/M"
             )
-        return pyro.plate("data", x.shape[0], dim=-1)
+        return pyro.plate(DATA_PLATE, x.shape[0], dim=dim)
     if num_data is None:
         raise AevbInputError("idx (minibatch indices) needs num_data (the full dataset size N)")
     if idx.shape[0] != x.shape[0]:
         raise AevbInputError(f"idx has {idx.shape[0]} entries but x has {x.shape[0]} rows")
-    return pyro.plate("data", num_data, subsample=idx, dim=-1)
+    return pyro.plate(DATA_PLATE, num_data, subsample=idx, dim=dim)
+
+
+def data_frame(site: dict):
+    """The ``data`` plate's frame of a trace site (or message), or ``None`` outside it."""
+    for frame in site["cond_indep_stack"]:
+        if frame.name == DATA_PLATE:
+            return frame
+    return None
+
+
+def in_data_plate(site: dict) -> bool:
+    """Whether a trace site (or message) lies inside the ``data`` plate: a local, per-datapoint term."""
+    return data_frame(site) is not None
+
+
+def is_latent(site: dict) -> bool:
+    """A sampled, unobserved site (not a plate's own subsample site)."""
+    return site["type"] == "sample" and not site["is_observed"] and not site_is_subsample(site)
+
+
+def is_observed(site: dict) -> bool:
+    return site["type"] == "sample" and site["is_observed"] and not site_is_subsample(site)
+
+
+def is_global_latent(site: dict) -> bool:
+    """A latent outside the ``data`` plate, e.g. the decoder weights theta of full VB (appendix F)."""
+    return is_latent(site) and not in_data_plate(site)
+
+
+def is_local_latent(site: dict) -> bool:
+    return is_latent(site) and in_data_plate(site)
+
+
+def sum_to_datapoints(log_prob: torch.Tensor, data_dim: int, particle_dim: Optional[int] = None) -> torch.Tensor:
+    """Sum a site's log-probability over every batch dimension except the data plate's (and the
+    particles', when given): shape ``[M]`` or ``[K, M]``.
+
+    ``log_prob`` is right-aligned with the plate dimensions (Pyro's convention: a plate at ``dim=-d``
+    is batch dimension ``-d``); dimensions it lacks are broadcast (size 1).
+    """
+    keep = [data_dim] if particle_dim is None else [particle_dim, data_dim]
+    ndim = max(-min(keep), log_prob.dim())
+    lp = log_prob.reshape((1,) * (ndim - log_prob.dim()) + tuple(log_prob.shape))
+    kept = sorted(ndim + d for d in keep)
+    others = [d for d in range(ndim) if d not in kept]
+    if others:
+        lp = lp.sum(others, keepdim=True)
+    return lp.reshape([lp.shape[d] for d in kept])

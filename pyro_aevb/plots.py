@@ -1,26 +1,17 @@
-"""Figures: decoded prior samples (the paper's Fig. 5) and bound curves (Fig. 2 style)."""
+"""Figures: image grids (samples, reconstructions) and bound curves (Fig. 2 style)."""
 
 import math
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
 import torch
+from torchvision.utils import save_image
 
 from .errors import AevbInputError
 
 
-@torch.no_grad()
-def decode_prior_samples(model, num_samples: int = 100, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    """Mean of p_theta(x|z) for z ~ p(z) = N(0, I): shape ``[num_samples, D]``."""
-    device = next(model.parameters()).device
-    z = torch.randn(num_samples, model.latent_dim, generator=generator).to(device)
-    return model.likelihood(model.decoder(z)).mean.clamp(0, 1)
-
-
 def save_image_grid(images: torch.Tensor, image_shape: Optional[Tuple[int, int]], path, nrow: Optional[int] = None):
     """Save rows of ``images`` (``[N, H*W]`` in [0, 1]) as a PNG grid with torchvision."""
-    from torchvision.utils import save_image
-
     if image_shape is None:
         side = int(math.isqrt(images.shape[1]))
         if side * side != images.shape[1]:

@@ -5,33 +5,32 @@ state, see :mod:`pyro_aevb.checkpoint`) and ``metrics.jsonl``.  These are the
 functions the command line calls; notebooks call them too.
 """
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import pyro
 import torch
 
 from .checkpoint import CHECKPOINT, load_checkpoint
-from .config import RunConfig, build_model_guide
+from .config import MODELS, RunConfig, build_model_guide
+from .guides import GUIDE_NAMES
+from .contract import check_model_guide
 from .data import Dataset, binarize_static, load_dataset
 from .errors import AevbInputError
-from .evaluation import evaluate_bound, full_vb_bound
+from .evaluation.bound import evaluate_bound
+from .evaluation.full_vb import full_vb_bound
+from .specs import build, resolve_spec
 from .trainer import Trainer
 
 # Fields that may differ between a run and its --resume: the budget and where it runs.
-RESUMABLE_FIELDS = {"epochs", "train_samples", "device", "backend", "compile"}
+RESUMABLE_FIELDS = {"epochs", "train_samples", "device", "backend", "compile", "data_dim"}
 
 
 def prepare_data(config: RunConfig) -> Dataset:
-    """Load the dataset of ``config``, check it against the likelihood, move it to the device."""
-    from pyro_aevb.models import get_likelihood
-
-    data = load_dataset(config.dataset, config.binarize, config.data_path)
-    likelihood = get_likelihood(config.likelihood)
-    likelihood.check_data(data.train, f"{config.dataset} training data")
-    likelihood.check_data(data.test, f"{config.dataset} test data")
-    return data.to(config.resolved_device())
+    """Load the dataset of ``config`` and move it to the device.  (The trainer checks it against the
+    likelihood's support, once, when it is built.)"""
+    return load_dataset(config.dataset, config.binarize, config.data_path).to(config.resolved_device())
 
 
 def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = True) -> Trainer:
@@ -49,8 +48,9 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
     config.validate()
     if config.epochs is None and config.train_samples is None:
         raise AevbInputError("give a training budget: epochs or train_samples")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    config.model, config.guide = resolve_spec(config.model), resolve_spec(config.guide)
     data = prepare_data(config)
+    config.data_dim = data.data_dim
     pyro.set_rng_seed(config.seed)
     device = config.resolved_device()
     model, guide = build_model_guide(config, data.data_dim)
@@ -62,8 +62,6 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
                       backend=config.backend, compile=config.compile, seed=config.seed)
     if resume:
         trainer.resume()
-    if trainer.run_dir is not None:  # rank 0 only under torch.distributed
-        (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     trainer.fit(epochs=config.epochs, train_samples=config.train_samples)
     return trainer
 
@@ -80,42 +78,91 @@ class Run:
     run_dir: Path
 
     def load_data(self) -> Dataset:
-        device = next(self.guide.parameters()).device  # the full-VB model has no parameters; guides always do
+        params = list(self.guide.parameters() if self.guide is not None else []) + list(self.model.parameters())
+        device = params[0].device if params else torch.device("cpu")
         cfg = RunConfig.from_dict(dict(self.config.to_dict(), device=str(device)))
         return prepare_data(cfg)
 
 
-def load_run(run_dir, device: str = "cpu") -> Run:
-    """Rebuild the model and guide of a run directory from its checkpoint (on ``device``)."""
+def _rebuild(config: dict, data_dim: int, model=None, guide=None):
+    """Model and guide of a run's config: the built-in ones from their settings, others from their specs."""
+    if model is not None and guide is not None:
+        return model, guide
+    cfg = RunConfig.from_dict({k: v for k, v in config.items() if v is not None or k in ("guide",)})
+    guide_spec = config.get("guide")
+    if cfg.model in MODELS and guide_spec is not None and (guide_spec in GUIDE_NAMES
+                                                            or config.get("guide_kwargs") is not None):
+        built_model, built_guide = build_model_guide(cfg, data_dim)
+        return model or built_model, guide or built_guide
+    for role, kwargs in (("model", config.get("model_kwargs")), ("guide", config.get("guide_kwargs"))):
+        given = model if role == "model" else guide
+        if given is None and config.get(role) is not None and kwargs is None:
+            raise AevbInputError(f"the run's {role} {config.get(role)} was trained without recorded constructor "
+                                 f"arguments: pass the instance, load_run(run_dir, {role}=...)")
+    if model is None:
+        model = (build_model_guide(cfg, data_dim)[0] if cfg.model in MODELS
+                 else build(config["model"], config.get("model_kwargs"), data_dim, "model"))
+    if guide is None and config.get("guide") is not None:
+        guide = build(config["guide"], config.get("guide_kwargs"), data_dim, "guide")
+    return model, guide
+
+
+def load_run(run_dir, device: str = "cpu", model: Optional[torch.nn.Module] = None,
+             guide: Optional[torch.nn.Module] = None) -> Run:
+    """Rebuild the model and guide of a run directory from its checkpoint (on ``device``).
+
+    Runs record their model and guide -- built-in settings, or classes with constructor arguments
+    (:mod:`pyro_aevb.specs`) -- whether trained by ``pyro-aevb train`` or by ``Trainer(run_dir=...)``.
+    For a class that cannot be imported again (defined in a notebook), pass fresh instances as
+    ``model=`` / ``guide=``: the checkpoint's weights are loaded into them.
+    """
     state = load_checkpoint(run_dir, map_location="cpu")
-    config = RunConfig.from_dict(state["config"])
-    model, guide = build_model_guide(config, _data_dim(state))
-    model.load_state_dict(state["model"])
-    guide.load_state_dict(state["guide"])
+    config = dict(state["config"])
+    config.setdefault("model", "mlp")
+    data_dim = config.get("data_dim") or _data_dim(state)
+    model, guide = _rebuild(config, data_dim, model, guide)
+    try:
+        model.load_state_dict(state["model"])
+        if guide is not None:
+            guide.load_state_dict(state["guide"])
+    except RuntimeError as e:
+        raise AevbInputError(f"the checkpoint in {run_dir} does not fit the rebuilt model/guide "
+                             f"({str(e).splitlines()[0]}): pass the instances it was trained with") from None
     dev = RunConfig(device=device).validate().resolved_device()
-    return Run(model.to(dev).eval(), guide.to(dev).eval(), config, state["metrics"], int(state["train_samples"]),
-               Path(run_dir))
+    return Run(model.to(dev).eval(), guide.to(dev).eval() if guide is not None else None,
+               RunConfig.from_dict({k: v for k, v in config.items() if v is not None}), state["metrics"],
+               int(state["train_samples"]), Path(run_dir))
 
 
 def _data_dim(state: dict) -> int:
-    """D, read off the encoder's first layer (its input width; ``local.encoder.0.weight`` in full VB)."""
+    """D of an older checkpoint without ``data_dim``: the encoder's first layer's input width."""
     for key, value in state["guide"].items():
         if key == "encoder.0.weight" or key.endswith(".encoder.0.weight"):
             return value.shape[1]
-    raise AevbInputError("checkpoint guide has no encoder.0.weight: cannot tell the data dimension")
+    raise AevbInputError("checkpoint records no data_dim and its guide has no encoder.0.weight: cannot tell the "
+                         "data dimension")
 
 
 def evaluate_run(run: Run, num_particles: int = 1, splits=("train", "test")) -> dict:
     """Average per-datapoint bound with estimators A (trace) and B (analytic) on each split."""
     data = run.load_data()
     out = {"train_samples": run.train_samples, "dataset": run.config.dataset}
+    if run.guide is None:  # e.g. Monte Carlo EM: no variational bound to report
+        return out
+    estimators = ["trace"]
+    try:  # estimator B only where every KL is closed-form: never label a Monte Carlo number analytic
+        check_model_guide(run.model, run.guide, data.test, "analytic")
+        estimators.append("analytic")
+    except AevbInputError:
+        pass
+    global_latents = check_model_guide(run.model, run.guide, data.test, None).global_latents
     for split in splits:
         x = getattr(data, split)
         if split == "train" and data.binarize == "dynamic":
             x = binarize_static(x)  # evaluate on one fixed binarization
-        for est in ("trace", "analytic"):
+        for est in estimators:
             out[f"{split}_elbo_{est}"] = evaluate_bound(run.model, run.guide, x, est, num_particles)
-        if run.config.bayesian_decoder:  # appendix F: the bound with the theta-KL spread over the N training points
+        if global_latents and "analytic" in estimators:  # appendix F: the bound with the theta-KL over the N training points
             fv = full_vb_bound(run.model, run.guide, x, data.train.shape[0], "analytic", num_particles)
             out.update({f"{split}_local_bound": fv.local, f"{split}_full_vb_bound": fv.bound, "kl_theta": fv.kl})
     return out

@@ -31,6 +31,14 @@ the dataset-scale loss -- is the N(0, I) prior; no 1/N factor is needed because
 the loss is already summed over the N datapoints.  The recognition parameters
 phi are variational, not model parameters, and get no decay.
 
+The model and guide are checked against the contract (:mod:`pyro_aevb.contract`)
+when the trainer is built -- a plate sized by the minibatch would make the
+weight decay above over-weight the prior by N/M, so it is refused -- and all
+Pyro programs run in a private parameter store (:mod:`pyro_aevb.params`).
+``elbo`` is an estimator name or an objective module with the same call
+signature: wake-sleep and Monte Carlo EM (:mod:`pyro_aevb.infer`) train
+through this same loop, with the same checkpoints, resume and binarization.
+
 Epochs are permutations of the training set; per epoch the trainer appends
 one line to ``metrics.jsonl`` and writes ``checkpoint.pt`` atomically (model,
 guide, optimizer, RNG state, metrics so far), so a killed run resumed with
@@ -38,19 +46,24 @@ guide, optimizer, RNG state, metrics so far), so a killed run resumed with
 unbroken run's metrics exactly.
 """
 
+import json
 import time
+import warnings
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import torch
 from tqdm.auto import tqdm
 
-from .checkpoint import append_metrics, load_checkpoint, save_checkpoint, write_metrics
+from .checkpoint import append_metrics, atomic_write, load_checkpoint, save_checkpoint, write_metrics
+from .contract import check_model_guide, inspect_model
 from .data import Dataset
 from .errors import AevbInputError
-from .evaluation import evaluate_bound
-from .fused import FusedELBO, is_fused_compatible
-from .objectives import make_elbo
+from .evaluation.bound import evaluate_bound
+from .infer.elbo import ESTIMATORS, make_elbo
+from .infer.fused import FusedELBO, cross_check, is_fused_compatible
+from .params import local_param_store
+from .specs import class_spec, recorded_kwargs
 
 BACKENDS = ("auto", "pyro", "fused")
 
@@ -62,9 +75,12 @@ def make_optimizer(model: torch.nn.Module, guide: torch.nn.Module, name: str = "
     Call it after moving the networks to their device (the fused kernels are chosen per device)."""
     groups = [
         {"params": [p for p in model.parameters() if p.requires_grad], "weight_decay": prior_precision},
-        {"params": [p for p in guide.parameters() if p.requires_grad], "weight_decay": 0.0},
+        {"params": [p for p in guide.parameters() if p.requires_grad] if guide is not None else [],
+         "weight_decay": 0.0},
     ]
     groups = [g for g in groups if g["params"]]
+    if not groups:
+        raise AevbInputError("model and guide have no trainable parameters")
     # torch's fused kernels (one kernel for all parameters, CPU and CUDA) where every tensor allows it
     fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for g in groups for p in g["params"])
     if name == "adagrad":
@@ -72,6 +88,19 @@ def make_optimizer(model: torch.nn.Module, guide: torch.nn.Module, name: str = "
     if name == "adam":
         return torch.optim.Adam(groups, lr=lr, fused=fused or None)
     raise AevbInputError(f"unknown optimizer {name!r}; choose adagrad or adam")
+
+
+def sample_budget(num_data: int, epochs: Optional[int] = None, train_samples: Optional[int] = None) -> int:
+    """Training samples to see in total: ``train_samples``, or ``epochs`` passes over the N datapoints."""
+    if (epochs is None) == (train_samples is None):
+        raise AevbInputError("give exactly one of epochs or train_samples")
+    return int(train_samples) if train_samples is not None else int(epochs) * num_data
+
+
+def minibatches(num_data: int, batch_size: int, generator: Optional[torch.Generator] = None, device=None):
+    """One epoch of minibatch indices: a random permutation of range(N) cut into pieces of M (the last
+    may be shorter).  Drawn on the CPU so the stream is the same whatever the device."""
+    return torch.randperm(num_data, generator=generator).to(device).split(batch_size)
 
 
 def _rng_state(perm_generator: torch.Generator) -> dict:
@@ -88,44 +117,80 @@ def _set_rng_state(state: dict, perm_generator: torch.Generator) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
+def _module(obj, role: str):
+    if obj is not None and not isinstance(obj, torch.nn.Module):
+        raise AevbInputError(f"the {role} must be a torch.nn.Module (e.g. a PyroModule) so that its parameters can "
+                             f"be trained and checkpointed, got {type(obj).__name__}")
+    return obj
+
+
 class Trainer:
-    """Minibatch AEVB (Algorithm 1) for any Pyro ``model(x, idx, num_data)`` / ``guide(x, idx, num_data)``.
+    """Minibatch AEVB (Algorithm 1) for any Pyro ``model(x, idx, num_data)`` / ``guide(x, idx, num_data)``
+    that follows the contract of :mod:`pyro_aevb.contract` (checked here).
 
     :param model: generative model, a ``torch.nn.Module`` (e.g. :class:`pyro_aevb.models.VAEModel`).
-    :param guide: recognition model, a ``torch.nn.Module``.
+    :param guide: recognition model, a ``torch.nn.Module`` (``None`` for Monte Carlo EM).
     :param data: a :class:`pyro_aevb.data.Dataset` (already on the training device).
-    :param elbo: ``"trace"`` (estimator A) or ``"analytic"`` (estimator B).
-    :param num_particles: L, samples of z per datapoint.
+    :param elbo: ``"trace"`` (estimator A), ``"analytic"`` (estimator B), ``"iwae"``, or an objective module
+        called as ``objective(x, idx, num_data)`` (e.g. :class:`~pyro_aevb.infer.WakeSleep`,
+        :class:`~pyro_aevb.infer.MonteCarloEM`).
+    :param num_particles: L, samples of z per datapoint (K for ``"iwae"``).
     :param batch_size: M.
-    :param run_dir: where ``metrics.jsonl`` and ``checkpoint.pt`` go (``None``: keep in memory only).
-    :param config: a dict stored in checkpoints (``load_run`` rebuilds the networks from it).
-    :param backend: ``"pyro"`` (Pyro's ELBO), ``"fused"`` (:class:`~pyro_aevb.fused.FusedELBO`) or
-        ``"auto"`` (fused where the model and guide allow it).
+    :param run_dir: where ``config.json``, ``metrics.jsonl`` and ``checkpoint.pt`` go (created if missing;
+        ``None``: keep in memory only).
+    :param config: the run's configuration, stored in ``config.json`` and checkpoints (``runs.train`` passes
+        its :class:`~pyro_aevb.config.RunConfig`); by default the trainer records the model's and guide's
+        classes and constructor arguments so that :func:`pyro_aevb.load_run` can rebuild them.
+    :param model_kwargs, guide_kwargs: the constructor arguments to record for a class that does not keep
+        its own ``init_kwargs``.
+    :param backend: ``"pyro"`` (Pyro's ELBO), ``"fused"`` (:class:`~pyro_aevb.infer.FusedELBO`) or
+        ``"auto"`` (fused where the model and guide allow it and it matches Pyro on a test draw).
     :param compile: wrap the loss in ``torch.compile`` (first step compiles, ~20 s on CPU).
     :param seed: seeds the minibatch permutations (a generator of their own, so they are the same on
         every rank and unaffected by the noise draws).
     """
 
-    def __init__(self, model: torch.nn.Module, guide: torch.nn.Module, data: Dataset, *, elbo: str = "analytic",
-                 num_particles: int = 1, optimizer: str = "adagrad", lr: float = 0.02, prior_precision: float = 1.0,
-                 batch_size: int = 100, run_dir: Optional[str] = None, config: Optional[dict] = None,
-                 progress: bool = True, log_every: int = 50, backend: str = "auto", compile: bool = False,
-                 seed: int = 0):
-        self.model, self.guide, self.data = model, guide, data
-        self.elbo_name, self.num_particles = elbo, num_particles
+    def __init__(self, model: torch.nn.Module, guide: Optional[torch.nn.Module], data: Dataset, *,
+                 elbo: Union[str, torch.nn.Module] = "analytic", num_particles: int = 1, optimizer: str = "adagrad",
+                 lr: float = 0.02, prior_precision: float = 1.0, batch_size: int = 100, run_dir: Optional[str] = None,
+                 config: Optional[dict] = None, model_kwargs: Optional[dict] = None,
+                 guide_kwargs: Optional[dict] = None, progress: bool = True, log_every: int = 50,
+                 backend: str = "auto", compile: bool = False, seed: int = 0):
+        self.model, self.guide, self.data = _module(model, "model"), _module(guide, "guide"), data
+        self.num_particles = int(num_particles)
+        if int(batch_size) < 1:
+            raise AevbInputError(f"batch size must be >= 1, got {batch_size}")
+        if backend not in BACKENDS:
+            raise AevbInputError(f"unknown backend {backend!r}; choose from {list(BACKENDS)}")
         likelihood = getattr(model, "likelihood", None)
         if hasattr(likelihood, "check_data"):  # once, here, instead of validating every step
             likelihood.check_data(data.train, f"{data.name} training data")
             likelihood.check_data(data.test, f"{data.name} test data")
-        if backend not in BACKENDS:
-            raise AevbInputError(f"unknown backend {backend!r}; choose from {list(BACKENDS)}")
-        fused = backend == "fused" or (backend == "auto" and is_fused_compatible(model, guide)
-                                       and elbo in ("trace", "analytic"))
-        self.backend = "fused" if fused else "pyro"
-        loss = FusedELBO(model, guide, elbo, num_particles) if fused else make_elbo(elbo, num_particles)(model, guide)
+        self.objective = None if isinstance(elbo, str) else elbo
+        self.elbo_name = elbo if isinstance(elbo, str) else type(elbo).__name__
+        self.is_bound = isinstance(elbo, str) or bool(getattr(elbo, "is_bound", False))
+        if isinstance(elbo, str):
+            if elbo not in ESTIMATORS:
+                raise AevbInputError(f"unknown objective {elbo!r}; choose from {sorted(ESTIMATORS)} or pass an "
+                                     "objective module")
+            if guide is None:
+                raise AevbInputError(f"estimator {elbo!r} needs a guide")
+            # the contract, checked once, on two training rows as a minibatch of the N
+            self.structure = check_model_guide(model, guide, data.train, elbo)
+            self.eval_estimator = elbo
+            loss = self._sgvb_loss(elbo, backend)
+        else:
+            self.structure = inspect_model(model, data.train) if guide is None else check_model_guide(
+                model, guide, data.train, None)
+            self.eval_estimator = getattr(elbo, "eval_estimator", None) if guide is not None else None
+            if backend == "fused":
+                raise AevbInputError(f"backend 'fused' implements estimators A and B, not {self.elbo_name}")
+            self.backend, loss = "pyro", elbo
         self.rank, self.world_size = 0, 1
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             self.rank, self.world_size = torch.distributed.get_rank(), torch.distributed.get_world_size()
+            if self.objective is not None:
+                raise AevbInputError(f"data-parallel training supports the SGVB estimators, not {self.elbo_name}")
             if batch_size % self.world_size:
                 raise AevbInputError(f"batch size {batch_size} is not divisible by the {self.world_size} ranks")
             loss = torch.nn.parallel.DistributedDataParallel(loss)
@@ -136,7 +201,12 @@ class Trainer:
         self.batch_size = int(batch_size)
         self.run_dir = Path(run_dir) if run_dir is not None and self.rank == 0 else None
         self.resume_dir = Path(run_dir) if run_dir is not None else None
-        self.config = dict(config or {})
+        self.config = dict(config) if config is not None else self._default_config(
+            model_kwargs, guide_kwargs, optimizer=optimizer, lr=lr, prior_precision=prior_precision,
+            backend=backend, compile=compile)
+        if self.run_dir is not None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.write_config()
         self.progress, self.log_every = progress and self.rank == 0, log_every
         self.epoch = 0
         self.train_samples = 0
@@ -144,6 +214,50 @@ class Trainer:
         self.metrics: list = []
         self._decorrelate_ranks()
 
+    def _sgvb_loss(self, elbo: str, backend: str) -> torch.nn.Module:
+        """The loss module: the fused evaluation where it is declared, checked equal to Pyro's, else Pyro's ELBO."""
+        model, guide, data = self.model, self.guide, self.data
+        fused = backend == "fused" or (backend == "auto" and elbo in ("trace", "analytic")
+                                       and is_fused_compatible(model, guide))
+        if fused:
+            if elbo not in ("trace", "analytic"):
+                raise AevbInputError(f"the fused objective implements estimators 'trace' and 'analytic', not {elbo!r}")
+            try:
+                cross_check(model, guide, data.train, elbo, self.num_particles, data.train.shape[0])
+            except AevbInputError as e:
+                if backend == "fused":
+                    raise
+                warnings.warn(f"{e}; using Pyro's ELBO", RuntimeWarning, stacklevel=3)
+                fused = False
+        self.backend = "fused" if fused else "pyro"
+        if fused:
+            return FusedELBO(model, guide, elbo, self.num_particles)
+        return make_elbo(elbo, self.num_particles, self.structure.max_plate_nesting)(model, guide)
+
+    def _default_config(self, model_kwargs, guide_kwargs, **training) -> dict:
+        """What a run trained from Python records: the classes, their constructor arguments, the settings."""
+        config = {
+            "model": class_spec(self.model), "model_kwargs": recorded_kwargs(self.model, model_kwargs),
+            "guide": class_spec(self.guide) if self.guide is not None else None,
+            "guide_kwargs": recorded_kwargs(self.guide, guide_kwargs) if self.guide is not None else None,
+            "elbo": self.elbo_name, "num_particles": self.num_particles, "batch_size": self.batch_size,
+            "seed": self.seed,
+            "dataset": self.data.name, "binarize": self.data.binarize, "data_dim": self.data.data_dim,
+            "data_path": self.data.info.get("path") if isinstance(getattr(self.data, "info", None), dict) else None,
+            **training,
+        }
+        if self.run_dir is not None and (config["model_kwargs"] is None or
+                                         (self.guide is not None and config["guide_kwargs"] is None)):
+            warnings.warn("the model's or guide's constructor arguments are unknown, so load_run will need the "
+                          "instances (load_run(run_dir, model=..., guide=...)); pass model_kwargs= / guide_kwargs= "
+                          "to the Trainer, or set self.init_kwargs in the class, to make the run rebuildable",
+                          RuntimeWarning, stacklevel=3)
+        return config
+
+    def write_config(self) -> None:
+        """``config.json`` (atomically): what the run is, for people and for ``load_run``."""
+        text = (json.dumps(self.config, indent=2) + "\n").encode()
+        atomic_write(self.run_dir / "config.json", lambda f: f.write(text))
     def _decorrelate_ranks(self) -> None:
         """Under torch.distributed every rank starts from the same seed (same initial weights); give
         each rank its own noise stream so the K shares of a minibatch get independent eps draws."""
@@ -155,7 +269,8 @@ class Trainer:
         return {
             "config": self.config,
             "model": self.model.state_dict(),
-            "guide": self.guide.state_dict(),
+            "guide": self.guide.state_dict() if self.guide is not None else {},
+            "objective": self.objective.state_dict() if self.objective is not None else {},
             "optimizer": self.optimizer.state_dict(),
             "rng": _rng_state(self.perm_generator),
             "epoch": self.epoch,
@@ -166,7 +281,10 @@ class Trainer:
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
-        self.guide.load_state_dict(state["guide"])
+        if self.guide is not None:
+            self.guide.load_state_dict(state["guide"])
+        if self.objective is not None and state.get("objective"):
+            self.objective.load_state_dict(state["objective"])
         self.optimizer.load_state_dict(state["optimizer"])
         _set_rng_state(state["rng"], self.perm_generator)
         self.epoch = int(state["epoch"])
@@ -186,6 +304,8 @@ class Trainer:
     # ------------------------------------------------------------------ training
     def step(self, x: torch.Tensor, idx: torch.Tensor, num_data: int) -> torch.Tensor:
         """One update of Algorithm 1; returns the (detached) loss -L^M."""
+        if self.objective is not None and hasattr(self.objective, "update"):  # e.g. MCEM: E step + M steps
+            return self.objective.update(x, idx, num_data, self.optimizer)
         loss = self.loss_fn(x, idx, num_data)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -197,11 +317,13 @@ class Trainer:
 
         Returns the list of per-epoch metric rows (also appended to ``metrics.jsonl``).
         """
+        with local_param_store():
+            return self._fit(epochs, train_samples)
+
+    def _fit(self, epochs, train_samples) -> list:
         x_train = self.data.train
         n = x_train.shape[0]
-        if (epochs is None) == (train_samples is None):
-            raise AevbInputError("give exactly one of epochs or train_samples")
-        budget = int(train_samples) if train_samples is not None else int(epochs) * n
+        budget = sample_budget(n, epochs, train_samples)
         dynamic = self.data.binarize == "dynamic"
         m = self.batch_size
         share = m // self.world_size  # this rank's part of each global minibatch
@@ -209,13 +331,11 @@ class Trainer:
         bar = tqdm(total=total_steps, disable=not self.progress, unit="step", leave=False)
         while self.train_samples < budget:
             start_time = time.perf_counter()
-            perm = torch.randperm(n, generator=self.perm_generator).to(x_train.device)
             loss_sum = torch.zeros((), device=x_train.device)
             steps = 0
-            for start in range(0, n, m):
+            for batch in minibatches(n, m, self.perm_generator, x_train.device):
                 if self.train_samples >= budget:
                     break
-                batch = perm[start:start + m]
                 if self.world_size > 1 and batch.shape[0] < m:
                     break  # data parallel: a partial last batch could leave a rank empty; skip it
                 idx = batch[self.rank * share:(self.rank + 1) * share] if self.world_size > 1 else batch
@@ -233,22 +353,21 @@ class Trainer:
                 torch.distributed.all_reduce(loss_sum)
                 loss_sum /= self.world_size
             train_seconds = time.perf_counter() - start_time
-            test_elbo = evaluate_bound(self.model, self.guide, self.data.test, self.elbo_name, self.num_particles)
+            row = {"epoch": self.epoch, "train_samples": self.train_samples,
+                   "train_elbo" if self.is_bound else "train_objective": -(loss_sum / steps).item() / n}
+            if self.eval_estimator is not None:
+                row["test_elbo"] = evaluate_bound(self.model, self.guide, self.data.test, self.eval_estimator,
+                                                  self.num_particles if self.objective is None else 1)
             self.wall_seconds += time.perf_counter() - start_time
-            row = {
-                "epoch": self.epoch,
-                "train_samples": self.train_samples,
-                "train_elbo": -(loss_sum / steps).item() / n,
-                "test_elbo": test_elbo,
-                "epoch_seconds": train_seconds,
-                "wall_seconds": self.wall_seconds,
-            }
+            row.update(epoch_seconds=train_seconds, wall_seconds=self.wall_seconds)
             self.metrics.append(row)
             if self.run_dir is not None:
                 save_checkpoint(self.run_dir, self.state_dict())
                 append_metrics(self.run_dir, row)
             if self.progress:
-                bar.write(f"epoch {row['epoch']}: train bound {row['train_elbo']:.2f}, "
-                          f"test bound {test_elbo:.2f} ({self.train_samples} samples, {train_seconds:.1f}s)")
+                test = f", test bound {row['test_elbo']:.2f}" if "test_elbo" in row else ""
+                train_key = "train_elbo" if self.is_bound else "train_objective"
+                bar.write(f"epoch {row['epoch']}: {train_key.replace('_', ' ')} {row[train_key]:.2f}{test} "
+                          f"({self.train_samples} samples, {train_seconds:.1f}s)")
         bar.close()
         return self.metrics

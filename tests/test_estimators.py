@@ -18,7 +18,7 @@ from pyro.infer import RenyiELBO
 from pyro.nn import PyroModule
 
 from pyro_aevb import AevbInputError, log_likelihood, make_elbo
-from pyro_aevb.estimators import BatchedHMC, ImportanceWeightedELBO, hmc_log_likelihood
+from pyro_aevb.infer import BatchedHMC, ImportanceWeightedELBO, hmc_log_likelihood
 from pyro_aevb.plates import data_plate
 
 D, J = 10, 3

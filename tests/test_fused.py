@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from pyro_aevb import Dataset, Trainer, evaluate_bound
-from pyro_aevb.fused import FusedELBO, is_fused_compatible
+from pyro_aevb.infer.fused import FusedELBO, is_fused_compatible
 from pyro_aevb.guides import AmortizedNormalGuide
 from pyro_aevb.models import VAEModel
 from pyro_aevb.nn import init_normal_
-from pyro_aevb.objectives import make_elbo
+from pyro_aevb.infer.elbo import make_elbo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from train_speed import HandWrittenVAE, copy_weights, reference_epoch  # noqa: E402

@@ -9,7 +9,7 @@ import pytest
 import torch
 from pyro import poutine
 
-from pyro_aevb import AevbInputError, RunConfig, Trainer, build_model_guide, evaluate_bound, load_run
+from pyro_aevb import AevbInputError, Dataset, RunConfig, Trainer, build_model_guide, evaluate_bound, load_run
 from pyro_aevb.cli import main
 from pyro_aevb.guides import GUIDE_NAMES, check_analytic_kl, get_guide
 from pyro_aevb.models import VAEModel
@@ -56,9 +56,12 @@ def test_estimator_b_refuses_guides_without_closed_form_kl():
     """Estimator B with Student-t, Logistic or log-normal q: a clear error naming the site and the
     pair, instead of Pyro's silent Monte Carlo fallback; estimator A accepts them."""
     for name in NOT_ANALYTIC:
+        model, guide = build_model_guide(RunConfig(guide=name, elbo="analytic", latent_dim=2, hidden_dim=4), 6)
         with pytest.raises(AevbInputError, match=r"site 'z'.*no analytic KL.*--elbo trace"):
-            build_model_guide(RunConfig(guide=name, elbo="analytic", latent_dim=2, hidden_dim=4), 6)
-        build_model_guide(RunConfig(guide=name, elbo="trace", latent_dim=2, hidden_dim=4), 6)
+            check_analytic_kl(model, guide, torch.rand(3, 6))
+        with pytest.raises(AevbInputError, match=r"site 'z'.*no analytic KL.*--elbo trace"):
+            Trainer(model, guide, Dataset("toy", torch.rand(20, 6), torch.rand(5, 6)), elbo="analytic", progress=False)
+        Trainer(model, guide, Dataset("toy", torch.rand(20, 6), torch.rand(5, 6)), elbo="trace", progress=False)
     for name in ANALYTIC:
         model, guide = build_model_guide(RunConfig(guide=name, elbo="analytic", latent_dim=2, hidden_dim=4), 6)
         check_analytic_kl(model, guide, torch.rand(3, 6))
@@ -130,7 +133,7 @@ def test_guide_by_name_on_the_cli(tmp_path, mnist_small, capsys):
     assert main(common + ["--guide", "laplace", "--elbo", "trace", "--out", str(tmp_path / "b")]) == 0
     capsys.readouterr()
     assert main(common + ["--guide", "nope", "--out", str(tmp_path / "c")]) == 2
-    assert "invalid choice: 'nope'" in capsys.readouterr().err
+    assert "unknown guide 'nope'" in capsys.readouterr().err
     assert main(common + ["--guide", "studentt", "--out", str(tmp_path / "d")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no analytic KL" in err

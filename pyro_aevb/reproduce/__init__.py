@@ -6,6 +6,8 @@ numbers next to the published ones in :mod:`pyro_aevb.reproduce.paper`) into
 ``out_dir`` and returns the results dict.
 """
 
+from pyro_aevb.errors import AevbInputError
+
 from . import fig2, fig3, fig4, fig5, paper
 from .common import BUDGETS
 
@@ -15,8 +17,6 @@ DEFAULT_DATASET = {"fig2": "mnist", "fig3": "mnist", "fig4": "mnist", "fig5": "m
 
 def reproduce(figure: str, out_dir, dataset=None, budget: str = "quick", seed: int = 0, **kwargs) -> dict:
     """Run figure ``figure`` (``"fig2"`` ... ``"fig5"``) with ``budget`` (quick, medium, paper)."""
-    from pyro_aevb.errors import AevbInputError
-
     if figure not in FIGURES:
         raise AevbInputError(f"unknown figure {figure!r}; choose from {sorted(FIGURES)}")
     return FIGURES[figure](out_dir, dataset=dataset or DEFAULT_DATASET[figure], budget=budget, seed=seed, **kwargs)

@@ -21,8 +21,14 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 import pyro
 
-from pyro_aevb.data import Dataset
+from pyro_aevb.data import Dataset, load_frey, load_mnist
 from pyro_aevb.errors import AevbInputError
+from pyro_aevb.evaluation.bound import evaluate_bound
+from pyro_aevb.guides import AmortizedNormalGuide
+from pyro_aevb.infer.wake_sleep import WakeSleep
+from pyro_aevb.models import VAEModel
+from pyro_aevb.plots import pyplot
+from pyro_aevb.trainer import Trainer
 
 BUDGETS = ("quick", "medium", "paper")
 DATASETS = ("mnist", "frey")
@@ -39,8 +45,6 @@ def seed_everything(seed: int) -> None:
 
 
 def load(dataset: str, data_path: Optional[str] = None) -> Dataset:
-    from pyro_aevb.data import load_frey, load_mnist
-
     check_choice("dataset", dataset, DATASETS)
     return load_mnist(data_path) if dataset == "mnist" else load_frey(data_path)
 
@@ -70,17 +74,12 @@ def checkpoints(total: int, batch_size: int, num: int, first: Optional[int] = No
 
 def make_vae(data_dim: int, latent_dim: int, hidden: int, likelihood: str):
     """The paper's networks (one tanh hidden layer each side) for AEVB and wake-sleep."""
-    from pyro_aevb.guides import AmortizedNormalGuide
-    from pyro_aevb.models import VAEModel
-
     model = VAEModel(data_dim, latent_dim, (hidden,), likelihood)
     guide = AmortizedNormalGuide(data_dim, latent_dim, (hidden,))
     return model, guide
 
 
 def bound_row(method, key, samples, wall, model, guide, x_train, x_test) -> dict:
-    from pyro_aevb.evaluation import evaluate_bound
-
     return {"method": method, "key": key, "train_samples": int(samples), "wall_seconds": round(wall, 2),
             "train": evaluate_bound(model, guide, x_train), "test": evaluate_bound(model, guide, x_test)}
 
@@ -88,8 +87,6 @@ def bound_row(method, key, samples, wall, model, guide, x_train, x_test) -> dict
 def aevb_curve(model, guide, data: Dataset, points: Sequence[int], x_train, x_test, key,
                log: Callable = print, **trainer_kwargs) -> List[dict]:
     """Algorithm 1 (the project's :class:`~pyro_aevb.Trainer`) stopped at each of ``points``; bounds at each."""
-    from pyro_aevb.trainer import Trainer
-
     trainer = Trainer(model, guide, Dataset(data.name, data.train, x_test, data.image_shape),
                       progress=False, **trainer_kwargs)
     rows = []
@@ -104,10 +101,9 @@ def aevb_curve(model, guide, data: Dataset, points: Sequence[int], x_train, x_te
 
 def wake_sleep_curve(model, guide, data: Dataset, points: Sequence[int], x_train, x_test, key,
                      log: Callable = print, **kwargs) -> List[dict]:
-    """Wake-sleep stopped at each of ``points``; the lower bound with its recognition model at each."""
-    from pyro_aevb.baselines import WakeSleep
-
-    ws = WakeSleep(model, guide, data, **kwargs)
+    """Wake-sleep (through the same trainer) stopped at each of ``points``; the bound of its recognition model."""
+    ws = Trainer(model, guide, Dataset(data.name, data.train, x_test, data.image_shape, data.binarize),
+                 elbo=WakeSleep(model, guide, data.train), progress=False, **kwargs)
     rows = []
     for p in points:
         ws.fit(train_samples=p)
@@ -184,8 +180,3 @@ class Timer:
     def seconds(self) -> float:
         return time.perf_counter() - self.start
 
-
-def pyplot():
-    from pyro_aevb.plots import pyplot as _pyplot
-
-    return _pyplot()

@@ -10,8 +10,12 @@ evaluated (log axis), one panel per Nz.  For wake-sleep the bound is evaluated
 with its own recognition model.
 """
 
+import csv
+import json
 from pathlib import Path
 from typing import Optional, Sequence
+
+from pyro_aevb.errors import AevbInputError
 
 from . import paper
 from .common import (Timer, aevb_curve, check_choice, checkpoints, comparison_table, final_numbers,
@@ -100,11 +104,6 @@ def merge(out_dir, part_dirs: Sequence, log=print) -> dict:
     Reads each part's ``curves.csv`` and ``results.json`` (same dataset, budget and training samples) and
     writes the combined fig2.png, curves.csv, results.json and results.md; wall time is the sum of the parts'.
     """
-    import csv
-    import json
-
-    from pyro_aevb.errors import AevbInputError
-
     parts = [json.loads((Path(d) / "results.json").read_text()) for d in part_dirs]
     keys = {(p["dataset"], p["budget"]["name"], p["budget"]["train_samples"]) for p in parts}
     if len(keys) != 1:

@@ -2,7 +2,7 @@
 
 MNIST, Nz = 3, 100 tanh hidden units, trained on the first Ntrain = 1000 or
 50000 training images.  At each checkpoint, log p_theta(x) is estimated with
-the appendix D estimator (:func:`pyro_aevb.estimators.hmc_log_likelihood`:
+the appendix D estimator (:func:`pyro_aevb.infer.hmc.hmc_log_likelihood`:
 HMC posterior samples with 4 leapfrog steps, a Gaussian density fit to 50 of
 them, 50 fresh samples in the harmonic-mean identity) on the first training
 and test points (the paper: the first 1000 of each).  The same estimator is
@@ -15,6 +15,10 @@ from typing import Optional, Sequence
 
 from pyro_aevb.data import Dataset
 from pyro_aevb.errors import AevbInputError
+from pyro_aevb.infer.hmc import hmc_log_likelihood
+from pyro_aevb.infer.mcem import MonteCarloEM
+from pyro_aevb.infer.wake_sleep import WakeSleep
+from pyro_aevb.trainer import Trainer
 
 from . import paper
 from .common import (Timer, check_choice, checkpoints, comparison_table, load, make_vae, pyplot, seed_everything,
@@ -31,14 +35,13 @@ METHODS = ("aevb", "wake_sleep", "mcem")
 
 
 def _make_learner(method, data, model, guide):
-    from pyro_aevb.baselines import MonteCarloEM, WakeSleep
-    from pyro_aevb.trainer import Trainer
-
+    """One trainer for all three methods: the objective is what differs."""
     if method == "aevb":
         return Trainer(model, guide, data, progress=False, batch_size=BATCH_SIZE)
     if method == "wake_sleep":
-        return WakeSleep(model, guide, data, batch_size=BATCH_SIZE)
-    return MonteCarloEM(model, data, batch_size=BATCH_SIZE)
+        return Trainer(model, guide, data, elbo=WakeSleep(model, guide, data.train), progress=False,
+                       batch_size=BATCH_SIZE)
+    return Trainer(model, None, data, elbo=MonteCarloEM(model, data.train), progress=False, batch_size=BATCH_SIZE)
 
 
 def run(out_dir, dataset: str = "mnist", budget: str = "quick", seed: int = 0,
@@ -46,8 +49,6 @@ def run(out_dir, dataset: str = "mnist", budget: str = "quick", seed: int = 0,
         train_samples: Optional[int] = None, eval_points: Optional[int] = None, data_path: Optional[str] = None,
         log=print) -> dict:
     """Train AEVB, wake-sleep and MCEM for each Ntrain; write fig3.png, curves.csv, results.json, results.md."""
-    from pyro_aevb.estimators import hmc_log_likelihood
-
     if dataset != "mnist":
         raise AevbInputError(f"fig3 is the paper's MNIST experiment; dataset {dataset!r} is not supported")
     check_choice("budget", budget, BUDGET_SETTINGS)

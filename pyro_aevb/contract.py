@@ -1,0 +1,329 @@
+"""The model/guide contract, written down and checked.
+
+Every function of this library takes a *model* and (most) a *guide*: ordinary
+Pyro programs with this signature and structure::
+
+    model(x, idx=None, num_data=None)      p(theta) prod_i p(z_i) p(x_i | z_i, theta)
+    guide(x, idx=None, num_data=None)      q(theta) prod_i q(z_i | x_i)
+
+1. **The data plate.**  Every per-datapoint site -- the observation(s) and the
+   local latents -- sits inside a plate named ``"data"`` over the N datapoints
+   that subsamples the minibatch: ``pyro.plate("data", num_data, subsample=idx)``,
+   which :func:`pyro_aevb.plates.data_plate` builds from ``(x, idx, num_data)``.
+   Called with ``x`` alone the plate covers exactly the rows of ``x``.  This plate
+   is what scales a minibatch of M by N/M (eq. 8), so a plate sized by the
+   minibatch (``pyro.plate("data", len(x))``) gives a bound, a weight decay and an
+   evaluation that depend on the batch size -- it is refused.
+2. **Global latents** (sampled once per dataset, e.g. the decoder weights of full
+   VB, appendix F) sit outside the ``data`` plate.
+3. **Any names, any number of latent sites, further plates** (inside or outside
+   ``data``, at their own ``dim``).  The guide samples every latent of the model
+   under the same name, with the same plates, and nothing else (unless marked
+   ``infer={"is_auxiliary": True}``).
+4. **Parameters belong to modules**: model and guide are ``torch.nn.Module`` s
+   (e.g. :class:`~pyro.nn.PyroModule`) and every ``pyro.param`` they read is a
+   parameter of one of them, so a torch optimiser over ``model.parameters()``
+   and ``guide.parameters()`` trains all of them.
+5. **What each estimator needs**: estimator A (``"trace"``, eq. 6) and the IWAE
+   bound sample z = g_phi(eps, x) by reparameterization (section 2.4), so every
+   guide latent must have ``rsample``; estimator B (``"analytic"``, eq. 7) also
+   needs KL(q || p) in closed form at every latent site; importance sampling of
+   log p(x), the IWAE bound, wake-sleep, MCEM and the appendix-D estimator work
+   per datapoint and refuse global latents (full VB has its own evaluators).
+
+:func:`check_model_guide` traces the guide and the model (replayed on the
+guide) once on two rows of the data, as a minibatch of a larger dataset, with
+Pyro's own checks (:func:`pyro.util.check_model_guide_match`,
+:func:`pyro.util.check_site_shape`), and raises one :class:`AevbInputError`
+that says how to fix the model.  It returns the :class:`ModelStructure` the
+objectives and evaluators use instead of assuming site names or plate depths.
+The check runs in a forked RNG and a private parameter store, so it changes
+neither the random stream nor the user's session.
+"""
+
+import contextlib
+import warnings
+from dataclasses import dataclass
+from typing import Callable, Optional, Tuple
+
+import torch
+from pyro import poutine
+from pyro.poutine.util import site_is_subsample
+from pyro.util import check_model_guide_match, check_site_shape
+from torch.distributions import constraints, kl_divergence
+
+from .errors import AevbInputError
+from .params import local_param_store
+from .plates import data_frame, is_global_latent, is_latent, is_local_latent, is_observed
+
+HOW_TO = ("put every per-datapoint site inside pyro_aevb.plates.data_plate(x, idx, num_data), i.e. "
+          "pyro.plate('data', num_data, subsample=idx) (see pyro_aevb.contract)")
+
+ESTIMATOR_NEEDS = {
+    None: (),
+    "trace": ("reparameterized",),
+    "analytic": ("reparameterized", "analytic_kl"),
+    "iwae": ("reparameterized", "local_only"),
+    "importance": ("local_only",),
+}
+
+
+@dataclass(frozen=True)
+class ModelStructure:
+    """What a trace of the model (and guide) shows: site names by role and plate depth.
+
+    :ivar local_latents: latent sites inside the ``data`` plate, in program order.
+    :ivar global_latents: latent sites outside it.
+    :ivar observed: observed sites (all inside the ``data`` plate).
+    :ivar max_plate_nesting: the deepest plate dimension used (>= 1); vectorised particles go one further left.
+    :ivar data_dim: the batch dimension of the ``data`` plate (``-1`` usually).
+    :ivar latent_axes: for each local latent, the axis of its value that indexes datapoints.
+    """
+
+    local_latents: Tuple[str, ...]
+    global_latents: Tuple[str, ...]
+    observed: Tuple[str, ...]
+    max_plate_nesting: int
+    data_dim: int
+    latent_axes: Tuple[int, ...] = ()
+
+    @property
+    def particle_dim(self) -> int:
+        return -(self.max_plate_nesting + 1)
+
+    @property
+    def latents(self) -> Tuple[str, ...]:
+        return self.global_latents + self.local_latents
+
+
+@contextlib.contextmanager
+def _quiet_side_effects(x: torch.Tensor):
+    """No gradient, the RNG forked (the caller's random stream is unchanged), a private param store."""
+    devices = [x.device.index or 0] if x.device.type == "cuda" else []
+    with torch.no_grad(), torch.random.fork_rng(devices=devices), local_param_store():
+        yield
+
+
+def _probe_batch(x: torch.Tensor, num_data: Optional[int]):
+    """Two rows of ``x`` as a minibatch of a dataset larger than two, so a plate sized by the minibatch shows."""
+    if not isinstance(x, torch.Tensor) or x.dim() < 1 or x.shape[0] < 1:
+        raise AevbInputError(f"x must be a tensor with one row per datapoint, got {type(x).__name__} "
+                             f"{list(getattr(x, 'shape', []))}")
+    xb = x[:2]
+    m = xb.shape[0]
+    n = max(int(num_data or x.shape[0]), m + 1)
+    return xb, torch.arange(m, device=x.device), n
+
+
+def _run(fn: Callable, role: str, *args):
+    try:
+        return fn(*args)
+    except AevbInputError:
+        raise
+    except Exception as e:  # noqa: BLE001 -- any failure of the user's program becomes one clear line
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise AevbInputError(f"the {role} failed when called as {role}(x, idx=idx, num_data=N): "
+                             f"{type(e).__name__}: {msg} -- a {role} must accept these arguments and {HOW_TO}") from e
+
+
+def _plate_checks(trace, role: str, m: int, n: int) -> None:
+    """Every ``data`` frame covers N datapoints and subsamples the M of the minibatch."""
+    for name, site in trace.nodes.items():
+        if site["type"] != "sample":
+            continue
+        frame = data_frame(site)
+        if frame is None:
+            continue
+        full = frame.full_size if frame.full_size is not None else frame.size
+        if full != n or frame.size != m:
+            raise AevbInputError(
+                f"site {name!r} of the {role} is in a plate 'data' of size {full} for a minibatch of {m} of "
+                f"{n} datapoints: the plate must cover the whole dataset and subsample the minibatch, or the "
+                f"bound is scaled by the batch size; {HOW_TO}")
+
+
+def _describe(d) -> str:
+    """``Independent(StudentT)``-style name of a (wrapped) distribution."""
+    name = type(d).__name__
+    return f"{name}({_describe(d.base_dist)})" if hasattr(d, "base_dist") else name
+
+
+def _owned_parameters(*programs) -> set:
+    owned = set()
+    for program in programs:
+        module = poutine.unwrap(program)
+        if isinstance(module, torch.nn.Module):
+            owned.update(id(p) for p in module.parameters())
+    return owned
+
+
+def _param_checks(traces, owned: set) -> None:
+    for role, trace in traces:
+        for name, site in trace.nodes.items():
+            if site["type"] != "param":
+                continue
+            value = site["value"]
+            unconstrained = getattr(value, "unconstrained", None)
+            tensor = unconstrained() if callable(unconstrained) else value
+            if id(tensor) not in owned and id(value) not in owned:
+                raise AevbInputError(
+                    f"parameter {name!r} of the {role} belongs to no torch.nn.Module passed as model or guide, so "
+                    f"no optimiser here would train it: declare it on the {role} (an nn.Parameter or PyroParam of "
+                    f"a PyroModule) instead of a free pyro.param / pyro.module call")
+
+
+def _nesting(traces) -> int:
+    depth = 1
+    for trace in traces:
+        for site in trace.nodes.values():
+            if site["type"] == "sample":
+                for frame in site["cond_indep_stack"]:
+                    if frame.vectorized:
+                        depth = max(depth, -frame.dim)
+    return depth
+
+
+def _structure(model_trace, nesting: int) -> ModelStructure:
+    local, glob, obs, axes = [], [], [], []
+    data_dims = set()
+    for name, site in model_trace.nodes.items():
+        if is_observed(site):
+            frame = data_frame(site)
+            if frame is None:
+                raise AevbInputError(f"observed site {name!r} of the model is outside the 'data' plate; {HOW_TO}")
+            obs.append(name)
+            data_dims.add(frame.dim)
+        elif is_local_latent(site):
+            local.append(name)
+            frame = data_frame(site)
+            data_dims.add(frame.dim)
+            axes.append(frame.dim - site["fn"].event_dim)
+        elif is_global_latent(site):
+            glob.append(name)
+    if not obs:
+        raise AevbInputError("the model observes nothing: it must condition on the data, "
+                             "e.g. pyro.sample('x', likelihood, obs=x) inside the 'data' plate")
+    if len(data_dims) != 1 or None in data_dims:
+        raise AevbInputError(f"the 'data' plate must be vectorised at one dim for every site, got dims "
+                             f"{sorted(map(str, data_dims))}; {HOW_TO}")
+    return ModelStructure(tuple(local), tuple(glob), tuple(obs), nesting, data_dims.pop(), tuple(axes))
+
+
+def inspect_model(model: Callable, x: torch.Tensor, num_data: Optional[int] = None) -> ModelStructure:
+    """Check a model on its own (no guide: MCEM, the appendix-D estimator) and return its structure."""
+    xb, idx, n = _probe_batch(x, num_data)
+    with _quiet_side_effects(x):
+        trace = _run(poutine.trace(model).get_trace, "model", xb, idx, n)
+        _plate_checks(trace, "model", xb.shape[0], n)
+        _param_checks([("model", trace)], _owned_parameters(model))
+        return _structure(trace, _nesting([trace]))
+
+
+def require_local_only(structure: ModelStructure, what: str) -> None:
+    """Refuse global latents where ``what`` works per datapoint."""
+    if structure.global_latents:
+        raise AevbInputError(
+            f"{what} works per datapoint and cannot use the global latent(s) "
+            f"{', '.join(map(repr, structure.global_latents))} (outside the 'data' plate): for full VB use "
+            "full_vb_bound / posterior_predictive_log_likelihood, or condition the globals first")
+
+
+def require_real_latents(model: Callable, x: torch.Tensor, structure: ModelStructure, what: str) -> None:
+    """Refuse latents whose prior support is not all of R^d (HMC moves in unconstrained space only)."""
+    xb, idx, n = _probe_batch(x, None)
+    with _quiet_side_effects(x):
+        trace = _run(poutine.trace(model).get_trace, "model", xb, idx, n)
+    for name in structure.local_latents:
+        support = trace.nodes[name]["fn"].support
+        base = getattr(support, "base_constraint", support)
+        if base is not constraints.real:
+            raise AevbInputError(f"{what} needs real-valued latents, but site {name!r} has support {support}; "
+                                 "reparameterize it as a real latent with a transform in the model")
+
+
+def check_model_guide(model: Callable, guide: Callable, x: torch.Tensor, estimator: Optional[str] = None,
+                      num_data: Optional[int] = None) -> ModelStructure:
+    """Check that ``model`` and ``guide`` follow the contract (and what ``estimator`` needs); return the structure.
+
+    :param x: the data (or a batch of it); two rows are traced as a minibatch of ``num_data`` (default
+        ``len(x)``, at least 3).
+    :param estimator: ``"trace"`` (A), ``"analytic"`` (B), ``"iwae"``, ``"importance"`` (IS of log p(x)) or
+        ``None`` (structure only).
+    :raises AevbInputError: one line naming the site and the fix.
+    """
+    if estimator not in ESTIMATOR_NEEDS:
+        raise AevbInputError(f"unknown estimator {estimator!r}; choose from {sorted(k for k in ESTIMATOR_NEEDS if k)}")
+    xb, idx, n = _probe_batch(x, num_data)
+    m = xb.shape[0]
+    with _quiet_side_effects(x):
+        guide_trace = _run(poutine.trace(guide).get_trace, "guide", xb, idx, n)
+        model_trace = _run(poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace, "model", xb, idx, n)
+        _plate_checks(guide_trace, "guide", m, n)
+        _plate_checks(model_trace, "model", m, n)
+        nesting = _nesting([guide_trace, model_trace])
+        structure = _structure(model_trace, nesting)
+        _match_checks(model_trace, guide_trace, nesting)
+        _param_checks([("model", model_trace), ("guide", guide_trace)], _owned_parameters(model, guide))
+        needs = ESTIMATOR_NEEDS[estimator]
+        if "local_only" in needs:
+            require_local_only(structure, {"iwae": "the IWAE bound"}.get(estimator, "importance sampling of log p(x)"))
+        for name in structure.latents:
+            q, p = guide_trace.nodes[name]["fn"], model_trace.nodes[name]["fn"]
+            if "reparameterized" in needs and not getattr(q, "has_rsample", False):
+                raise AevbInputError(
+                    f"guide site {name!r} is {_describe(q)}, which cannot be reparameterized (no rsample): AEVB's "
+                    f"estimators need z = g_phi(eps, x) (section 2.4); use a reparameterizable family "
+                    f"(Normal, Laplace, ... see pyro_aevb.guides)")
+            if "analytic_kl" in needs:
+                try:
+                    kl_divergence(q, p)
+                except NotImplementedError:
+                    raise AevbInputError(
+                        f"estimator B (--elbo analytic) needs KL(q || p) in closed form, but site {name!r} has "
+                        f"q = {_describe(q)} and p = {_describe(p)} with no analytic KL; use --elbo trace (estimator "
+                        f"A) or a guide with an analytic KL (normal, laplace, gumbel, lowrank, fullcov)") from None
+    return structure
+
+
+def _match_checks(model_trace, guide_trace, nesting: int) -> None:
+    """Pyro's model/guide checks, with its warnings turned into errors that say what to change."""
+    model_latents = {name for name, site in model_trace.nodes.items() if is_latent(site)}
+    guide_latents = {name for name, site in guide_trace.nodes.items()
+                     if is_latent(site) and not site["infer"].get("is_auxiliary")}
+    missing = sorted(model_latents - guide_latents)
+    if missing:
+        raise AevbInputError(f"the guide does not sample the model's latent site(s) {', '.join(map(repr, missing))}: "
+                             "a guide must sample every latent of the model under the same name")
+    extra = sorted(guide_latents - model_latents)
+    if extra:
+        raise AevbInputError(f"the guide samples {', '.join(map(repr, extra))}, which the model does not have: rename "
+                             "them to the model's latent sites or mark them infer={'is_auxiliary': True}")
+    for name in sorted(model_latents):
+        in_model, in_guide = data_frame(model_trace.nodes[name]), data_frame(guide_trace.nodes[name])
+        if (in_model is None) != (in_guide is None):
+            where = "inside" if in_model is not None else "outside"
+            raise AevbInputError(f"site {name!r} is {where} the 'data' plate in the model but not in the guide: the "
+                                 f"guide must repeat the model's plates; {HOW_TO}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the conditions it warns about were turned into errors above
+        try:
+            check_model_guide_match(model_trace, guide_trace, nesting)
+        except (ValueError, NotImplementedError) as e:
+            raise AevbInputError(f"model and guide disagree: {str(e).splitlines()[0]}") from None
+    for role, trace in (("model", model_trace), ("guide", guide_trace)):
+        trace.compute_log_prob()
+        for name, site in trace.nodes.items():
+            if site["type"] == "sample" and not site_is_subsample(site):
+                try:
+                    check_site_shape(site, nesting)
+                except ValueError as e:
+                    raise AevbInputError(f"site {name!r} of the {role}: {' '.join(str(e).split())}") from None
+                lp = site["log_prob"]
+                frame = data_frame(site)
+                if frame is not None and lp.dim() >= -frame.dim and lp.shape[frame.dim] != frame.size:
+                    raise AevbInputError(
+                        f"site {name!r} of the {role} has batch shape {list(lp.shape)}, which does not have the "
+                        f"minibatch's {frame.size} rows at the 'data' plate's dim {frame.dim}; give the distribution "
+                        f"one batch entry per datapoint (use .to_event() for the per-datapoint dimensions)")
+
+

@@ -1,0 +1,103 @@
+"""Sampling and reconstruction of any model that follows the contract, through :class:`pyro.infer.Predictive`.
+
+* prior samples (the paper's Fig. 5): latents z ~ p(z) from ``Predictive(model, ...)`` -- global latents
+  theta from a draw of q(theta) when the model has them (full VB);
+* reconstructions: z ~ q_phi(z|x) from ``Predictive(model, guide=guide, ...)``;
+
+each decoded to the *mean* of the observed site's distribution p_theta(x|z) (the image one draws in a sample
+grid): the model is traced with the latents conditioned (``poutine.condition``) and the observed site's
+distribution read off the trace.  Nothing here knows a site name.
+"""
+
+import contextlib
+from typing import Callable, Dict, Optional
+
+import torch
+from pyro import poutine
+from pyro.infer import Predictive
+
+from ..contract import ModelStructure, check_model_guide, inspect_model
+from ..errors import AevbInputError
+from ..params import local_param_store
+from ..plates import is_global_latent, is_observed
+
+
+@contextlib.contextmanager
+def _seeded(seed: Optional[int], device: torch.device):
+    """A forked RNG (the caller's stream is untouched), seeded with ``seed`` unless it is ``None``."""
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        if seed is not None:
+            torch.manual_seed(seed)
+        yield
+
+
+def _one_draw(predictive: Predictive, x: torch.Tensor, dims: Dict[str, int]) -> Dict[str, torch.Tensor]:
+    """One Predictive draw of each site, without Predictive's leading sample and broadcast dimensions."""
+    samples = predictive(x)
+    return {name: v[0].reshape(v.shape[v.dim() - dims[name]:]) for name, v in samples.items()}
+
+
+def decode_means(model: Callable, latents: Dict[str, torch.Tensor], x_like: torch.Tensor) -> torch.Tensor:
+    """Mean of p_theta(x|z) for the given latents, one row per row of ``x_like`` (which only sets the shapes).
+
+    The model must observe exactly one site; if its distribution has no closed-form mean, a draw is returned.
+    """
+    with torch.no_grad():
+        trace = poutine.trace(poutine.condition(model, data=latents)).get_trace(x_like)
+    observed = [site for name, site in trace.nodes.items() if is_observed(site) and name not in latents]
+    if len(observed) != 1:
+        raise AevbInputError(f"decoding draws one image per row and needs a model that observes exactly one site; "
+                             f"this one observes {[s['name'] for s in observed]}")
+    fn = observed[0]["fn"]
+    try:
+        mean = fn.mean
+    except NotImplementedError:
+        mean = fn.sample()
+    return mean.reshape(x_like.shape)
+
+
+def _value_dims(model: Callable, x_like: torch.Tensor, names) -> Dict[str, int]:
+    with torch.no_grad():
+        trace = poutine.trace(model).get_trace(x_like)
+    return {name: trace.nodes[name]["value"].dim() for name in names}
+
+
+@torch.no_grad()
+def sample_globals(guide: Callable, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+    """One draw of every global latent (theta ~ q(theta)) from ``guide``, as a dict for ``poutine.condition``."""
+    guide_trace = poutine.trace(guide).get_trace(x[:1])
+    return {name: site["value"] for name, site in guide_trace.nodes.items() if is_global_latent(site)}
+
+
+@torch.no_grad()
+def prior_means(model: Callable, x_like: torch.Tensor, guide: Optional[Callable] = None,
+                seed: Optional[int] = 0, structure: Optional[ModelStructure] = None) -> torch.Tensor:
+    """Decoded prior samples, one per row of ``x_like``: z ~ p(z), image = E[x | z] (Fig. 5).
+
+    :param x_like: rows with the data's shape (e.g. test images): they set shapes only, the latents come from
+        the prior.
+    :param guide: supplies theta ~ q(theta) for a model with global latents (full VB); not used otherwise.
+    """
+    with local_param_store(), _seeded(seed, x_like.device):
+        structure = structure or inspect_model(model, x_like)
+        program = model
+        if structure.global_latents:
+            if guide is None:
+                raise AevbInputError("the model has global latents: pass its guide to draw them from q(theta)")
+            program = poutine.condition(model, data=sample_globals(guide, x_like))
+        names = list(structure.local_latents)
+        draw = _one_draw(Predictive(program, num_samples=1, return_sites=names), x_like,
+                         _value_dims(program, x_like, names))
+        return decode_means(program, draw, x_like)
+
+
+@torch.no_grad()
+def reconstruct(model: Callable, guide: Callable, x: torch.Tensor, seed: Optional[int] = 0) -> torch.Tensor:
+    """Reconstructions of the rows of ``x``: z ~ q_phi(z|x) (and theta ~ q(theta)), image = E[x | z]."""
+    with local_param_store(), _seeded(seed, x.device):
+        structure = check_model_guide(model, guide, x, None)
+        names = list(structure.latents)
+        draw = _one_draw(Predictive(model, guide=guide, num_samples=1, return_sites=names), x,
+                         _value_dims(model, x, names))
+        return decode_means(model, draw, x)

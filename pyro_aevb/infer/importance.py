@@ -1,0 +1,121 @@
+"""Importance weights of a model/guide pair, and the importance-sampled log p(x).
+
+For K proposals z_k ~ q_phi(z|x) of one datapoint (all its local latent sites)::
+
+    log w_k = log p_theta(x, z_k) - log q_phi(z_k | x)
+    log p(x) ~= logsumexp_k log w_k - log K                    (Burda et al., 2015)
+
+whose expectation is the IWAE bound: a lower bound of log p(x) that rises with
+K towards it and is never below the ELBO (K = 1).  The K draws are a
+vectorised plate to the left of the model's plates; every site's log-density
+is summed to one number per datapoint over whatever other plates the model
+has (:func:`pyro_aevb.plates.sum_to_datapoints`), so any site names, any
+number of latents and extra plates work.  Global latents are refused: one
+theta per weight would need the whole dataset's likelihood in each weight
+(full VB has :func:`~pyro_aevb.evaluation.full_vb.posterior_predictive_log_likelihood`).
+"""
+
+import math
+from typing import Callable, NamedTuple, Optional, Tuple
+
+import pyro
+import torch
+from pyro import poutine
+from pyro.poutine.util import prune_subsample_sites
+
+from ..contract import ModelStructure, check_model_guide, require_local_only
+from ..errors import AevbInputError
+from ..params import local_param_store
+from ..plates import data_frame, sum_to_datapoints
+
+
+class LogLikelihood(NamedTuple):
+    """Estimated log p(x): dataset mean, its standard error over datapoints, and per-datapoint values."""
+
+    mean: float
+    stderr: float
+    per_datapoint: torch.Tensor
+
+    @classmethod
+    def of(cls, values: torch.Tensor) -> "LogLikelihood":
+        """Summarise per-datapoint estimates: their mean and its standard error over datapoints."""
+        stderr = values.std().item() / math.sqrt(len(values)) if len(values) > 1 else float("nan")
+        return cls(values.mean().item(), stderr, values.detach().cpu())
+
+
+def _site_log_prob(site: dict) -> torch.Tensor:
+    """Unscaled log-density of a site with its mask applied (masked entries count 0)."""
+    lp = site["unscaled_log_prob"]
+    mask = site["mask"]
+    if mask is None:
+        return lp
+    if isinstance(mask, bool):
+        return lp if mask else torch.zeros_like(lp)
+    return torch.where(mask, lp, torch.zeros((), dtype=lp.dtype, device=lp.device))
+
+
+def vectorized_log_weights(model: Callable, guide: Callable, args: tuple, num_samples: int,
+                           structure: ModelStructure) -> Tuple[torch.Tensor, float]:
+    """``log w`` of shape ``[K, M]`` for the minibatch in ``args = (x, idx, num_data)`` (differentiable through
+    reparameterized draws), and the minibatch scale N/M of the ``data`` plate."""
+    require_local_only(structure, "importance weighting")
+    particle_dim, data_dim = structure.particle_dim, structure.data_dim
+
+    def particles(fn):
+        def wrapped(*a):
+            with pyro.plate("particles", num_samples, dim=particle_dim):
+                return fn(*a)
+
+        return wrapped
+
+    guide_trace = poutine.trace(particles(guide)).get_trace(*args)
+    model_trace = poutine.trace(poutine.replay(particles(model), trace=guide_trace)).get_trace(*args)
+    m = args[0].shape[0]
+    log_w = torch.zeros((num_samples, m), device=args[0].device)
+    scale = None
+    for trace, sign in ((model_trace, 1.0), (guide_trace, -1.0)):
+        trace = prune_subsample_sites(trace)
+        trace.compute_log_prob()
+        for site in trace.nodes.values():
+            if site["type"] != "sample":
+                continue
+            frame = data_frame(site)
+            if frame is not None and scale is None:
+                scale = (frame.full_size or frame.size) / frame.size
+            log_w = log_w + sign * sum_to_datapoints(_site_log_prob(site), data_dim, particle_dim)
+    return log_w, float(scale or 1.0)
+
+
+def log_weights(model: Callable, guide: Callable, x: torch.Tensor, num_samples: int,
+                structure: Optional[ModelStructure] = None) -> torch.Tensor:
+    """``log p(x, z_k) - log q(z_k|x)`` for ``num_samples`` z_k per row of ``x``: shape ``[K, N]``."""
+    with local_param_store():
+        structure = structure or check_model_guide(model, guide, x, "importance")
+        return vectorized_log_weights(model, guide, (x,), int(num_samples), structure)[0]
+
+
+@torch.no_grad()
+def log_likelihood(model: Callable, guide: Callable, x: torch.Tensor, num_samples: int = 5000,
+                   batch_size: int = 1000, max_elements: int = 2 ** 24) -> LogLikelihood:
+    """Importance-sampled estimate of log p_theta(x) per datapoint with ``num_samples`` = K proposals.
+
+    The K draws go in chunks of at most ``max_elements / (rows * row size)`` combined by a running
+    log-sum-exp, so any K fits in memory.
+    """
+    if int(num_samples) < 1:
+        raise AevbInputError(f"num_samples must be >= 1, got {num_samples}")
+    if int(batch_size) < 1:
+        raise AevbInputError(f"batch_size must be >= 1, got {batch_size}")
+    with local_param_store():
+        structure = check_model_guide(model, guide, x, "importance")
+        width = max(int(x[0].numel()), 1)
+        per_point = []
+        for start in range(0, x.shape[0], batch_size):
+            xb = x[start:start + batch_size]
+            chunk = max(1, min(num_samples, max_elements // (xb.shape[0] * width)))
+            running = torch.full((xb.shape[0],), -math.inf, device=x.device)
+            for k0 in range(0, num_samples, chunk):
+                lw, _ = vectorized_log_weights(model, guide, (xb,), min(chunk, num_samples - k0), structure)
+                running = torch.logaddexp(running, torch.logsumexp(lw, dim=0))
+            per_point.append(running - math.log(num_samples))
+    return LogLikelihood.of(torch.cat(per_point))

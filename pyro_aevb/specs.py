@@ -1,0 +1,128 @@
+"""Models and guides by name or import path, and the record that rebuilds them.
+
+A run directory must be able to rebuild its model and guide (``load_run``,
+``pyro-aevb evaluate``), whether they were trained from the command line or
+from Python.  Each is recorded as a *spec* -- a class and its constructor
+arguments as JSON::
+
+    {"model": "my_package.models:TwoLayerVAE", "model_kwargs": {"latent_dim": 10}}
+
+A class is named ``package.module:Class`` (imported; the current directory is
+searched as ``python -m`` would) or ``path/to/file.py:Class`` (loaded from the
+file).  When its constructor takes ``data_dim`` and the kwargs do not give it,
+it is filled in from the data.  The built-in classes record their own
+arguments (``init_kwargs``); for a class of yours, pass ``model_kwargs`` to the
+:class:`~pyro_aevb.trainer.Trainer` or set ``self.init_kwargs`` in its
+constructor.
+"""
+
+import importlib
+import importlib.util
+import inspect
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+from .errors import AevbInputError
+
+
+def class_spec(obj: Any) -> str:
+    """``module:QualName`` of an object's class."""
+    cls = type(obj)
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def is_import_path(spec: str) -> bool:
+    return isinstance(spec, str) and ":" in spec
+
+
+def resolve_spec(spec: str) -> str:
+    """A file-path spec with its file made absolute (so the run reloads from any directory); others unchanged."""
+    module, _, qualname = spec.partition(":")
+    if module.endswith(".py"):
+        return f"{Path(module).resolve()}:{qualname}"
+    return spec
+
+
+def import_object(spec: str) -> Any:
+    """The object named by ``package.module:Name`` or ``path/file.py:Name``."""
+    if not is_import_path(spec):
+        raise AevbInputError(f"{spec!r} is not an import path: use package.module:Class or path/to/file.py:Class")
+    module_name, _, qualname = spec.partition(":")
+    if module_name == "__main__":
+        raise AevbInputError(f"{spec} was defined in a notebook or script (__main__) and cannot be imported again: "
+                             "move the class to a module, or pass model= and guide= instances to load_run")
+    try:
+        if module_name.endswith(".py"):
+            path = Path(module_name)
+            if not path.is_file():
+                raise AevbInputError(f"model file not found: {path}")
+            name = f"pyro_aevb_user_{path.stem}"
+            module_spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(module_spec)
+            sys.modules[name] = module
+            module_spec.loader.exec_module(module)
+        else:
+            if os.getcwd() not in sys.path and "" not in sys.path:
+                sys.path.insert(0, os.getcwd())
+            module = importlib.import_module(module_name)
+    except AevbInputError:
+        raise
+    except Exception as e:  # noqa: BLE001 -- an import failure of the user's module is one clear line
+        raise AevbInputError(f"cannot import {module_name!r} for {spec}: {type(e).__name__}: {e} (run from the "
+                             "directory that holds it, or add it to PYTHONPATH)") from e
+    obj = module
+    for part in qualname.split("."):
+        if not hasattr(obj, part):
+            raise AevbInputError(f"{module_name!r} has no {qualname!r} (from {spec})")
+        obj = getattr(obj, part)
+    return obj
+
+
+def parse_kwargs(text: Optional[str], what: str) -> dict:
+    """JSON object text -> dict (``None`` or empty -> {})."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise AevbInputError(f"{what} must be a JSON object, e.g. '{{\"latent_dim\": 10}}': {e}") from None
+    if not isinstance(value, dict):
+        raise AevbInputError(f"{what} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def build(spec: str, kwargs: Optional[dict], data_dim: Optional[int], role: str):
+    """Instantiate the class named by ``spec`` with ``kwargs`` (plus ``data_dim`` when it takes one)."""
+    cls = import_object(spec)
+    if not callable(cls):
+        raise AevbInputError(f"{spec} is not a class or factory")
+    kwargs = dict(kwargs or {})
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        params = {}
+    if "data_dim" in params and "data_dim" not in kwargs and data_dim is not None:
+        kwargs["data_dim"] = int(data_dim)
+    try:
+        return cls(**kwargs)
+    except AevbInputError:
+        raise
+    except TypeError as e:
+        raise AevbInputError(f"cannot build the {role} {spec} with {role}_kwargs {json.dumps(kwargs)}: {e}") from None
+
+
+def recorded_kwargs(obj: Any, given: Optional[dict]) -> Optional[dict]:
+    """The constructor arguments to record for ``obj``: ``given``, else its ``init_kwargs``, else None (unknown)."""
+    if given is not None:
+        return dict(given)
+    kwargs = getattr(obj, "init_kwargs", None)
+    if kwargs is None:
+        return None
+    try:
+        json.dumps(kwargs)
+    except TypeError:
+        return None
+    return dict(kwargs)
