@@ -36,6 +36,7 @@ def prepare_data(config: RunConfig) -> Dataset:
 def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = True) -> Trainer:
     """Train the model/guide of ``config`` into ``run_dir`` (Algorithm 1); ``resume`` continues a run."""
     run_dir = Path(run_dir)
+    config.model, config.guide = resolve_spec(config.model), resolve_spec(config.guide)
     if resume:
         saved = RunConfig.from_dict(load_checkpoint(run_dir)["config"])
         changed = [f for f, v in config.to_dict().items()
@@ -48,7 +49,6 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
     config.validate()
     if config.epochs is None and config.train_samples is None:
         raise AevbInputError("give a training budget: epochs or train_samples")
-    config.model, config.guide = resolve_spec(config.model), resolve_spec(config.guide)
     data = prepare_data(config)
     config.data_dim = data.data_dim
     pyro.set_rng_seed(config.seed)

@@ -336,6 +336,10 @@ def test_a_user_model_trains_from_the_cli_by_import_path_and_evaluate_sample_loa
     assert done.returncode == 0, done.stderr
     config = json.loads((out / "config.json").read_text())
     assert config["model_kwargs"] == {"hidden": 16} and config["data_dim"] == 196
+    resumed = subprocess.run([c if c != "2" else "3" for c in cmd] + ["--resume"], capture_output=True, text=True,
+                             cwd=Path(__file__).parent, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout.strip().splitlines()[-1])["epoch"] == 3
     ev = subprocess.run([sys.executable, "-m", "pyro_aevb", "evaluate", str(out), "--json", "--iw-samples", "10"],
                         capture_output=True, text=True, cwd=Path(__file__).parent, timeout=300)
     assert ev.returncode == 0, ev.stderr

@@ -7,12 +7,15 @@ import pyro
 import pytest
 import torch
 
-from pyro_aevb import Dataset, Trainer, evaluate_bound
-from pyro_aevb.infer.fused import FusedELBO, is_fused_compatible
-from pyro_aevb.guides import AmortizedNormalGuide
-from pyro_aevb.models import VAEModel
-from pyro_aevb.nn import init_normal_
+from pyro import poutine
+
+from pyro_aevb import AevbInputError, Dataset, Trainer, evaluate_bound
+from pyro_aevb.guides import GUIDE_NAMES, AmortizedNormalGuide, get_guide
 from pyro_aevb.infer.elbo import make_elbo
+from pyro_aevb.infer.fused import FusedELBO, cross_check, is_fused_compatible
+from pyro_aevb.models import LIKELIHOODS, VAEModel
+from pyro_aevb.nn import init_normal_
+from pyro_aevb.plates import data_plate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from train_speed import HandWrittenVAE, copy_weights, reference_epoch  # noqa: E402
@@ -74,3 +77,58 @@ def test_trainer_and_hand_written_loop_reach_the_same_bound(mnist_small):
             dst.copy_(src)
     theirs = evaluate_bound(*copy_back, mnist_small.test, "analytic")
     assert abs(ours - theirs) < 2.0, (ours, theirs)
+
+
+FUSED_GUIDES = [name for name in GUIDE_NAMES if is_fused_compatible(VAEModel(4, 2, (3,)), get_guide(name, 4, 2, (3,)))]
+
+
+def test_every_location_scale_guide_is_fused_compatible_and_the_correlated_ones_are_not():
+    assert set(FUSED_GUIDES) == {"normal", "laplace", "studentt", "logistic", "gumbel", "lognormal"}
+
+
+@pytest.mark.parametrize("likelihood", sorted(LIKELIHOODS))
+@pytest.mark.parametrize("guide_name", FUSED_GUIDES)
+def test_fused_equals_pyro_for_every_fused_compatible_guide_and_likelihood(guide_name, likelihood):
+    """The trainer picks the fused path for these pairs, so each must equal Pyro's ELBO on the same draws:
+    estimator A always, estimator B where the KL is analytic (data inside every likelihood's support)."""
+    estimators = ["trace"] + (["analytic"] if GUIDE_NAMES[guide_name][1] else [])
+    model, guide = VAEModel(30, 4, (20,), likelihood=likelihood), get_guide(guide_name, 30, 4, (20,))
+    init_normal_(model, 0.3)
+    init_normal_(guide, 0.3)
+    x, idx = torch.rand(10, 30) * 0.98 + 0.01, torch.arange(10, 20)
+    params = list(guide.parameters()) + list(model.parameters())
+    for estimator in estimators:
+        pyro.set_rng_seed(5)
+        a = make_elbo(estimator, 2)(model, guide)(x, idx, 50)
+        ga = torch.autograd.grad(a, params)
+        pyro.set_rng_seed(5)
+        b = FusedELBO(model, guide, estimator, 2)(x, idx, 50)
+        gb = torch.autograd.grad(b, params)
+        assert b.item() == pytest.approx(a.item(), rel=1e-5), estimator
+        for u, v in zip(ga, gb):
+            assert torch.allclose(u, v, rtol=1e-4, atol=1e-3), estimator
+        cross_check(model, guide, x, estimator, 2)  # the start-of-training check agrees
+
+
+def test_a_class_that_claims_fused_but_differs_from_pyro_is_caught_when_training_starts():
+    """fused_compatible = True on a program that adds a term: the one-time cross-check sees the difference;
+    backend='auto' falls back to Pyro with a warning, backend='fused' refuses."""
+
+    class Tempered(VAEModel):
+        fused_compatible = True
+
+        def forward(self, x, idx=None, num_data=None):
+            with data_plate(x, idx, num_data):
+                z = pyro.sample("z", self.prior(x.shape[:1], x.device))
+                with poutine.scale(scale=0.5):
+                    pyro.sample("x", self.likelihood_dist(z), obs=x)
+            return z
+
+    data = Dataset("t", torch.rand(40, 6).round(), torch.rand(10, 6).round())
+    model, guide = Tempered(6, 2, (4,)), AmortizedNormalGuide(6, 2, (4,))
+    with pytest.warns(RuntimeWarning, match="fused objective gives"):
+        trainer = Trainer(model, guide, data, backend="auto", progress=False)
+    assert trainer.backend == "pyro"
+    with pytest.raises(AevbInputError, match="fused objective gives"):
+        Trainer(model, guide, data, backend="fused", progress=False)
+    assert Trainer(VAEModel(6, 2, (4,)), guide, data, progress=False).backend == "fused"
