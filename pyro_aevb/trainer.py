@@ -12,7 +12,7 @@ The loss is Pyro's ELBO used as a ``torch.nn.Module`` (``elbo(model, guide)``,
 the interface of Pyro's ``examples/svi_torch.py``) with a plain torch
 optimizer.  It is ``-L^M``, i.e. in units of the whole dataset (the ``data``
 plate scales the minibatch sum by N/M).  For the paper's VAE the same number
-is computed without Pyro's per-step tracing by :class:`pyro_aevb.fused.FusedELBO`
+is computed without Pyro's per-step tracing by :class:`pyro_aevb.infer.fused.FusedELBO`
 (``backend="auto"`` picks it when model and guide allow; ``compile=True`` adds
 ``torch.compile``).  The hot loop makes no host synchronisation except every
 ``log_every`` steps for the progress bar.
