@@ -50,7 +50,7 @@ import json
 import time
 import warnings
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Callable, Optional, Sequence, Union
 
 import torch
 from tqdm.auto import tqdm
@@ -148,6 +148,8 @@ class Trainer:
     :param compile: wrap the loss in ``torch.compile`` (first step compiles, ~20 s on CPU).
     :param seed: seeds the minibatch permutations (a generator of their own, so they are the same on
         every rank and unaffected by the noise draws).
+    :param callbacks: called as ``callback(trainer, row)`` after every epoch, once its metrics row is written
+        and its checkpoint saved (rank 0 only): a tracker (TensorBoard, MLflow, ...) is one small class.
     """
 
     def __init__(self, model: torch.nn.Module, guide: Optional[torch.nn.Module], data: Dataset, *,
@@ -155,7 +157,8 @@ class Trainer:
                  lr: float = 0.02, prior_precision: float = 1.0, batch_size: int = 100, run_dir: Optional[str] = None,
                  config: Optional[dict] = None, model_kwargs: Optional[dict] = None,
                  guide_kwargs: Optional[dict] = None, progress: bool = True, log_every: int = 50,
-                 backend: str = "auto", compile: bool = False, seed: int = 0):
+                 backend: str = "auto", compile: bool = False, seed: int = 0, callbacks: Sequence[Callable] = ()):
+        self.callbacks = list(callbacks)
         self.model, self.guide, self.data = _module(model, "model"), _module(guide, "guide"), data
         self.num_particles = int(num_particles)
         if int(batch_size) < 1:
@@ -364,6 +367,9 @@ class Trainer:
             if self.run_dir is not None:
                 save_checkpoint(self.run_dir, self.state_dict())
                 append_metrics(self.run_dir, row)
+            if self.rank == 0:
+                for callback in self.callbacks:
+                    callback(self, row)
             if self.progress:
                 test = f", test bound {row['test_elbo']:.2f}" if "test_elbo" in row else ""
                 train_key = "train_elbo" if self.is_bound else "train_objective"

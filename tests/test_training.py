@@ -120,3 +120,15 @@ def test_load_run_gives_traceable_pyro_programs(tmp_path, small_array):
     assert model_tr.nodes["x"]["is_observed"]
     assert model_tr.nodes["z"]["fn"].event_shape == (4,)
     assert run.train_samples == 540
+
+
+def test_callbacks_see_every_epoch_row_after_it_is_saved(mnist_small, tmp_path):
+    """The per-epoch hook: called once per epoch with the row, after the checkpoint holds that epoch."""
+    seen = []
+
+    def callback(trainer, row):
+        seen.append((row["epoch"], load_run(tmp_path).train_samples))
+
+    model, guide = VAEModel(784, 2, (20,)), AmortizedNormalGuide(784, 2, (20,))
+    Trainer(model, guide, mnist_small, run_dir=tmp_path, progress=False, callbacks=[callback]).fit(epochs=2)
+    assert seen == [(1, 5000), (2, 10000)]
