@@ -67,13 +67,28 @@ class Likelihood:
     """
 
     def __init__(self, name: str, params_per_dim: int, fn: Callable[[torch.Tensor], dist.Distribution],
-                 support: Optional[constraints.Constraint] = None):
+                 support: Optional[constraints.Constraint] = None, learned_scale: bool = False,
+                 min_scale: float = 0.0):
         if int(params_per_dim) < 1:
             raise AevbInputError(f"params_per_dim must be >= 1, got {params_per_dim}")
+        if not min_scale >= 0:
+            raise AevbInputError(f"min_scale must be >= 0, got {min_scale}")
+        if min_scale > 0 and not learned_scale:
+            raise AevbInputError(f"the {name} likelihood has no learned scale: min_scale applies to gaussian and laplace")
         self.name = name
         self.params_per_dim = int(params_per_dim)
         self.fn = fn
         self._support = support
+        #: whether the decoder learns a scale (Gaussian, Laplace): its density is unbounded at point masses
+        self.learned_scale = learned_scale
+        #: a floor added to the learned scale (0: none), which keeps the density bounded
+        self.min_scale = float(min_scale)
+
+    def with_min_scale(self, min_scale: float) -> "Likelihood":
+        """The same likelihood with ``scale = min_scale + learned scale`` (for data with point masses)."""
+        if not min_scale:
+            return self
+        return Likelihood(self.name, self.params_per_dim, self.fn, self._support, self.learned_scale, min_scale)
 
     @property
     def support(self) -> constraints.Constraint:
@@ -86,7 +101,23 @@ class Likelihood:
         return self._support
 
     def __call__(self, out: torch.Tensor) -> dist.Distribution:
-        return self.fn(out)
+        d = self.fn(out)
+        if self.min_scale:
+            d = type(d)(d.loc, d.scale + self.min_scale)
+        return d
+
+    def point_mass_warning(self, x: torch.Tensor, what: str = "data") -> Optional[str]:
+        """A warning when a learned-scale likelihood meets dimensions that are constant across ``x``: there the
+        density, and with it the bound, grows without limit as the scale collapses (and training diverges)."""
+        if not self.learned_scale or self.min_scale > 0 or x.shape[0] < 2:
+            return None
+        constant = int((x.amax(0) == x.amin(0)).sum())
+        if constant == 0:
+            return None
+        return (f"{what}: {constant} of {x.shape[1]} dimensions are constant, and the {self.name} likelihood learns "
+                f"its scale: on such point masses the density is unbounded, the scale collapses and the bound "
+                f"grows without limit (training may diverge); set a scale floor (--min-scale 0.01, "
+                f"VAEModel(..., min_scale=0.01)) or use a likelihood on [0, 1] (bernoulli, continuous_bernoulli)")
 
     def check_data(self, x: torch.Tensor, what: str = "data") -> None:
         """Raise :class:`AevbInputError` unless every value of ``x`` is in the support."""
@@ -153,9 +184,9 @@ def _beta(out: torch.Tensor) -> dist.Distribution:
 
 LIKELIHOODS: Dict[str, Likelihood] = {
     "bernoulli": Likelihood("bernoulli", 1, _bernoulli, constraints.unit_interval),
-    "gaussian": Likelihood("gaussian", 2, _gaussian, constraints.real),
+    "gaussian": Likelihood("gaussian", 2, _gaussian, constraints.real, learned_scale=True),
     "continuous_bernoulli": Likelihood("continuous_bernoulli", 1, _continuous_bernoulli, constraints.unit_interval),
-    "laplace": Likelihood("laplace", 2, _laplace, constraints.real),
+    "laplace": Likelihood("laplace", 2, _laplace, constraints.real, learned_scale=True),
     "beta": Likelihood("beta", 2, _beta, open_unit_interval),
 }
 

@@ -36,6 +36,8 @@ class VAEModel(PyroModule):
     :param likelihood: name (``"bernoulli"``, ``"gaussian"``) or :class:`Likelihood`.
     :param activation: hidden activation (``"tanh"`` in the paper).
     :param init: ``"paper"`` (N(0, 0.01^2), section 5) or ``"torch"`` (PyTorch's default layer initialisation).
+    :param min_scale: a floor added to a learned likelihood scale (gaussian, laplace): keeps the density
+        bounded on data with point masses (constant pixels).
 
     Each instance has a Pyro name of its own (:mod:`pyro_aevb.params`), so two models never share
     parameters through Pyro's global store; ``init_kwargs`` records the constructor arguments, so a run
@@ -48,7 +50,8 @@ class VAEModel(PyroModule):
     unique_pyro_name = True
 
     def __init__(self, data_dim: int, latent_dim: int, hidden_dims: Sequence[int] = (500,),
-                 likelihood: Union[str, Likelihood] = "bernoulli", activation: str = "tanh", init: str = "paper"):
+                 likelihood: Union[str, Likelihood] = "bernoulli", activation: str = "tanh", init: str = "paper",
+                 min_scale: float = 0.0):
         super().__init__(name=unique_name(self) if self.unique_pyro_name else "")
         if int(latent_dim) < 1:
             raise AevbInputError(f"latent_dim must be >= 1, got {latent_dim}")
@@ -56,13 +59,14 @@ class VAEModel(PyroModule):
             raise AevbInputError(f"data_dim must be >= 1, got {data_dim}")
         self.data_dim = int(data_dim)
         self.latent_dim = int(latent_dim)
-        self.likelihood = get_likelihood(likelihood)
+        self.likelihood = get_likelihood(likelihood).with_min_scale(min_scale)
         self.decoder = initialize_(mlp(self.latent_dim, hidden_dims,
                                        self.likelihood.params_per_dim * self.data_dim, activation), init)
-        named = isinstance(likelihood, str) or self.likelihood is LIKELIHOODS.get(self.likelihood.name)
+        named = isinstance(likelihood, str) or get_likelihood(likelihood) is LIKELIHOODS.get(self.likelihood.name)
         #: constructor arguments as JSON (None when the likelihood is a custom object that cannot be named)
         self.init_kwargs = dict(data_dim=self.data_dim, latent_dim=self.latent_dim, hidden_dims=list(hidden_dims),
-                                likelihood=self.likelihood.name, activation=activation, init=init) if named else None
+                                likelihood=self.likelihood.name, activation=activation, init=init,
+                                **({"min_scale": min_scale} if min_scale else {})) if named else None
 
     def prior(self, batch_shape, device=None) -> dist.Distribution:
         """p(z) = N(0, I) with ``batch_shape`` and one event of ``latent_dim``."""

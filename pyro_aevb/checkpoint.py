@@ -1,76 +1,265 @@
-"""Atomic checkpoints: a killed run never leaves a half-written file.
+"""Crash-consistent run directories: a killed run never leaves a half-written or stale file.
 
-``save_checkpoint`` writes to a temporary file in the run directory, fsyncs it
-and renames it over ``checkpoint.pt`` (``os.replace`` is atomic on POSIX and
-Windows), so ``checkpoint.pt`` is always either the previous or the new state.
+A run directory holds ``config.json``, ``metrics.jsonl``, ``checkpoint.pt`` and
+``checkpoint.prev.pt`` (the checkpoint before it), and a ``.lock`` file:
+
+* every file is written whole to a temporary file beside it, flushed and
+  fsynced, given normal permissions (``0666`` less the umask), then renamed over
+  the old one (``os.replace`` is atomic on POSIX), and the directory is fsynced
+  so the rename survives a power cut;
+* before a new checkpoint replaces ``checkpoint.pt``, the old one is kept as
+  ``checkpoint.prev.pt`` (a hard link, renamed atomically): there is always one
+  complete checkpoint, and :func:`load_checkpoint` with ``fallback=True`` uses
+  the previous one, with a warning, when the newest is unreadable;
+* ``metrics.jsonl`` is rewritten whole from the trainer's rows each epoch, so it
+  is never torn and a fresh run starts a fresh file; :func:`read_metrics` still
+  tolerates a torn last line (files from elsewhere) and non-finite numbers are
+  written as ``null`` (valid JSON);
+* :class:`RunLock` -- an OS lock (``fcntl.flock``) on ``.lock`` holding the
+  writer's PID -- lets one process write a run directory; a second writer gets
+  :class:`~pyro_aevb.errors.RunLocked` naming the holder; readers never lock;
+* temporary files left by a killed writer are removed by the next writer
+  (:func:`remove_stale_temp_files`).
+
 ``load_checkpoint`` uses ``torch.load(weights_only=True)``: checkpoints hold
 only tensors, numbers, strings, lists and dicts, never pickled code.
+Setting ``PYRO_AEVB_TEST_WRITE_PAUSE`` (seconds) pauses every atomic write
+between writing and renaming -- the window the fault-injection test kills in.
 """
 
+import errno
+import fcntl
 import json
+import math
 import os
+import shutil
 import tempfile
+import time
+import warnings
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Optional
 
 import torch
 
-from .errors import AevbInputError
+from .errors import AevbInputError, RunLocked, StorageError
 
 CHECKPOINT = "checkpoint.pt"
+PREVIOUS = "checkpoint.prev.pt"
 METRICS = "metrics.jsonl"
+CONFIG = "config.json"
+LOCK = ".lock"
 FORMAT_VERSION = 1
+PAUSE_ENV = "PYRO_AEVB_TEST_WRITE_PAUSE"
+
+
+def _storage_error(path: Path, e: OSError) -> StorageError:
+    if e.errno == errno.ENOSPC:
+        return StorageError(f"disk full while writing {path}: free some space and continue with --resume "
+                            "(the files from the last finished epoch are intact)")
+    return StorageError(f"cannot write {path}: {e.strerror or e} (the files from the last finished epoch are intact)")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write(path: Path, write) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, then rename it to ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp")
+    """Call ``write(file)`` on a temporary file beside ``path``, fsync it, rename it to ``path``, fsync the folder."""
+    path = Path(path)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        pause = float(os.environ.get(PAUSE_ENV, "0") or 0)
+        if pause > 0:
+            time.sleep(pause)
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except OSError as e:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+        raise _storage_error(path, e) from e
     except BaseException:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
         raise
 
 
+def remove_stale_temp_files(run_dir) -> list:
+    """Delete the ``.NAME.*.tmp`` files a killed writer left behind (call while holding the run's lock)."""
+    removed = []
+    for tmp in Path(run_dir).glob(".*.tmp"):
+        try:
+            tmp.unlink()
+            removed.append(tmp.name)
+        except FileNotFoundError:
+            pass
+    return removed
+
+
 def save_checkpoint(run_dir, state: dict) -> Path:
-    path = Path(run_dir) / CHECKPOINT
+    """Write ``checkpoint.pt`` atomically, keeping the one it replaces as ``checkpoint.prev.pt``."""
+    run_dir = Path(run_dir)
+    path, previous = run_dir / CHECKPOINT, run_dir / PREVIOUS
+    if path.exists():
+        tmp = run_dir / f".{PREVIOUS}.{os.getpid()}.tmp"
+        try:
+            if tmp.exists():
+                tmp.unlink()
+            try:
+                os.link(path, tmp)
+            except OSError:  # a filesystem without hard links: copy
+                shutil.copyfile(path, tmp)
+            os.replace(tmp, previous)
+        except OSError as e:
+            raise _storage_error(previous, e) from e
     atomic_write(path, lambda f: torch.save(dict(state, format=FORMAT_VERSION), f))
     return path
 
 
-def load_checkpoint(run_dir, map_location="cpu") -> dict:
-    path = Path(run_dir) / CHECKPOINT
-    if not path.exists():
-        raise AevbInputError(f"no checkpoint in {run_dir} (expected {path})")
+def _read_checkpoint(path: Path, map_location) -> dict:
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # noqa: BLE001
-        raise AevbInputError(f"{path} is not a readable pyro-aevb checkpoint: {e}") from e
+    except Exception as e:  # noqa: BLE001 -- any unreadable file is the same user-facing problem
+        raise AevbInputError(f"{path} is not a readable pyro-aevb checkpoint ({type(e).__name__}: "
+                             f"{str(e).splitlines()[0][:120] if str(e) else 'truncated or corrupt'})") from e
     if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
         raise AevbInputError(f"{path} is not a pyro-aevb checkpoint of format {FORMAT_VERSION}")
     return state
 
 
+def load_checkpoint(run_dir, map_location="cpu", fallback: bool = True) -> dict:
+    """The newest readable checkpoint of ``run_dir``: ``checkpoint.pt``, or (with ``fallback``, and a warning)
+    ``checkpoint.prev.pt`` when the newest is missing or unreadable."""
+    run_dir = Path(run_dir)
+    path, previous = run_dir / CHECKPOINT, run_dir / PREVIOUS
+    if not path.exists() and not (fallback and previous.exists()):
+        raise AevbInputError(f"no checkpoint in {run_dir} (expected {path}): no epoch has finished there yet; "
+                             "start the run without --resume")
+    try:
+        return _read_checkpoint(path, map_location)
+    except AevbInputError as newest:
+        if not (fallback and previous.exists()):
+            raise AevbInputError(f"{newest}; there is no previous checkpoint to fall back on: move {run_dir} aside "
+                                 "and train again, or pass --overwrite to start afresh there") from None
+        state = _read_checkpoint(previous, map_location)
+        warnings.warn(f"{newest}; using the previous checkpoint {previous} (epoch {state.get('epoch')})",
+                      RuntimeWarning, stacklevel=2)
+        return state
+
+
+def _finite(value):
+    """JSON has no NaN/inf: non-finite floats become ``null``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def dumps(obj, **kwargs) -> str:
+    """``json.dumps`` that always gives valid JSON (non-finite numbers as ``null``)."""
+    return json.dumps(_finite(obj), allow_nan=False, **kwargs)
+
+
 def write_metrics(run_dir, rows: Iterable[dict]) -> None:
-    """Rewrite ``metrics.jsonl`` atomically (used on resume to match the checkpoint)."""
-    text = "".join(json.dumps(r) + "\n" for r in rows).encode()
+    """Rewrite ``metrics.jsonl`` atomically: one JSON object per finished epoch."""
+    text = "".join(dumps(r) + "\n" for r in rows).encode()
     atomic_write(Path(run_dir) / METRICS, lambda f: f.write(text))
 
 
-def append_metrics(run_dir, row: dict) -> None:
-    with open(Path(run_dir) / METRICS, "a") as f:
-        f.write(json.dumps(row) + "\n")
-        f.flush()
+def write_config(run_dir, config: dict) -> None:
+    text = (dumps(config, indent=2) + "\n").encode()
+    atomic_write(Path(run_dir) / CONFIG, lambda f: f.write(text))
 
 
 def read_metrics(run_dir) -> list:
+    """The rows of ``metrics.jsonl``; a torn last line (a writer killed mid-line) is skipped with a warning."""
     path = Path(run_dir) / METRICS
     if not path.exists():
         return []
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+    try:
+        lines = [line for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as e:
+        raise AevbInputError(f"cannot read {path}: {e}") from None
+    rows = []
+    for i, line in enumerate(lines):
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict):
+                raise ValueError("not an object")
+            rows.append(row)
+        except ValueError:
+            if i == len(lines) - 1:
+                warnings.warn(f"{path}: ignoring a torn last line (a writer was killed mid-write)", RuntimeWarning,
+                              stacklevel=2)
+            else:
+                raise AevbInputError(f"{path} line {i + 1} is not a JSON object: the file is corrupt; "
+                                     "--resume rewrites it from the checkpoint") from None
+    return rows
+
+
+class RunLock:
+    """One writer per run directory: an exclusive ``fcntl.flock`` on ``RUN_DIR/.lock``, which holds the PID.
+
+    Acquired by the trainer for as long as it writes; a second writer raises :class:`RunLocked` at once.
+    Released on :meth:`release` or when the process ends (the OS drops the lock with the file descriptor).
+    """
+
+    def __init__(self, run_dir):
+        self.path = Path(run_dir) / LOCK
+        self._file = None
+
+    @property
+    def held(self) -> bool:
+        return self._file is not None
+
+    def acquire(self) -> "RunLock":
+        if self._file is not None:
+            return self
+        try:
+            f = open(self.path, "a+")
+        except OSError as e:
+            raise _storage_error(self.path, e) from e
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            f.close()
+            raise RunLocked(f"{self.path.parent} is being written by another process (PID {holder}): wait for it "
+                            "to finish, or choose another --out") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        self._file = f
+        return self
+
+    def release(self) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()

@@ -7,22 +7,28 @@
     pyro-aevb sample runs/x --out samples.png
     pyro-aevb data mnist                             # fetch and verify a dataset
 
-Bad arguments or data print one line ``pyro-aevb: error: ...`` and exit with status 2.
+Every anticipated failure prints one line ``pyro-aevb: error: ...`` and exits with a documented status
+(:mod:`pyro_aevb.errors`): 2 bad input, 3 training diverged, 4 run directory locked by another process,
+5 a file could not be written or read (disk full, ...), 130 interrupted (Ctrl-C or SIGTERM); anything
+else is a bug, reported on one line with status 70 (``PYRO_AEVB_DEBUG=1`` shows the traceback).
 """
 
 import argparse
-import json
+import os
+import signal
 import sys
+import warnings
 from pathlib import Path
 
+import pyro
 import torch
 
-from .checkpoint import read_metrics
+from .checkpoint import CHECKPOINT, dumps, read_metrics
 from .config import MODELS, RunConfig
 from .contract import check_model_guide, inspect_model
 from .data import BINARIZE_MODES, load_frey, load_mnist
 from .distributed import init_distributed
-from .errors import AevbInputError
+from .errors import AevbError, AevbInputError, Interrupted, StorageError
 from .evaluation.full_vb import posterior_predictive_log_likelihood, predictive_means
 from .evaluation.sampling import prior_means
 from .guides import GUIDE_NAMES
@@ -34,6 +40,9 @@ from .plots import plot_bound_curve, save_image_grid
 from .reproduce import DEFAULT_DATASET, reproduce
 from .runs import evaluate_run, load_run, train
 from .specs import parse_kwargs
+
+
+INTERNAL_ERROR = 70  # EX_SOFTWARE: an unanticipated failure (a bug)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -72,9 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--guide", default=d.guide,
                    help=f"q(z|x): {', '.join(sorted(GUIDE_NAMES))} (section 2.4) or package.module:Class")
     t.add_argument("--guide-kwargs", default=None, help="JSON object of constructor arguments for --guide CLASS")
-    t.add_argument("--init", default=d.init, choices=INITS,
-                   help="paper: N(0, 0.01^2) as in section 5 (default, with the paper's Adagrad recipe); "
-                        "torch: PyTorch's default layer initialisation (better with Adam)")
+    t.add_argument("--init", default=None, choices=INITS,
+                   help="initialisation of the built-in networks. paper: N(0, 0.01^2) as in section 5 (the "
+                        "default, with the paper's Adagrad recipe); torch: PyTorch's default layer "
+                        "initialisation (better with Adam)")
     t.add_argument("--bayesian-decoder", action="store_true",
                    help="full VB over the decoder weights, q(theta) q(z|x) (appendix F)")
     t.add_argument("--elbo", default=d.elbo, choices=sorted(ESTIMATORS), help="trace = estimator A, analytic = B")
@@ -90,7 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=d.seed)
     t.add_argument("--device", default=d.device, help="cpu, cuda, cuda:N or auto")
     t.add_argument("--out", required=True, help="run directory")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its checkpoint (--lr and --clip-grad-norm may change)")
+    t.add_argument("--overwrite", action="store_true", help="start afresh in an --out that already holds a run")
+    t.add_argument("--clip-grad-norm", type=float, default=None, help="rescale each gradient to at most this norm")
+    t.add_argument("--min-scale", type=float, default=0.0,
+                   help="floor added to a learned likelihood scale (gaussian, laplace): bounded density on point masses")
     t.add_argument("--backend", default=d.backend, choices=["auto", "pyro", "fused"],
                    help="evaluate the objective with Pyro's ELBO or the fused equivalent (auto: fused when possible)")
     t.add_argument("--compile", action="store_true", help="torch.compile the objective")
@@ -106,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--theta-samples", type=_positive_int, default=10,
                    help="full-VB runs: draws theta ~ q(theta) for the posterior predictive log-likelihood")
     e.add_argument("--device", default="cpu")
+    e.add_argument("--seed", type=int, default=0, help="seed of the Monte Carlo estimates")
     e.add_argument("--json", action="store_true", help="print one JSON object")
 
     s = sub.add_parser("sample", help="PNG grid of decoded samples from the prior")
@@ -145,20 +161,28 @@ def _train(args) -> int:
                        elbo=args.elbo, num_particles=args.num_particles,
                        optimizer=args.optimizer, lr=args.lr, prior_precision=args.prior_precision,
                        batch_size=args.batch_size, epochs=args.epochs, train_samples=args.train_samples,
-                       seed=args.seed, device=args.device, backend=args.backend, compile=args.compile)
+                       seed=args.seed, device=args.device, backend=args.backend, compile=args.compile,
+                       min_scale=args.min_scale, clip_grad_norm=args.clip_grad_norm)
     if config.epochs is None and config.train_samples is None:
         config.epochs = 1
     if args.distributed:
         init_distributed(config)
-    trainer = train(config, args.out, resume=args.resume, progress=not args.no_progress)
+    try:
+        trainer = train(config, args.out, resume=args.resume, progress=not args.no_progress, overwrite=args.overwrite)
+    except KeyboardInterrupt:
+        if (Path(args.out) / CHECKPOINT).exists():
+            raise Interrupted("interrupted: the last finished epoch is in the checkpoint; continue with --resume") from None
+        raise Interrupted("interrupted before the first epoch finished: nothing was saved; run the same command "
+                          "again (without --resume)") from None
     if trainer.rank != 0:
         return 0
     last = trainer.metrics[-1] if trainer.metrics else {}
-    print(json.dumps({"run_dir": str(args.out), **last}))
+    print(dumps({"run_dir": str(args.out), **last}))
     return 0
 
 
 def _evaluate(args) -> int:
+    pyro.set_rng_seed(args.seed)
     run = load_run(args.run_dir, device=args.device)
     result = evaluate_run(run, num_particles=args.num_particles)
     if args.iw_samples > 0:
@@ -174,7 +198,7 @@ def _evaluate(args) -> int:
             ll = log_likelihood(run.model, run.guide, test, num_samples=args.iw_samples)
         result.update(test_log_likelihood=ll.mean, test_log_likelihood_stderr=ll.stderr, iw_samples=args.iw_samples)
     if args.json:
-        print(json.dumps(result))
+        print(dumps(result))
     else:
         for k, v in result.items():
             print(f"{k:28s} {v:.3f}" if isinstance(v, float) else f"{k:28s} {v}")
@@ -229,7 +253,7 @@ def _reproduce(args) -> int:
     out = args.out or Path("runs") / "reproduce" / f"{args.figure}_{dataset}_{args.budget}"
     results = reproduce(args.figure, out, dataset=dataset, budget=args.budget, seed=args.seed, **kwargs)
     print((Path(out) / "results.md").read_text())
-    print(json.dumps({"out": str(out), "wall_seconds": results["wall_seconds"]}))
+    print(dumps({"out": str(out), "wall_seconds": results["wall_seconds"]}))
     return 0
 
 
@@ -237,14 +261,39 @@ COMMANDS = {"train": _train, "evaluate": _evaluate, "sample": _sample, "plot": _
             "reproduce": _reproduce}
 
 
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"pyro-aevb: warning: {message}", file=sys.stderr)
+
+
 def main(argv=None) -> int:
+    """Run one command; every anticipated failure is one line on stderr and a documented exit status
+    (:mod:`pyro_aevb.errors`): 2 bad input, 3 diverged, 4 run directory locked, 5 storage, 130 interrupted."""
+    warnings.showwarning = _show_warning
+    if hasattr(signal, "SIGTERM"):
+        try:
+            signal.signal(signal.SIGTERM, _terminate)
+        except ValueError:  # not the main thread (e.g. called from a worker): leave signals alone
+            pass
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
-    except AevbInputError as e:
+    except AevbError as e:
         print(f"pyro-aevb: error: {e}", file=sys.stderr)
-        return 2
+        return e.exit_status
     except KeyboardInterrupt:
-        print("pyro-aevb: interrupted (the last finished epoch is in the checkpoint; continue with --resume)",
+        print("pyro-aevb: interrupted", file=sys.stderr)
+        return Interrupted.exit_status
+    except OSError as e:  # a file the command reads or writes, outside the run's own atomic writes
+        print(f"pyro-aevb: error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}", file=sys.stderr)
+        return StorageError.exit_status
+    except Exception as e:  # noqa: BLE001 -- a bug: still one line, and the traceback on request
+        if os.environ.get("PYRO_AEVB_DEBUG"):
+            raise
+        print(f"pyro-aevb: internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
+              "(a bug in pyro-aevb: run again with PYRO_AEVB_DEBUG=1 for the traceback and report it)",
               file=sys.stderr)
-        return 130
+        return INTERNAL_ERROR

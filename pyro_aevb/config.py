@@ -34,13 +34,16 @@ class RunConfig:
     model: str = "mlp"
     model_kwargs: dict = field(default_factory=dict)
     guide_kwargs: dict = field(default_factory=dict)
-    init: str = "paper"  # paper: N(0, 0.01^2) (section 5); torch: PyTorch's default layer initialisation
+    # init of the built-in networks: paper = N(0, 0.01^2) (section 5); torch = PyTorch's default layer
+    # initialisation; None = not given (paper for built-in networks; classes of yours initialise themselves)
+    init: Optional[str] = None
     data_dim: Optional[int] = None  # D, recorded when training starts so the run can be rebuilt
     latent_dim: int = 20
     hidden_dim: int = 500
     num_hidden_layers: int = 1
     activation: str = "tanh"
     likelihood: str = "bernoulli"
+    min_scale: float = 0.0  # floor added to a learned likelihood scale (gaussian, laplace)
     guide: str = "normal"  # q(z|x): a name in pyro_aevb.guides.GUIDE_NAMES
     bayesian_decoder: bool = False  # full VB over the decoder weights (appendix F)
     # objective (section 2.3)
@@ -50,6 +53,7 @@ class RunConfig:
     optimizer: str = "adagrad"
     lr: float = 0.02
     prior_precision: float = 1.0
+    clip_grad_norm: Optional[float] = None
     batch_size: int = 100
     epochs: Optional[int] = None
     train_samples: Optional[int] = None
@@ -70,12 +74,18 @@ class RunConfig:
         need(self.num_particles >= 1, f"num particles must be >= 1, got {self.num_particles}")
         need(self.batch_size >= 1, f"batch size must be >= 1, got {self.batch_size}")
         need(self.lr > 0, f"learning rate must be > 0, got {self.lr}")
+        need(self.min_scale >= 0, f"min scale must be >= 0, got {self.min_scale}")
+        need(self.clip_grad_norm is None or self.clip_grad_norm > 0,
+             f"gradient-norm clip must be > 0, got {self.clip_grad_norm}")
         need(self.prior_precision >= 0, f"prior precision must be >= 0, got {self.prior_precision}")
         need(self.model in MODELS or is_import_path(self.model),
              f"unknown model {self.model!r}; use one of {list(MODELS)} or package.module:Class / file.py:Class")
         need(self.guide in GUIDE_NAMES or is_import_path(self.guide),
              f"unknown guide {self.guide!r}; use one of {sorted(GUIDE_NAMES)} or package.module:Class / file.py:Class")
-        need(self.init in INITS, f"unknown init {self.init!r}; choose from {list(INITS)}")
+        need(self.init is None or self.init in INITS, f"unknown init {self.init!r}; choose from {list(INITS)}")
+        need(self.init is None or self.model in MODELS or self.guide in GUIDE_NAMES,
+             f"--init {self.init} sets the initialisation of the built-in networks, but the model and the guide "
+             "are both classes of yours: initialise them in their constructors")
         need(not (self.bayesian_decoder and self.model not in MODELS),
              "--bayesian-decoder makes the built-in decoder's weights random; a model of yours declares its own "
              "global latents (outside the 'data' plate) and brings its own guide")
@@ -126,12 +136,12 @@ def build_model_guide(config: RunConfig, data_dim: int):
                                      config.activation)
         else:
             model = VAEModel(data_dim, config.latent_dim, config.hidden_dims, config.likelihood, config.activation,
-                             config.init)
+                             config.init or "paper", min_scale=config.min_scale)
     else:
         model = build(config.model, config.model_kwargs, data_dim, "model")
     if config.guide in GUIDE_NAMES:
         guide = get_guide(config.guide, data_dim, config.latent_dim, config.hidden_dims, config.activation,
-                          init=config.init)
+                          init=config.init or "paper")
     else:
         guide = build(config.guide, config.guide_kwargs, data_dim, "guide")
     if config.bayesian_decoder:

@@ -214,6 +214,7 @@ def inspect_model(model: Callable, x: torch.Tensor, num_data: Optional[int] = No
     xb, idx, n = _probe_batch(x, num_data)
     with _quiet_side_effects(x):
         trace = _run(poutine.trace(model).get_trace, "model", xb, idx, n)
+        _compute_log_prob(trace, "model")
         _plate_checks(trace, "model", xb.shape[0], n)
         _param_checks([("model", trace)], _owned_parameters(model))
         return _structure(trace, _nesting([trace]))
@@ -285,16 +286,54 @@ def check_model_guide(model: Callable, guide: Callable, x: torch.Tensor, estimat
     return structure
 
 
+def _support_error(name: str, role: str, fn, error: Exception) -> AevbInputError:
+    return AevbInputError(
+        f"site {name!r} of the {role}: a value is outside the support of {_describe(fn)} "
+        f"({str(error).splitlines()[0][:160]}); e.g. grey values under a Bernoulli: binarize the data "
+        f"(--binarize static / load_dataset(..., binarize='static')) or use a likelihood on [0, 1] such as "
+        f"ContinuousBernoulli")
+
+
+def _compute_log_prob(trace, role: str) -> None:
+    """``trace.compute_log_prob()`` with a value outside a distribution's support as one clear error."""
+    for name, site in trace.nodes.items():
+        if site["type"] == "sample" and not site_is_subsample(site):
+            try:
+                site["fn"].log_prob(site["value"])
+            except ValueError as e:
+                raise _support_error(name, role, site["fn"], e) from None
+    trace.compute_log_prob()
+
+
+@torch.no_grad()
+def check_data_support(model: Callable, x: torch.Tensor, what: str = "the data", chunk: int = 5000) -> None:
+    """Every row of ``x`` lies in the support of the model's observed distributions (checked once, in chunks,
+    so that training never meets an out-of-support value halfway through an epoch)."""
+    with _quiet_side_effects(x):
+        for start in range(0, x.shape[0], chunk):
+            trace = _run(poutine.trace(model).get_trace, "model", x[start:start + chunk])
+            for name, site in trace.nodes.items():
+                if is_observed(site):
+                    support = site["fn"].support
+                    ok = support.check(site["value"])
+                    if not bool(ok.all()):
+                        raise AevbInputError(
+                            f"{what}: rows {start}..{start + chunk - 1} have values outside the support of site "
+                            f"{name!r} ({_describe(site['fn'])}, support {support}); e.g. grey values under a "
+                            "Bernoulli: binarize the data (--binarize static) or use a likelihood on [0, 1]")
+
+
 def _match_checks(model_trace, guide_trace, nesting: int) -> None:
     """Pyro's model/guide checks, with its warnings turned into errors that say what to change."""
     model_latents = {name for name, site in model_trace.nodes.items() if is_latent(site)}
     guide_latents = {name for name, site in guide_trace.nodes.items()
                      if is_latent(site) and not site["infer"].get("is_auxiliary")}
     missing = sorted(model_latents - guide_latents)
-    if missing:
-        raise AevbInputError(f"the guide does not sample the model's latent site(s) {', '.join(map(repr, missing))}: "
-                             "a guide must sample every latent of the model under the same name")
     extra = sorted(guide_latents - model_latents)
+    if missing:
+        also = f" (it samples {', '.join(map(repr, extra))} instead: a misspelt name?)" if extra else ""
+        raise AevbInputError(f"the guide does not sample the model's latent site(s) {', '.join(map(repr, missing))}"
+                             f"{also}: a guide must sample every latent of the model under the same name")
     if extra:
         raise AevbInputError(f"the guide samples {', '.join(map(repr, extra))}, which the model does not have: rename "
                              "them to the model's latent sites or mark them infer={'is_auxiliary': True}")
@@ -311,7 +350,7 @@ def _match_checks(model_trace, guide_trace, nesting: int) -> None:
         except (ValueError, NotImplementedError) as e:
             raise AevbInputError(f"model and guide disagree: {str(e).splitlines()[0]}") from None
     for role, trace in (("model", model_trace), ("guide", guide_trace)):
-        trace.compute_log_prob()
+        _compute_log_prob(trace, role)
         for name, site in trace.nodes.items():
             if site["type"] == "sample" and not site_is_subsample(site):
                 try:

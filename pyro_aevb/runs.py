@@ -24,7 +24,8 @@ from .specs import build, resolve_spec
 from .trainer import Trainer
 
 # Fields that may differ between a run and its --resume: the budget and where it runs.
-RESUMABLE_FIELDS = {"epochs", "train_samples", "device", "backend", "compile", "data_dim"}
+RESUMABLE_FIELDS = {"epochs", "train_samples", "device", "backend", "compile", "data_dim", "lr", "clip_grad_norm"}
+BUILT_IN_DATASETS = ("mnist", "frey")
 
 
 def prepare_data(config: RunConfig) -> Dataset:
@@ -33,10 +34,23 @@ def prepare_data(config: RunConfig) -> Dataset:
     return load_dataset(config.dataset, config.binarize, config.data_path).to(config.resolved_device())
 
 
-def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = True) -> Trainer:
-    """Train the model/guide of ``config`` into ``run_dir`` (Algorithm 1); ``resume`` continues a run."""
+def _absolute(path: Optional[str]) -> Optional[str]:
+    return str(Path(path).expanduser().resolve()) if path else path
+
+
+def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = True, overwrite: bool = False,
+          callbacks=()) -> Trainer:
+    """Train the model/guide of ``config`` into ``run_dir`` (Algorithm 1); ``resume`` continues a run,
+    ``overwrite`` starts afresh in a directory that holds one."""
     run_dir = Path(run_dir)
+    if resume and overwrite:
+        raise AevbInputError("--resume continues the run in --out and --overwrite replaces it: choose one")
     config.model, config.guide = resolve_spec(config.model), resolve_spec(config.guide)
+    if config.dataset not in BUILT_IN_DATASETS:  # a file: recorded absolute, so the run evaluates from anywhere
+        config.dataset = _absolute(config.dataset)
+    config.data_path = _absolute(config.data_path)
+    if config.init is None and (config.model in MODELS or config.guide in GUIDE_NAMES):
+        config.init = "paper"  # recorded: what the built-in networks were initialised with
     if resume:
         saved = RunConfig.from_dict(load_checkpoint(run_dir)["config"])
         changed = [f for f, v in config.to_dict().items()
@@ -44,8 +58,9 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
         if changed:
             raise AevbInputError(f"--resume with settings that differ from the run in {run_dir}: "
                                  f"{', '.join(f'{f}={getattr(saved, f)!r} (run) vs {getattr(config, f)!r}' for f in changed)}")
-    elif (run_dir / CHECKPOINT).exists():
-        raise AevbInputError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+    elif (run_dir / CHECKPOINT).exists() and not overwrite:
+        raise AevbInputError(f"{run_dir} already holds a run; pass --resume to continue it, --overwrite to start "
+                             "afresh, or choose another --out")
     config.validate()
     if config.epochs is None and config.train_samples is None:
         raise AevbInputError("give a training budget: epochs or train_samples")
@@ -59,10 +74,12 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
     trainer = Trainer(model, guide, data, elbo=config.elbo, num_particles=config.num_particles,
                       optimizer=config.optimizer, lr=config.lr, prior_precision=config.prior_precision,
                       batch_size=config.batch_size, run_dir=run_dir, config=config.to_dict(), progress=progress,
-                      backend=config.backend, compile=config.compile, seed=config.seed)
-    if resume:
-        trainer.resume()
-    trainer.fit(epochs=config.epochs, train_samples=config.train_samples)
+                      backend=config.backend, compile=config.compile, seed=config.seed, resume=resume,
+                      overwrite=overwrite, clip_grad_norm=config.clip_grad_norm, callbacks=callbacks)
+    try:
+        trainer.fit(epochs=config.epochs, train_samples=config.train_samples)
+    finally:
+        trainer.close()
     return trainer
 
 

@@ -46,7 +46,7 @@ guide, optimizer, RNG state, metrics so far), so a killed run resumed with
 unbroken run's metrics exactly.
 """
 
-import json
+import math
 import time
 import warnings
 from pathlib import Path
@@ -55,11 +55,13 @@ from typing import Callable, Optional, Sequence, Union
 import torch
 from tqdm.auto import tqdm
 
-from .checkpoint import append_metrics, atomic_write, load_checkpoint, save_checkpoint, write_metrics
-from .contract import check_model_guide, inspect_model
-from .data import Dataset
-from .errors import AevbInputError
+from .checkpoint import (CHECKPOINT, RunLock, load_checkpoint, remove_stale_temp_files, save_checkpoint, write_config,
+                         write_metrics)
+from .contract import check_data_support, check_model_guide, inspect_model
+from .data import Dataset, binarize_static
+from .errors import AevbInputError, TrainingDiverged
 from .evaluation.bound import evaluate_bound
+from .evaluation.full_vb import full_vb_bound
 from .infer.elbo import ESTIMATORS, make_elbo
 from .infer.fused import FusedELBO, cross_check, is_fused_compatible
 from .params import local_param_store
@@ -148,6 +150,10 @@ class Trainer:
     :param compile: wrap the loss in ``torch.compile`` (first step compiles, ~20 s on CPU).
     :param seed: seeds the minibatch permutations (a generator of their own, so they are the same on
         every rank and unaffected by the noise draws).
+    :param resume: continue the run in ``run_dir`` from its checkpoint (same as calling :meth:`resume`).
+    :param overwrite: start afresh in a ``run_dir`` that already holds a run (its files are replaced);
+        without it, or ``resume``, such a directory is refused.
+    :param clip_grad_norm: rescale each step's gradient to at most this total norm (off by default).
     :param callbacks: called as ``callback(trainer, row)`` after every epoch, once its metrics row is written
         and its checkpoint saved (rank 0 only): a tracker (TensorBoard, MLflow, ...) is one small class.
     """
@@ -157,8 +163,12 @@ class Trainer:
                  lr: float = 0.02, prior_precision: float = 1.0, batch_size: int = 100, run_dir: Optional[str] = None,
                  config: Optional[dict] = None, model_kwargs: Optional[dict] = None,
                  guide_kwargs: Optional[dict] = None, progress: bool = True, log_every: int = 50,
-                 backend: str = "auto", compile: bool = False, seed: int = 0, callbacks: Sequence[Callable] = ()):
+                 backend: str = "auto", compile: bool = False, seed: int = 0, callbacks: Sequence[Callable] = (),
+                 resume: bool = False, overwrite: bool = False, clip_grad_norm: Optional[float] = None):
         self.callbacks = list(callbacks)
+        if clip_grad_norm is not None and not clip_grad_norm > 0:
+            raise AevbInputError(f"clip_grad_norm must be > 0, got {clip_grad_norm}")
+        self.clip_grad_norm = clip_grad_norm
         self.model, self.guide, self.data = _module(model, "model"), _module(guide, "guide"), data
         self.num_particles = int(num_particles)
         if int(batch_size) < 1:
@@ -169,6 +179,12 @@ class Trainer:
         if hasattr(likelihood, "check_data"):  # once, here, instead of validating every step
             likelihood.check_data(data.train, f"{data.name} training data")
             likelihood.check_data(data.test, f"{data.name} test data")
+            warning = likelihood.point_mass_warning(data.train, f"{data.name} training data")
+            if warning:
+                warnings.warn(warning, RuntimeWarning, stacklevel=2)
+        elif data.binarize != "dynamic":  # a model of yours: its observed sites' supports, on every row, once
+            check_data_support(model, data.train, f"{data.name} training data")
+            check_data_support(model, data.test, f"{data.name} test data")
         self.objective = None if isinstance(elbo, str) else elbo
         self.elbo_name = elbo if isinstance(elbo, str) else type(elbo).__name__
         self.is_bound = isinstance(elbo, str) or bool(getattr(elbo, "is_bound", False))
@@ -196,6 +212,9 @@ class Trainer:
                 raise AevbInputError(f"data-parallel training supports the SGVB estimators, not {self.elbo_name}")
             if batch_size % self.world_size:
                 raise AevbInputError(f"batch size {batch_size} is not divisible by the {self.world_size} ranks")
+            if batch_size > data.train.shape[0]:
+                raise AevbInputError(f"data-parallel training drops partial minibatches, and the {data.train.shape[0]} "
+                                     f"training points are fewer than one batch of {batch_size}: lower --batch-size")
             loss = torch.nn.parallel.DistributedDataParallel(loss)
         self.loss_fn: Callable = torch.compile(loss) if compile else loss
         self.optimizer = make_optimizer(model, guide, optimizer, lr, prior_precision)
@@ -207,15 +226,30 @@ class Trainer:
         self.config = dict(config) if config is not None else self._default_config(
             model_kwargs, guide_kwargs, optimizer=optimizer, lr=lr, prior_precision=prior_precision,
             backend=backend, compile=compile)
+        if self.resume_dir is not None and not (resume or overwrite) and (self.resume_dir / CHECKPOINT).exists():
+            raise AevbInputError(f"{self.resume_dir} already holds a run: continue it with resume=True (CLI: --resume), "
+                                 "start afresh with overwrite=True (CLI: --overwrite), or choose another run directory")
+        self.lock = None
         if self.run_dir is not None:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise AevbInputError(f"cannot create the run directory {self.run_dir}: {e.strerror or e}") from None
+            self.lock = RunLock(self.run_dir).acquire()  # one writer per run directory
+            remove_stale_temp_files(self.run_dir)
             self.write_config()
         self.progress, self.log_every = progress and self.rank == 0, log_every
         self.epoch = 0
         self.train_samples = 0
         self.wall_seconds = 0.0
         self.metrics: list = []
+        self.lr = float(lr)
         self._decorrelate_ranks()
+        self._set_up_evaluation()
+        if resume:
+            self.resume()
+        elif self.run_dir is not None:
+            write_metrics(self.run_dir, [])  # a fresh run starts a fresh metrics.jsonl
 
     def _sgvb_loss(self, elbo: str, backend: str) -> torch.nn.Module:
         """The loss module: the fused evaluation where it is declared, checked equal to Pyro's, else Pyro's ELBO."""
@@ -259,8 +293,37 @@ class Trainer:
 
     def write_config(self) -> None:
         """``config.json`` (atomically): what the run is, for people and for ``load_run``."""
-        text = (json.dumps(self.config, indent=2) + "\n").encode()
-        atomic_write(self.run_dir / "config.json", lambda f: f.write(text))
+        write_config(self.run_dir, self.config)
+
+    def close(self) -> None:
+        """Release the run directory's lock (also released when the process ends)."""
+        if self.lock is not None:
+            self.lock.release()
+
+    def _set_up_evaluation(self) -> None:
+        """The per-epoch evaluation: the bound on the test set and on a fixed training subset of the same size,
+        computed the same way (the paper's Fig. 2 curves).  With global latents (full VB) both are
+        ``local - KL(q(theta) || p(theta)) / N_train``, the training objective per datapoint, so train and test
+        are comparable."""
+        data = self.data
+        subset = data.train[:max(1, min(data.train.shape[0], data.test.shape[0]))]
+        self.eval_train = binarize_static(subset) if data.binarize == "dynamic" else subset
+        self.full_vb = bool(self.structure.global_latents) and self.eval_estimator in ("trace", "analytic")
+
+    def evaluate(self, x: torch.Tensor) -> dict:
+        """The bound per datapoint of ``x`` as the metrics report it (``{}`` without a guide)."""
+        if self.eval_estimator is None:
+            return {}
+        particles = self.num_particles if self.objective is None else 1
+        # its own seeded noise: the evaluation neither perturbs the training stream nor depends on it
+        devices = [x.device.index or 0] if x.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.seed + 1_000_003 * self.epoch)
+            if self.full_vb:
+                fv = full_vb_bound(self.model, self.guide, x, self.data.train.shape[0], self.eval_estimator,
+                                   particles)
+                return {"bound": fv.bound, "kl_theta": fv.kl}
+            return {"bound": evaluate_bound(self.model, self.guide, x, self.eval_estimator, particles)}
     def _decorrelate_ranks(self) -> None:
         """Under torch.distributed every rank starts from the same seed (same initial weights); give
         each rank its own noise stream so the K shares of a minibatch get independent eps draws."""
@@ -301,6 +364,8 @@ class Trainer:
         if self.resume_dir is None:
             raise AevbInputError("resume needs a run directory")
         self.load_state_dict(load_checkpoint(self.resume_dir))
+        for group in self.optimizer.param_groups:  # a lower learning rate on resume (e.g. after a divergence)
+            group["lr"] = self.lr
         if self.run_dir is not None:
             write_metrics(self.run_dir, self.metrics)
 
@@ -309,24 +374,56 @@ class Trainer:
         """One update of Algorithm 1; returns the (detached) loss -L^M."""
         if self.objective is not None and hasattr(self.objective, "update"):  # e.g. MCEM: E step + M steps
             return self.objective.update(x, idx, num_data, self.optimizer)
-        loss = self.loss_fn(x, idx, num_data)
+        try:
+            loss = self.loss_fn(x, idx, num_data)
+        except ValueError as e:  # distribution validation on non-finite parameters
+            if not self._parameters_finite():
+                raise self._diverged("a parameter", "non-finite", None) from e
+            raise
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self.clip_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self._parameters(), self.clip_grad_norm)
         self.optimizer.step()
         return loss.detach()
+
+    def _parameters(self):
+        for module in (self.model, self.guide):
+            if module is not None:
+                yield from module.parameters()
+
+    def _parameters_finite(self) -> bool:
+        return all(bool(torch.isfinite(p).all()) for p in self._parameters())
+
+    def _diverged(self, what: str, value, step: Optional[int]) -> TrainingDiverged:
+        where = f"epoch {self.epoch + 1}" + (f", step {step}" if step is not None else "")
+        saved = (f"the checkpoint of epoch {self.epoch} in {self.run_dir} is untouched; " if self.run_dir is not None
+                 and self.epoch > 0 else "")
+        return TrainingDiverged(
+            f"training diverged: {what} became {value} at {where}. Likely cause: a learning rate too high for this "
+            f"model, or a likelihood with a learned scale collapsing on point masses in the data (constant pixels, "
+            f"exact zeros); {saved}resume with a lower --lr, --clip-grad-norm, or --min-scale")
 
     def fit(self, epochs: Optional[int] = None, train_samples: Optional[int] = None) -> list:
         """Train until ``train_samples`` datapoints (or ``epochs`` full passes) have been seen in total.
 
         Returns the list of per-epoch metric rows (also appended to ``metrics.jsonl``).
         """
-        with local_param_store():
-            return self._fit(epochs, train_samples)
+        if self.run_dir is not None:
+            self.lock = (self.lock or RunLock(self.run_dir)).acquire()
+        try:
+            with local_param_store():
+                return self._fit(epochs, train_samples)
+        finally:
+            if self.lock is not None:
+                self.lock.release()
 
     def _fit(self, epochs, train_samples) -> list:
         x_train = self.data.train
         n = x_train.shape[0]
         budget = sample_budget(n, epochs, train_samples)
+        if self.world_size > 1 and epochs is not None:  # partial minibatches are dropped: an epoch is N - N % M
+            budget = int(epochs) * (n // self.batch_size) * self.batch_size
         dynamic = self.data.binarize == "dynamic"
         m = self.batch_size
         share = m // self.world_size  # this rank's part of each global minibatch
@@ -349,31 +446,45 @@ class Trainer:
                 steps += 1
                 self.train_samples += batch.shape[0]
                 bar.update(1)
-                if steps % self.log_every == 0:  # the only host sync in the loop
-                    bar.set_postfix(epoch=self.epoch + 1, bound=f"{-(loss_sum / steps).item() / n:.2f}")
-            self.epoch += 1
+                if steps % self.log_every == 0:  # the only host sync in the loop, and the finite-loss guard
+                    running = (loss_sum / steps).item()
+                    if not math.isfinite(running):
+                        raise self._diverged("the loss", running, steps)
+                    bar.set_postfix(epoch=self.epoch + 1, bound=f"{-running / n:.2f}")
+            if steps == 0:
+                raise AevbInputError(f"no minibatch fits the {n} training points (batch size {m})")
             if self.world_size > 1:  # the epoch's bound over all ranks
                 torch.distributed.all_reduce(loss_sum)
                 loss_sum /= self.world_size
+            running = (loss_sum / steps).item()
+            if not math.isfinite(running):
+                raise self._diverged("the loss", running, steps)
+            if not self._parameters_finite():
+                raise self._diverged("a parameter", "non-finite", steps)
+            self.epoch += 1
             train_seconds = time.perf_counter() - start_time
             row = {"epoch": self.epoch, "train_samples": self.train_samples,
-                   "train_elbo" if self.is_bound else "train_objective": -(loss_sum / steps).item() / n}
-            if self.eval_estimator is not None:
-                row["test_elbo"] = evaluate_bound(self.model, self.guide, self.data.test, self.eval_estimator,
-                                                  self.num_particles if self.objective is None else 1)
+                   "train_running_elbo" if self.is_bound else "train_objective": -running / n}
+            train_eval, test_eval = self.evaluate(self.eval_train), self.evaluate(self.data.test)
+            if test_eval:
+                row.update(train_elbo=train_eval["bound"], test_elbo=test_eval["bound"])
+                if "kl_theta" in test_eval:
+                    row["kl_theta"] = test_eval["kl_theta"]
+                if not (math.isfinite(row["train_elbo"]) and math.isfinite(row["test_elbo"])):
+                    self.epoch -= 1
+                    raise self._diverged("the evaluated bound", row["test_elbo"], None)
             self.wall_seconds += time.perf_counter() - start_time
             row.update(epoch_seconds=train_seconds, wall_seconds=self.wall_seconds)
             self.metrics.append(row)
             if self.run_dir is not None:
                 save_checkpoint(self.run_dir, self.state_dict())
-                append_metrics(self.run_dir, row)
+                write_metrics(self.run_dir, self.metrics)
             if self.rank == 0:
                 for callback in self.callbacks:
                     callback(self, row)
             if self.progress:
-                test = f", test bound {row['test_elbo']:.2f}" if "test_elbo" in row else ""
-                train_key = "train_elbo" if self.is_bound else "train_objective"
-                bar.write(f"epoch {row['epoch']}: {train_key.replace('_', ' ')} {row[train_key]:.2f}{test} "
-                          f"({self.train_samples} samples, {train_seconds:.1f}s)")
+                bounds = (f"train bound {row['train_elbo']:.2f}, test bound {row['test_elbo']:.2f}"
+                          if "test_elbo" in row else f"train objective {row['train_objective']:.2f}")
+                bar.write(f"epoch {row['epoch']}: {bounds} ({self.train_samples} samples, {train_seconds:.1f}s)")
         bar.close()
         return self.metrics

@@ -9,7 +9,7 @@ import torch
 from pyro import poutine
 
 from pyro_aevb import RunConfig, Trainer, evaluate_bound, load_run, train
-from pyro_aevb.checkpoint import CHECKPOINT, load_checkpoint, read_metrics, save_checkpoint
+from pyro_aevb.checkpoint import CHECKPOINT, PREVIOUS, load_checkpoint, read_metrics, save_checkpoint
 from pyro_aevb.guides import AmortizedNormalGuide
 from pyro_aevb.models import VAEModel
 
@@ -86,7 +86,8 @@ def test_resume_rewrites_metrics_to_match_checkpoint(tmp_path, small_array):
 
 
 def test_checkpoint_write_is_atomic(tmp_path):
-    """If writing fails half-way the previous checkpoint survives intact and no temp file is left."""
+    """If writing fails half-way the previous checkpoint survives intact (and is also kept as the fallback
+    checkpoint.prev.pt) and no temp file is left."""
     save_checkpoint(tmp_path, {"epoch": 1})
 
     class Boom:
@@ -96,7 +97,8 @@ def test_checkpoint_write_is_atomic(tmp_path):
     with pytest.raises(RuntimeError):
         save_checkpoint(tmp_path, {"epoch": 2, "bad": Boom()})
     assert load_checkpoint(tmp_path)["epoch"] == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([CHECKPOINT, PREVIOUS])
+    assert load_checkpoint(tmp_path)["epoch"] == 1
 
 
 def test_existing_run_needs_resume(tmp_path, small_array):
@@ -132,3 +134,20 @@ def test_callbacks_see_every_epoch_row_after_it_is_saved(mnist_small, tmp_path):
     model, guide = VAEModel(784, 2, (20,)), AmortizedNormalGuide(784, 2, (20,))
     Trainer(model, guide, mnist_small, run_dir=tmp_path, progress=False, callbacks=[callback]).fit(epochs=2)
     assert seen == [(1, 5000), (2, 10000)]
+
+
+def test_a_trainer_refuses_a_directory_that_holds_a_run_unless_told(mnist_small, tmp_path):
+    """Running the same script twice must not append a second run to the first: refused, unless resume=True
+    (continues) or overwrite=True (starts afresh, with a fresh metrics.jsonl)."""
+    from pyro_aevb import AevbInputError
+
+    def make(**kw):
+        return Trainer(VAEModel(784, 2, (10,)), AmortizedNormalGuide(784, 2, (10,)), mnist_small, run_dir=tmp_path,
+                       progress=False, **kw)
+
+    make().fit(epochs=2)
+    with pytest.raises(AevbInputError, match="already holds a run"):
+        make()
+    assert [r["epoch"] for r in make(resume=True).fit(epochs=3)] == [1, 2, 3]
+    make(overwrite=True).fit(epochs=1)
+    assert [r["epoch"] for r in read_metrics(tmp_path)] == [1]
