@@ -272,12 +272,21 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 def main(argv=None) -> int:
     """Run one command; every anticipated failure is one line on stderr and a documented exit status
     (:mod:`pyro_aevb.errors`): 2 bad input, 3 diverged, 4 run directory locked, 5 storage, 130 interrupted."""
+    previous_showwarning, previous_sigterm = warnings.showwarning, None
     warnings.showwarning = _show_warning
-    if hasattr(signal, "SIGTERM"):
-        try:
-            signal.signal(signal.SIGTERM, _terminate)
-        except ValueError:  # not the main thread (e.g. called from a worker): leave signals alone
-            pass
+    try:
+        previous_sigterm = signal.signal(signal.SIGTERM, _terminate)  # SIGTERM ends a run like Ctrl-C
+    except ValueError:  # not the main thread (e.g. called from a worker): leave signals alone
+        pass
+    try:
+        return _run_command(argv)
+    finally:
+        warnings.showwarning = previous_showwarning
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
+
+
+def _run_command(argv) -> int:
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)

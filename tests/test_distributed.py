@@ -42,3 +42,22 @@ def test_two_processes_match_one(tmp_path, digits):
     # the run directory is an ordinary run: rank 0 wrote it and it loads and evaluates
     run = load_run(tmp_path / "two")
     assert evaluate_run(run, splits=("test",))["test_elbo_analytic"] == pytest.approx(two, abs=1.0)
+
+
+def test_data_parallel_epochs_with_a_partial_batch_and_a_dataset_smaller_than_a_batch(tmp_path, mnist):
+    """N % M != 0: partial minibatches are dropped, so an epoch is N - N % M samples and --epochs 2 writes
+    exactly two rows; N < M: refused with status 2 instead of looping on empty epochs."""
+    path = tmp_path / "d.npz"
+    np.savez(path, train=mnist.train[:250].numpy(), test=mnist.test[:50].numpy())
+    base = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29534",
+            "-m", "pyro_aevb", "train", "--distributed", "--dataset", str(path), "--no-progress",
+            "--latent-dim", "2", "--hidden-dim", "16", "--epochs", "2"]
+    proc = subprocess.run(base + ["--batch-size", "100", "--out", str(tmp_path / "a")], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["train_samples"] for r in rows] == [200, 400]
+    proc = subprocess.run(base + ["--batch-size", "400", "--out", str(tmp_path / "b")], capture_output=True,
+                          text=True, timeout=300)
+    # each rank prints the one-line error (torchrun then reports the ranks' non-zero exit itself)
+    assert proc.returncode != 0 and "pyro-aevb: error:" in proc.stderr and "fewer than one batch" in proc.stderr

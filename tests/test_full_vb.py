@@ -1,11 +1,14 @@
 """Full variational Bayes over the decoder weights (appendix F): scaling, KL once, training, evaluation."""
 
 import itertools
+import json
 import math
 
+import numpy as np
 import pyro
 import pytest
 import torch
+from PIL import Image
 from pyro import poutine
 
 from pyro_aevb import RunConfig, Trainer, build_model_guide, evaluate_bound, load_run, make_elbo
@@ -197,15 +200,20 @@ def test_full_vb_from_the_cli_on_frey(tmp_path, frey, capsys):
     assert run.config.bayesian_decoder and isinstance(run.model, BayesianVAEModel)
     capsys.readouterr()
     assert main(["evaluate", str(tmp_path / "analytic"), "--iw-samples", "20", "--theta-samples", "2", "--json"]) == 0
-    import json
-
     result = json.loads(capsys.readouterr().out)
-    for key in ("train_full_vb_bound", "test_local_bound", "kl_theta", "test_log_likelihood"):
-        assert math.isfinite(result[key]), key
-    assert result["train_full_vb_bound"] == pytest.approx(result["train_local_bound"] - result["kl_theta"] / 1769,
-                                                          abs=1e-3)
+    # the importance-sampled posterior predictive improves on the local bound it is built from (K = 20
+    # proposals per theta draw; allow 5 nats for the two theta draws' Monte Carlo spread)
+    assert result["test_log_likelihood"] > result["test_local_bound"] - 5
+    # the per-epoch train and test bounds are computed alike (theta-KL over the N training points for both):
+    # Frey's held-out frames are near-duplicates of training frames, so the two agree within tens of nats --
+    # spreading the KL over the 196 test points instead, as before, put an artificial gap of KL/196 - KL/1769
+    # between them (hundreds of nats for this decoder at initialisation)
+    row = run.metrics[-1]
+    assert abs(row["train_elbo"] - row["test_elbo"]) < 50 and row["kl_theta"] / 196 - row["kl_theta"] / 1769 > 50
     assert main(["sample", str(tmp_path / "analytic"), "--num-samples", "16", "--out", str(tmp_path / "s.png")]) == 0
-    assert (tmp_path / "s.png").stat().st_size > 0
+    image = torch.from_numpy(np.array(Image.open(tmp_path / "s.png").convert("L"), dtype=np.float32))
+    assert image.shape == (4 * 29 + 1, 4 * 21 + 1)  # a 4x4 grid of 28x20 frames with 1-pixel borders
+    assert image.std() > 5  # not a blank grid
 
 
 def test_config_builds_full_vb():

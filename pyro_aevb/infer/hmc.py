@@ -37,6 +37,7 @@ Latents must be real-valued and local (checked).
 import math
 from typing import Callable, Dict, Optional, Tuple
 
+import pyro
 import pyro.distributions as dist
 import torch
 from pyro import poutine
@@ -116,15 +117,21 @@ class BatchedHMC:
         return self.layout.flatten(prior_draw(self.model, (self.x,)))
 
     def log_joint(self, z: torch.Tensor) -> torch.Tensor:
-        """log p_theta(x_i, z_i) per chain, shape ``[N]`` (unscaled: each datapoint counts once)."""
+        """log p_theta(x_i, z_i) per chain, shape ``[N]`` (unscaled: each datapoint counts once).
+
+        A leapfrog trajectory can leave the region where the model's distributions are defined (e.g. a rate
+        exp(z) that overflows); there the log-density is -inf, so the proposal is rejected instead of failing
+        (validation is off here for that reason)."""
         conditioned = poutine.condition(self.model, data=self.layout.unflatten(z))
-        trace = poutine.trace(conditioned).get_trace(self.x)
-        trace.compute_log_prob()
+        with pyro.validation_enabled(False):
+            trace = poutine.trace(conditioned).get_trace(self.x)
+            trace.compute_log_prob()
         total = torch.zeros(z.shape[0], device=z.device)
         for site in trace.nodes.values():
             if site["type"] == "sample" and (site["is_observed"] or is_local_latent(site)):
                 total = total + sum_to_datapoints(site["unscaled_log_prob"], self.structure.data_dim)
-        return total
+        return torch.where(torch.isfinite(total) | (total == float("inf")), total,
+                           torch.full_like(total, -float("inf")))
 
     def potential(self, z: torch.Tensor) -> torch.Tensor:
         """U_i(z_i) = -log p(z_i) - log p_theta(x_i | z_i), shape ``[N]``."""
