@@ -195,7 +195,7 @@ def _evaluate(args) -> int:
                                                      num_samples=args.iw_samples)
             result.update(theta_samples=args.theta_samples)
         else:
-            ll = log_likelihood(run.model, run.guide, test, num_samples=args.iw_samples)
+            ll = log_likelihood(run.model, run.guide, test, num_samples=args.iw_samples, progress=not args.json)
         result.update(test_log_likelihood=ll.mean, test_log_likelihood_stderr=ll.stderr, iw_samples=args.iw_samples)
     if args.json:
         print(dumps(result))

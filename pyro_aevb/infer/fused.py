@@ -28,21 +28,8 @@ from torch.distributions import kl_divergence
 
 from ..errors import AevbInputError
 from ..params import local_param_store
+from .declared import is_fused_compatible
 from .elbo import make_elbo
-
-
-def _declares_fused(obj) -> bool:
-    """The class that defines ``obj.forward`` must itself set ``fused_compatible = True``: a subclass
-    that rewrites the program (overrides ``forward``) is not fused unless it opts in again."""
-    for cls in type(obj).__mro__:
-        if "forward" in cls.__dict__:
-            return bool(cls.__dict__.get("fused_compatible", False))
-    return False
-
-
-def is_fused_compatible(model, guide) -> bool:
-    """True when model and guide have the fixed structure z ~ p(z), x ~ p(x|z); z ~ q(z|x)."""
-    return _declares_fused(model) and _declares_fused(guide)
 
 
 class FusedELBO(torch.nn.Module):
