@@ -37,7 +37,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable
 
 import torch
 

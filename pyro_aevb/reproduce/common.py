@@ -27,7 +27,7 @@ from pyro_aevb.evaluation.bound import evaluate_bound
 from pyro_aevb.guides import AmortizedNormalGuide
 from pyro_aevb.infer.wake_sleep import WakeSleep
 from pyro_aevb.models import VAEModel
-from pyro_aevb.plots import pyplot
+from pyro_aevb.plots import pyplot  # noqa: F401 -- the figure modules draw with it
 from pyro_aevb.trainer import Trainer
 
 BUDGETS = ("quick", "medium", "paper")
