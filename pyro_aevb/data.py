@@ -249,8 +249,14 @@ def load_mnist(root: Optional[str] = None, source: str = "auto") -> Dataset:
 
 # ----------------------------------------------------------------------------- Frey Face
 
+def _shared_frey() -> Path:
+    """``../shared/data/frey_rawface.mat`` beside the checkout (a source tree or an editable install)."""
+    return Path(__file__).resolve().parents[2] / "shared" / "data" / "frey_rawface.mat"
+
+
 def frey_path(path: Optional[str] = None, download: bool = True) -> Path:
-    """Locate ``frey_rawface.mat``: ``path``, ``$PYRO_AEVB_FREY``, the cache, or the canonical download."""
+    """Locate ``frey_rawface.mat``: ``path``, ``$PYRO_AEVB_FREY``, the cache, ``../shared/data`` beside the
+    checkout, or the canonical download."""
     for candidate in (path, os.environ.get(FREY_ENV)):
         if candidate:
             p = Path(candidate).expanduser()
@@ -260,6 +266,8 @@ def frey_path(path: Optional[str] = None, download: bool = True) -> Path:
     cached = cache_dir() / "frey_rawface.mat"
     if cached.exists():
         return cached
+    if _shared_frey().exists():
+        return _shared_frey()
     if not download:
         raise AevbInputError(f"Frey Face file not found; pass a path or set ${FREY_ENV}")
     try:

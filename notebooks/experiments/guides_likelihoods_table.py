@@ -27,7 +27,7 @@ def main():
     p.add_argument("--hidden-dim", type=int, default=200)
     p.add_argument("--epochs", type=int, default=3, help="MNIST epochs (50,000 images each)")
     p.add_argument("--frey-epochs", type=int, default=100, help="Frey Face epochs (1,769 images each)")
-    p.add_argument("--frey-path", default="/work/shared/data/frey_rawface.mat")
+    p.add_argument("--frey-path", default=None, help="frey_rawface.mat (default: pyro_aevb.data.frey_path())")
     p.add_argument("--eval-test", type=int, default=1000)
     p.add_argument("--iw", type=int, default=100)
     p.add_argument("--threads", type=int, default=1)
