@@ -6,6 +6,7 @@
     pyro-aevb evaluate runs/x --json
     pyro-aevb sample runs/x --out samples.png
     pyro-aevb data mnist                             # fetch and verify a dataset
+    pyro-aevb inpaint runs/x --mask top-half --json  # and encode, reconstruct, denoise, latent-map, interpolate
 
 Bad arguments or data print one line ``pyro-aevb: error: ...`` and exit with status 2.
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from .applications.commands import HANDLERS as APPLICATIONS, add_commands
 from .checkpoint import read_metrics
 from .config import MODELS, RunConfig
 from .contract import check_model_guide, inspect_model
@@ -34,6 +36,7 @@ from .plots import plot_bound_curve, save_image_grid
 from .reproduce import DEFAULT_DATASET, reproduce
 from .runs import evaluate_run, load_run, train
 from .specs import parse_kwargs
+from .tensorboard import TensorBoardCallback
 
 
 class _Parser(argparse.ArgumentParser):
@@ -97,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--distributed", action="store_true",
                    help="data-parallel training under torchrun (gloo on CPU, nccl on CUDA)")
     t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--tensorboard", nargs="?", const="", default=None, metavar="DIR",
+                   help="log bounds, KL/reconstruction terms, learning rate, samples and reconstructions per epoch "
+                        "for TensorBoard (default DIR: OUT/tensorboard; needs pip install 'pyro-aevb[tensorboard]')")
 
     e = sub.add_parser("evaluate", help="test bound with estimators A and B")
     e.add_argument("run_dir")
@@ -132,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--data-path", default=None, help="MNIST data root or frey_rawface.mat path")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--out", default=None, help="output directory (default runs/reproduce/FIG_DATASET_BUDGET)")
+    add_commands(sub)
     return p
 
 
@@ -150,7 +157,10 @@ def _train(args) -> int:
         config.epochs = 1
     if args.distributed:
         init_distributed(config)
-    trainer = train(config, args.out, resume=args.resume, progress=not args.no_progress)
+    callbacks = []
+    if args.tensorboard is not None and (not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0):
+        callbacks.append(TensorBoardCallback(args.tensorboard or Path(args.out) / "tensorboard"))
+    trainer = train(config, args.out, resume=args.resume, progress=not args.no_progress, callbacks=callbacks)
     if trainer.rank != 0:
         return 0
     last = trainer.metrics[-1] if trainer.metrics else {}
@@ -235,6 +245,7 @@ def _reproduce(args) -> int:
 
 COMMANDS = {"train": _train, "evaluate": _evaluate, "sample": _sample, "plot": _plot, "data": _data,
             "reproduce": _reproduce}
+COMMANDS.update(APPLICATIONS)  # encode, reconstruct, inpaint, denoise, latent-map, interpolate
 
 
 def main(argv=None) -> int:

@@ -7,7 +7,7 @@ functions the command line calls; notebooks call them too.
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional, Sequence
 
 import pyro
 import torch
@@ -33,8 +33,10 @@ def prepare_data(config: RunConfig) -> Dataset:
     return load_dataset(config.dataset, config.binarize, config.data_path).to(config.resolved_device())
 
 
-def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = True) -> Trainer:
-    """Train the model/guide of ``config`` into ``run_dir`` (Algorithm 1); ``resume`` continues a run."""
+def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = True,
+          callbacks: Sequence[Callable] = ()) -> Trainer:
+    """Train the model/guide of ``config`` into ``run_dir`` (Algorithm 1); ``resume`` continues a run.
+    ``callbacks`` are the trainer's per-epoch ``callback(trainer, row)`` (e.g. a TensorBoard writer)."""
     run_dir = Path(run_dir)
     config.model, config.guide = resolve_spec(config.model), resolve_spec(config.guide)
     if resume:
@@ -59,7 +61,7 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
     trainer = Trainer(model, guide, data, elbo=config.elbo, num_particles=config.num_particles,
                       optimizer=config.optimizer, lr=config.lr, prior_precision=config.prior_precision,
                       batch_size=config.batch_size, run_dir=run_dir, config=config.to_dict(), progress=progress,
-                      backend=config.backend, compile=config.compile, seed=config.seed)
+                      backend=config.backend, compile=config.compile, seed=config.seed, callbacks=callbacks)
     if resume:
         trainer.resume()
     trainer.fit(epochs=config.epochs, train_samples=config.train_samples)

@@ -118,7 +118,8 @@ class MissingPixels:
 
     def log_prob(self, pixel, y: torch.Tensor) -> torch.Tensor:
         observed = ~self.missing.reshape(y.shape)
-        return dist.MaskedDistribution(pixel, observed).log_prob(y)
+        # the holes are scored 0 by the mask; they hold a draw of p_theta so that every value is in its support
+        return dist.MaskedDistribution(pixel, observed).log_prob(torch.where(observed, y, pixel.sample()))
 
     def estimate(self, pixel, y: torch.Tensor) -> torch.Tensor:
         return torch.where(self.missing.reshape(y.shape), pixel.mean, y)

@@ -55,7 +55,7 @@ class SaltPepperNoise:
     def _terms(self, pixel, y: torch.Tensor):
         """log (1 - P) p_theta(y_d|z), log (P/2) [y_d impulse-valued], per pixel."""
         in_support = pixel.support.check(y)
-        safe = torch.where(in_support, y, pixel.mean)
+        safe = torch.where(in_support, y, pixel.sample())  # a draw is in the support; its score is discarded
         kept = torch.where(in_support, pixel.log_prob(safe), torch.full_like(safe, -math.inf))
         kept = kept + math.log1p(-self.rate)
         impulse = torch.where((y == self.low) | (y == self.high), math.log(self.rate / 2), -math.inf)
