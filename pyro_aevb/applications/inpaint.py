@@ -93,5 +93,6 @@ def inpaint(model: Callable, guide: Callable, x: torch.Tensor, missing: torch.Te
     result = infer_images(model, guide, y, observation, num_samples, rounds, proposal, clamp, batch_size, seed)
     codes = encode(model, guide, y, seed=seed)
     once = torch.where(missing, decode(model, guide, codes.means, y, seed=seed), y)
-    return Inpainting(x, missing, result.images, y, once, result.log_evidence, result.ess, int(num_samples),
+    images = torch.where(missing, result.images, y)  # the observed pixels exactly (sum_k w_k y = y up to rounding)
+    return Inpainting(x, missing, images, y, once, result.log_evidence, result.ess, int(num_samples),
                       int(rounds) if proposal == "encoder" else 1, proposal)
