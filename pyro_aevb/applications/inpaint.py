@@ -25,10 +25,6 @@ from .masks import MissingPixels
 from .pictures import save_image_rows
 from .posterior import infer_images
 
-#: grey value the picture draws missing pixels in
-HOLE_GREY = 0.5
-
-
 def missing_pixel_error(estimate: torch.Tensor, truth: torch.Tensor, missing: torch.Tensor) -> float:
     """Mean squared error over the missing pixels of all images."""
     return float(((estimate - truth) ** 2)[missing].mean())
@@ -63,14 +59,14 @@ class Inpainting:
 
     def save_picture(self, path, image_shape: Tuple[int, int], num_images: int = 10) -> Path:
         n = slice(0, num_images)
-        shown = torch.where(self.missing[n], torch.full_like(self.truth[n], HOLE_GREY), self.truth[n])
         m = self.metrics()
         return save_image_rows(
-            [self.truth[n], shown, self.mean_image[n], self.encoder_once[n], self.images[n]],
+            [self.truth[n], self.truth[n], self.mean_image[n], self.encoder_once[n], self.images[n]],
             ["original", "observed", f"mean image\n{m['baseline_mean_image_error']:.4f}",
              f"encoder once\n{m['baseline_encoder_once_error']:.4f}",
              f"posterior ({self.proposal})\n{m['missing_pixel_error']:.4f}"],
-            image_shape, path, title="inpainting: mean squared error per missing pixel")
+            image_shape, path, title="inpainting: mean squared error per missing pixel (missing pixels in blue)",
+            holes=[None, self.missing[n], None, None, None])
 
 
 @torch.no_grad()

@@ -22,26 +22,36 @@ def image_shape_of(data_dim: int, image_shape: Optional[Tuple[int, int]]) -> Tup
     return side, side
 
 
-def strip(images: torch.Tensor, image_shape: Tuple[int, int], pad: int = 1) -> np.ndarray:
+def strip(images: torch.Tensor, image_shape: Tuple[int, int], pad: int = 1, pad_value: float = 1.0) -> np.ndarray:
     """``[n, D]`` images side by side as one ``[H, n (W + pad)]`` array (padding drawn white)."""
     h, w = image_shape
     imgs = images.detach().float().cpu().clamp(0, 1).reshape(-1, h, w).numpy()
-    out = np.ones((h, imgs.shape[0] * (w + pad) - pad), dtype=np.float32)
+    out = np.full((h, imgs.shape[0] * (w + pad) - pad), pad_value, dtype=np.float32)
     for i, img in enumerate(imgs):
         out[:, i * (w + pad):i * (w + pad) + w] = img
     return out
 
 
+#: colour of missing pixels in a picture (RGB)
+HOLE_COLOUR = (0.25, 0.45, 1.0)
+
+
 def save_image_rows(rows: Sequence[torch.Tensor], titles: Sequence[str], image_shape: Tuple[int, int], path,
-                    title: str = "") -> Path:
-    """One strip of images per row, its title on the left; grey values in [0, 1]."""
+                    title: str = "", holes: Optional[Sequence[Optional[torch.Tensor]]] = None) -> Path:
+    """One strip of images per row, its title on the left; grey values in [0, 1].  ``holes[r]`` (``[n, D]``
+    bool, optional) marks pixels of row r drawn in :data:`HOLE_COLOUR` (missing pixels)."""
     plt = pyplot()
-    strips = [strip(r, image_shape) for r in rows]
+    strips = []
+    for r, images in enumerate(rows):
+        rgb = np.repeat(strip(images, image_shape)[..., None], 3, axis=-1)
+        if holes is not None and holes[r] is not None:
+            rgb[strip(holes[r].float(), image_shape, pad_value=0.0) > 0.5] = HOLE_COLOUR
+        strips.append(rgb)
     width = strips[0].shape[1] / 28 * 0.75 + 1.8
     fig, axes = plt.subplots(len(rows), 1, figsize=(width, 0.8 * len(rows) * image_shape[0] / 28 + 0.4),
                              squeeze=False)
     for ax, s, t in zip(axes[:, 0], strips, titles):
-        ax.imshow(s, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.imshow(s, interpolation="nearest")
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_ylabel(t, rotation=0, ha="right", va="center", fontsize=8)
