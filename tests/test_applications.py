@@ -22,6 +22,7 @@ import numpy as np
 import pyro
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.distributions import Normal
 
 from pyro_aevb import AevbInputError, Dataset, Trainer
@@ -326,8 +327,6 @@ def test_bad_masks_say_how_to_fix_them(spec, image_shape, message):
 
 
 def _events(log_dir):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
     events = EventAccumulator(str(log_dir), size_guidance={"images": 0, "scalars": 0})
     events.Reload()
     return events

@@ -34,6 +34,7 @@ Nothing here knows a site name: the local latents and the one observed site come
 :class:`~pyro_aevb.contract.ModelStructure`; global latents (full VB) are fixed at one draw of q(theta).
 """
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Optional, Protocol, Tuple
 
@@ -156,7 +157,7 @@ def _one_round(model: Callable, guide: Callable, structure: ModelStructure, y: t
     weights = torch.softmax(log_w, dim=0)
     estimate = _to_rows(observation.estimate(pixel, y_site), event_dims, structure, value_shape, num_samples)
     images = (weights.unsqueeze(-1) * estimate).sum(0).reshape(y.shape)
-    log_evidence = torch.logsumexp(log_w, dim=0) - torch.log(torch.tensor(float(num_samples)))
+    log_evidence = torch.logsumexp(log_w, dim=0) - math.log(num_samples)
     return images, log_evidence, 1.0 / (weights ** 2).sum(0)
 
 
