@@ -9,6 +9,7 @@ Data flows ``data -> model/guide -> objective -> trainer -> evaluation -> applic
   appendix-D estimator, wake-sleep, Monte Carlo EM (one per module);
 * :mod:`pyro_aevb.trainer` -- Algorithm 1 with atomic checkpoints;
 * :mod:`pyro_aevb.evaluation` -- bounds, full VB, sampling through ``Predictive``;
+* :mod:`pyro_aevb.applications` -- encode, reconstruct, inpaint, denoise, latent map, interpolate;
 * :mod:`pyro_aevb.runs` / :mod:`pyro_aevb.cli` -- run directories and the command line.
 """
 

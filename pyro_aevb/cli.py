@@ -6,6 +6,7 @@
     pyro-aevb evaluate runs/x --json
     pyro-aevb sample runs/x --out samples.png
     pyro-aevb data mnist                             # fetch and verify a dataset
+    pyro-aevb inpaint runs/x --mask top-half --json  # and encode, reconstruct, denoise, latent-map, interpolate
 
 Every anticipated failure prints one line ``pyro-aevb: error: ...`` and exits with a documented status
 (:mod:`pyro_aevb.errors`): 2 bad input, 3 training diverged, 4 run directory locked by another process,
@@ -23,6 +24,7 @@ from pathlib import Path
 import pyro
 import torch
 
+from .applications.commands import HANDLERS as APPLICATIONS, add_commands
 from .checkpoint import CHECKPOINT, dumps, read_metrics
 from .config import MODELS, RunConfig
 from .contract import check_model_guide, inspect_model
@@ -40,6 +42,7 @@ from .plots import plot_bound_curve, save_image_grid
 from .reproduce import DEFAULT_DATASET, reproduce
 from .runs import evaluate_run, load_run, train
 from .specs import parse_kwargs
+from .tensorboard import TensorBoardCallback
 
 
 INTERNAL_ERROR = 70  # EX_SOFTWARE: an unanticipated failure (a bug)
@@ -112,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--distributed", action="store_true",
                    help="data-parallel training under torchrun (gloo on CPU, nccl on CUDA)")
     t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--tensorboard", nargs="?", const="", default=None, metavar="DIR",
+                   help="log bounds, KL/reconstruction terms, learning rate, samples and reconstructions per epoch "
+                        "for TensorBoard (default DIR: OUT/tensorboard; needs pip install 'pyro-aevb[tensorboard]')")
 
     e = sub.add_parser("evaluate", help="test bound with estimators A and B")
     e.add_argument("run_dir")
@@ -148,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--data-path", default=None, help="MNIST data root or frey_rawface.mat path")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--out", default=None, help="output directory (default runs/reproduce/FIG_DATASET_BUDGET)")
+    add_commands(sub)
     return p
 
 
@@ -167,8 +174,12 @@ def _train(args) -> int:
         config.epochs = 1
     if args.distributed:
         init_distributed(config)
+    callbacks = []
+    if args.tensorboard is not None and (not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0):
+        callbacks.append(TensorBoardCallback(args.tensorboard or Path(args.out) / "tensorboard"))
     try:
-        trainer = train(config, args.out, resume=args.resume, progress=not args.no_progress, overwrite=args.overwrite)
+        trainer = train(config, args.out, resume=args.resume, progress=not args.no_progress, overwrite=args.overwrite,
+                        callbacks=callbacks)
     except KeyboardInterrupt:
         if (Path(args.out) / CHECKPOINT).exists():
             raise Interrupted("interrupted: the last finished epoch is in the checkpoint; continue with --resume") from None
@@ -259,6 +270,7 @@ def _reproduce(args) -> int:
 
 COMMANDS = {"train": _train, "evaluate": _evaluate, "sample": _sample, "plot": _plot, "data": _data,
             "reproduce": _reproduce}
+COMMANDS.update(APPLICATIONS)  # encode, reconstruct, inpaint, denoise, latent-map, interpolate
 
 
 def _terminate(signum, frame):

@@ -68,6 +68,8 @@ class Dataset:
     :param image_shape: ``(H, W)`` when the rows are images (for sample grids).
     :param binarize: ``"dynamic"`` tells the trainer to redraw binary targets
         from ``train`` every minibatch.
+    :param train_labels, test_labels: integer class labels ``[N]`` of the rows (MNIST's digits), or ``None``
+        where the dataset has none; only the applications read them (colouring a latent map, a linear probe).
     """
 
     name: str
@@ -76,6 +78,8 @@ class Dataset:
     image_shape: Optional[Tuple[int, int]] = None
     binarize: str = "none"
     info: dict = field(default_factory=dict)
+    train_labels: Optional[torch.Tensor] = None
+    test_labels: Optional[torch.Tensor] = None
 
     @property
     def data_dim(self) -> int:
@@ -83,7 +87,11 @@ class Dataset:
 
     def to(self, device) -> "Dataset":
         return Dataset(self.name, self.train.to(device), self.test.to(device), self.image_shape,
-                       self.binarize, dict(self.info))
+                       self.binarize, dict(self.info), _to(self.train_labels, device), _to(self.test_labels, device))
+
+
+def _to(labels: Optional[torch.Tensor], device) -> Optional[torch.Tensor]:
+    return None if labels is None else labels.to(device)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -163,7 +171,8 @@ def apply_binarization(ds: Dataset, mode: str) -> Dataset:
         raise AevbInputError(f"{mode} binarization needs data in [0, 1]; {ds.name} has values outside it")
     train = binarize_static(ds.train, BINARIZE_SEED) if mode == "static" else ds.train
     test = binarize_static(ds.test, BINARIZE_SEED + 1)
-    return Dataset(ds.name, train, test, ds.image_shape, mode, dict(ds.info, binarize=mode))
+    return Dataset(ds.name, train, test, ds.image_shape, mode, dict(ds.info, binarize=mode), ds.train_labels,
+                   ds.test_labels)
 
 
 # ----------------------------------------------------------------------------- MNIST
@@ -201,20 +210,23 @@ def mnist_pkl_path(download: bool = True) -> Path:
 
 
 def _load_mnist_pkl(path: Path):
+    """Images of train, validation, test and the labels of train and test."""
     with gzip.open(path, "rb") as f:
-        (xtr, _), (xva, _), (xte, _) = pickle.load(f, encoding="latin1")  # sha256-checked file
-    return [torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)) for a in (xtr, xva, xte)]
+        (xtr, ytr), (xva, _), (xte, yte) = pickle.load(f, encoding="latin1")  # sha256-checked file
+    images = [torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)) for a in (xtr, xva, xte)]
+    return images + [torch.from_numpy(np.asarray(y, dtype=np.int64)) for y in (ytr, yte)]
 
 
 def _load_mnist_torchvision(root: Path, download: bool):
     from torchvision.datasets import MNIST
 
-    out = []
+    out, labels = [], []
     for train in (True, False):
         ds = MNIST(str(root), train=train, download=download)
         out.append(ds.data.reshape(ds.data.shape[0], -1).float() / 256.0)
+        labels.append(torch.as_tensor(ds.targets, dtype=torch.int64))
     train, test = out
-    return [train[:50000], train[50000:], test]
+    return [train[:50000], train[50000:], test, labels[0][:50000], labels[1]]
 
 
 def load_mnist(root: Optional[str] = None, source: str = "auto") -> Dataset:
@@ -243,8 +255,9 @@ def load_mnist(root: Optional[str] = None, source: str = "auto") -> Dataset:
                 parts = None
         if parts is None:
             parts, used = _load_mnist_pkl(mnist_pkl_path()), "mnist.pkl.gz"
-    train, valid, test = parts
-    return Dataset("mnist", train, test, (28, 28), info={"source": used, "valid": valid})
+    train, valid, test, train_labels, test_labels = parts
+    return Dataset("mnist", train, test, (28, 28), info={"source": used, "valid": valid},
+                   train_labels=train_labels, test_labels=test_labels)
 
 
 # ----------------------------------------------------------------------------- Frey Face

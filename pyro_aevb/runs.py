@@ -7,7 +7,7 @@ functions the command line calls; notebooks call them too.
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional, Sequence
 
 import pyro
 import torch
@@ -39,9 +39,10 @@ def _absolute(path: Optional[str]) -> Optional[str]:
 
 
 def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = True, overwrite: bool = False,
-          callbacks=()) -> Trainer:
+          callbacks: Sequence[Callable] = ()) -> Trainer:
     """Train the model/guide of ``config`` into ``run_dir`` (Algorithm 1); ``resume`` continues a run,
-    ``overwrite`` starts afresh in a directory that holds one."""
+    ``overwrite`` starts afresh in a directory that holds one; ``callbacks`` are the trainer's per-epoch
+    ``callback(trainer, row)`` (e.g. a TensorBoard writer)."""
     run_dir = Path(run_dir)
     if resume and overwrite:
         raise AevbInputError("--resume continues the run in --out and --overwrite replaces it: choose one")

@@ -13,7 +13,7 @@ import pytest
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 EXPECTED = {"01_quickstart.ipynb", "02_swap_guide_and_likelihood.ipynb", "03_full_vb.ipynb",
-            "04_reproduce_paper.ipynb"}
+            "04_reproduce_paper.ipynb", "06_applications.ipynb"}
 
 
 def test_all_notebooks_present():

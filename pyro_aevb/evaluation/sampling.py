@@ -23,7 +23,7 @@ from ..plates import is_global_latent, is_observed
 
 
 @contextlib.contextmanager
-def _seeded(seed: Optional[int], device: torch.device):
+def seeded(seed: Optional[int], device: torch.device):
     """A forked RNG (the caller's stream is untouched), seeded with ``seed`` unless it is ``None``."""
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
@@ -79,7 +79,7 @@ def prior_means(model: Callable, x_like: torch.Tensor, guide: Optional[Callable]
         the prior.
     :param guide: supplies theta ~ q(theta) for a model with global latents (full VB); not used otherwise.
     """
-    with local_param_store(), _seeded(seed, x_like.device):
+    with local_param_store(), seeded(seed, x_like.device):
         structure = structure or inspect_model(model, x_like)
         program = model
         if structure.global_latents:
@@ -95,7 +95,7 @@ def prior_means(model: Callable, x_like: torch.Tensor, guide: Optional[Callable]
 @torch.no_grad()
 def reconstruct(model: Callable, guide: Callable, x: torch.Tensor, seed: Optional[int] = 0) -> torch.Tensor:
     """Reconstructions of the rows of ``x``: z ~ q_phi(z|x) (and theta ~ q(theta)), image = E[x | z]."""
-    with local_param_store(), _seeded(seed, x.device):
+    with local_param_store(), seeded(seed, x.device):
         structure = check_model_guide(model, guide, x, None)
         names = list(structure.latents)
         draw = _one_draw(Predictive(model, guide=guide, num_samples=1, return_sites=names), x,

@@ -1,0 +1,208 @@
+"""The applications on the command line: ``pyro-aevb encode|reconstruct|inpaint|denoise|latent-map|interpolate RUN``.
+
+Each loads a run (:func:`pyro_aevb.load_run`), takes images of the run's dataset (or ``--dataset``), writes a
+picture (``--out``, default inside the run directory) and prints its numbers -- one JSON line with ``--json``.
+The data are checked as ``train`` checks them: the model's data dimension and the likelihood's support.
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+from ..config import RunConfig
+from ..data import Dataset, load_dataset
+from ..errors import AevbInputError
+from ..runs import load_run
+from .denoise import denoise
+from .encode import encode
+from .inpaint import inpaint
+from .interpolate import interpolate
+from .latent_map import latent_map
+from .masks import parse_mask
+from .noise import parse_noise
+from .pictures import image_shape_of
+from .posterior import PROPOSALS
+from .reconstruct import reconstruct_images
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _common(p, num_images, picture):
+    p.add_argument("run_dir", help="a run directory (pyro-aevb train --out ...)")
+    p.add_argument("--dataset", default=None, help="mnist, frey or an array file (default: the run's dataset)")
+    p.add_argument("--data-path", default=None, help="MNIST data root or frey_rawface.mat path")
+    p.add_argument("--split", default="test", choices=["test", "train"], help="which images (default test)")
+    p.add_argument("--num-images", type=_positive_int, default=num_images,
+                   help=f"use the first N images of the split (default {num_images or 'all'})")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--out", default=None, help=f"output path (default RUN_DIR/{picture})")
+    p.add_argument("--json", action="store_true", help="print one JSON line with the numbers")
+
+
+def _sampling(p):
+    p.add_argument("--num-samples", type=_positive_int, default=100, help="K, importance samples of z per image")
+    p.add_argument("--rounds", type=_positive_int, default=3,
+                   help="encoder rounds: the encoder is rerun on each round's estimate")
+    p.add_argument("--proposal", default="encoder", choices=PROPOSALS,
+                   help="encoder: q(z | imputed image), iterated (default); prior: p(z)")
+
+
+def add_commands(sub) -> None:
+    """Add the application subcommands to ``sub`` (argparse subparsers); :data:`HANDLERS` runs them."""
+    e = sub.add_parser("encode", help="posterior means and scales of every image (.npz)")
+    _common(e, None, "latents.npz")
+
+    r = sub.add_parser("reconstruct", help="images beside their reconstructions; error and bound")
+    _common(r, None, "reconstruct.png")
+
+    i = sub.add_parser("inpaint", help="fill in missing pixels by posterior inference on z")
+    _common(i, 1000, "inpaint.png")
+    i.add_argument("--mask", required=True,
+                   help="missing pixels: top-half, bottom-half, left-half, right-half, random:P or a .npy/.pt 0/1 "
+                        "array (1 = missing) of shape [D], [H, W], [N, D] or [N, H, W]")
+    _sampling(i)
+
+    d = sub.add_parser("denoise", help="remove noise by posterior inference on z under a noise model")
+    _common(d, 1000, "denoise.png")
+    d.add_argument("--noise", required=True, help="salt-pepper:P (fraction of pixels hit) or gaussian:S (std)")
+    _sampling(d)
+
+    m = sub.add_parser("latent-map", help="test set in latent space by label, decoded manifold, linear probe")
+    _common(m, None, "latent_map.png")
+    m.add_argument("--grid", type=_positive_int, default=20, help="decoded manifold: grid points per side")
+    m.add_argument("--probe-train", type=_positive_int, default=5000,
+                   help="labelled training images the linear probes are fitted on")
+    m.add_argument("--no-labels", action="store_true",
+                   help="for data without labels: an uncoloured map and no linear probe")
+
+    t = sub.add_parser("interpolate", help="decoded straight paths between images in latent space")
+    _common(t, None, "interpolate.png")
+    t.add_argument("--pairs", type=_positive_int, default=8, help="paths, between images 2k and 2k+1")
+    t.add_argument("--steps", type=_positive_int, default=10, help="frames per path (>= 2)")
+
+
+# ---------------------------------------------------------------------------------------------- inputs
+
+
+def _load(args):
+    """The run, its data (checked against the model) and the chosen images (with their labels)."""
+    run = load_run(args.run_dir, device=args.device)
+    if run.guide is None:
+        raise AevbInputError(f"the run in {args.run_dir} has no recognition model (guide), which {args.command} "
+                             "needs: train it with a guide (e.g. --elbo analytic)")
+    if args.dataset is None and args.data_path is None:
+        data = run.load_data()
+    else:
+        device = RunConfig(device=args.device).validate().resolved_device()
+        data = load_dataset(args.dataset or run.config.dataset, run.config.binarize, args.data_path).to(device)
+    expected = run.config.data_dim
+    if expected is not None and data.data_dim != expected:
+        raise AevbInputError(f"dataset {data.name!r} has {data.data_dim} values per image but the run's model was "
+                             f"trained on {expected}: use data of the run's shape")
+    likelihood = getattr(run.model, "likelihood", None)
+    if hasattr(likelihood, "check_data"):
+        likelihood.check_data(getattr(data, args.split), f"{data.name} {args.split} data")
+    x = getattr(data, args.split)
+    labels = getattr(data, f"{args.split}_labels")
+    if args.num_images is not None:
+        x = x[:args.num_images]
+        labels = labels[:args.num_images] if labels is not None else None
+    return run, data, x, labels
+
+
+def _out(args, default: str) -> Path:
+    return Path(args.out) if args.out else Path(args.run_dir) / default
+
+
+def _clamp(data: Dataset):
+    return float(data.train.min()), float(data.train.max())
+
+
+def _report(args, metrics: dict) -> int:
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        for k, v in metrics.items():
+            print(f"{k:30s} {v:.4f}" if isinstance(v, float) else f"{k:30s} {v}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- commands
+
+
+def _encode(args) -> int:
+    run, data, x, labels = _load(args)
+    out = _out(args, "latents.npz")
+    if out.suffix != ".npz":
+        raise AevbInputError(f"--out {out}: encode writes a NumPy .npz archive; give a path ending in .npz")
+    codes = encode(run.model, run.guide, x, labels, seed=args.seed)
+    codes.save(out)
+    picture = codes.save_picture(out.with_suffix(".png"))
+    return _report(args, {**codes.metrics(), "labels": labels is not None, "out": str(out), "picture": str(picture)})
+
+
+def _reconstruct(args) -> int:
+    run, data, x, _ = _load(args)
+    result = reconstruct_images(run.model, run.guide, x, seed=args.seed)
+    picture = result.save_picture(_out(args, "reconstruct.png"), image_shape_of(data.data_dim, data.image_shape))
+    return _report(args, {**result.metrics(), "picture": str(picture)})
+
+
+def _inpaint(args) -> int:
+    run, data, x, _ = _load(args)
+    shape = image_shape_of(data.data_dim, data.image_shape)
+    missing = parse_mask(args.mask, x.shape[0], data.data_dim, shape, seed=args.seed).to(x.device)
+    result = inpaint(run.model, run.guide, x, missing, data.train.mean(0), args.num_samples, args.rounds,
+                     args.proposal, _clamp(data), args.seed)
+    picture = result.save_picture(_out(args, "inpaint.png"), shape)
+    return _report(args, {**result.metrics(), "mask": args.mask, "picture": str(picture)})
+
+
+def _denoise(args) -> int:
+    run, data, x, _ = _load(args)
+    low, high = _clamp(data)
+    noise = parse_noise(args.noise, low, high)
+    result = denoise(run.model, run.guide, x, noise, args.num_samples, args.rounds, args.proposal, (low, high),
+                     args.seed)
+    picture = result.save_picture(_out(args, "denoise.png"), image_shape_of(data.data_dim, data.image_shape))
+    return _report(args, {**result.metrics(), "picture": str(picture)})
+
+
+def _latent_map(args) -> int:
+    run, data, x, labels = _load(args)
+    probe_x = probe_labels = None
+    if args.no_labels:
+        labels = None
+    else:
+        if labels is None or data.train_labels is None:
+            raise AevbInputError(f"dataset {data.name!r} has no labels to colour the map by and to fit the linear "
+                                 "probe on: pass --no-labels for an uncoloured map without the probe")
+        probe_x, probe_labels = data.train[:args.probe_train], data.train_labels[:args.probe_train]
+    result = latent_map(run.model, run.guide, x, labels, probe_x, probe_labels, args.grid, args.seed)
+    picture = result.save_picture(_out(args, "latent_map.png"), image_shape_of(data.data_dim, data.image_shape))
+    return _report(args, {**result.metrics(), "picture": str(picture)})
+
+
+def _interpolate(args) -> int:
+    run, data, x, _ = _load(args)
+    if x.shape[0] < 2 * args.pairs:
+        raise AevbInputError(f"{args.pairs} pairs need {2 * args.pairs} images, but only {x.shape[0]} were chosen: "
+                             "lower --pairs or raise --num-images")
+    pairs = x[:2 * args.pairs]
+    result = interpolate(run.model, run.guide, pairs[0::2], pairs[1::2], args.steps, args.seed)
+    picture = result.save_picture(_out(args, "interpolate.png"), image_shape_of(data.data_dim, data.image_shape))
+    return _report(args, {**result.metrics(), "picture": str(picture)})
+
+
+#: subcommand -> handler(args) -> exit status
+HANDLERS = {"encode": _encode, "reconstruct": _reconstruct, "inpaint": _inpaint, "denoise": _denoise,
+            "latent-map": _latent_map, "interpolate": _interpolate}

@@ -1,0 +1,65 @@
+"""Rows of images with a title each (original / masked / inpainted ...), the applications' pictures."""
+
+import math
+from pathlib import Path
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from ..errors import AevbInputError
+from ..plots import pyplot
+
+
+def image_shape_of(data_dim: int, image_shape: Optional[Tuple[int, int]]) -> Tuple[int, int]:
+    """``image_shape``, or a square for D = s^2; other data cannot be drawn as images."""
+    if image_shape is not None:
+        return tuple(image_shape)
+    side = math.isqrt(int(data_dim))
+    if side * side != data_dim:
+        raise AevbInputError(f"cannot draw {data_dim}-dimensional data as images: the dataset has no image shape "
+                             "(save it as an [N, H, W] array)")
+    return side, side
+
+
+def strip(images: torch.Tensor, image_shape: Tuple[int, int], pad: int = 1, pad_value: float = 1.0) -> np.ndarray:
+    """``[n, D]`` images side by side as one ``[H, n (W + pad)]`` array (padding drawn white)."""
+    h, w = image_shape
+    imgs = images.detach().float().cpu().clamp(0, 1).reshape(-1, h, w).numpy()
+    out = np.full((h, imgs.shape[0] * (w + pad) - pad), pad_value, dtype=np.float32)
+    for i, img in enumerate(imgs):
+        out[:, i * (w + pad):i * (w + pad) + w] = img
+    return out
+
+
+#: colour of missing pixels in a picture (RGB)
+HOLE_COLOUR = (0.25, 0.45, 1.0)
+
+
+def save_image_rows(rows: Sequence[torch.Tensor], titles: Sequence[str], image_shape: Tuple[int, int], path,
+                    title: str = "", holes: Optional[Sequence[Optional[torch.Tensor]]] = None) -> Path:
+    """One strip of images per row, its title on the left; grey values in [0, 1].  ``holes[r]`` (``[n, D]``
+    bool, optional) marks pixels of row r drawn in :data:`HOLE_COLOUR` (missing pixels)."""
+    plt = pyplot()
+    strips = []
+    for r, images in enumerate(rows):
+        rgb = np.repeat(strip(images, image_shape)[..., None], 3, axis=-1)
+        if holes is not None and holes[r] is not None:
+            rgb[strip(holes[r].float(), image_shape, pad_value=0.0) > 0.5] = HOLE_COLOUR
+        strips.append(rgb)
+    width = strips[0].shape[1] / 28 * 0.75 + 1.8
+    fig, axes = plt.subplots(len(rows), 1, figsize=(width, 0.8 * len(rows) * image_shape[0] / 28 + 0.4),
+                             squeeze=False)
+    for ax, s, t in zip(axes[:, 0], strips, titles):
+        ax.imshow(s, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(t, rotation=0, ha="right", va="center", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,66 @@
+"""Reconstruct: test images beside their reconstructions, with the error and the bound.
+
+    x_hat^(i) = E[x | z = mu^(i)],   mu^(i) = E_q[z | x^(i)]               (decoded posterior means, :mod:`.encode`)
+    reconstruction_error = mean_{i, d} (x_hat_d^(i) - x_d^(i))^2          (mean squared error per pixel)
+    test_elbo            = mean_i L(theta, phi; x^(i))                     (estimator B where every KL is closed
+                                                                            form, else A; :mod:`~pyro_aevb.evaluation`)
+
+and the bound's two terms, E_q[log p(x|z)] and KL(q(z|x) || p(z)) (:mod:`pyro_aevb.evaluation.terms`).
+Decoding the mean rather than a draw z ~ q makes the picture deterministic: it is what the code *means*.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Tuple
+
+import torch
+
+from ..contract import check_model_guide
+from ..errors import AevbInputError
+from ..evaluation.bound import evaluate_bound
+from ..evaluation.terms import bound_terms
+from .encode import decode, encode
+from .pictures import save_image_rows
+
+
+def bound_estimator(model: Callable, guide: Callable, x: torch.Tensor) -> str:
+    """``"analytic"`` (estimator B) where every KL has a closed form, else ``"trace"`` (A)."""
+    try:
+        check_model_guide(model, guide, x, "analytic")
+        return "analytic"
+    except AevbInputError:
+        return "trace"
+
+
+@dataclass
+class Reconstruction:
+    """Images ``[N, D]`` and their reconstructions, with the bound and its terms (nats per image)."""
+
+    truth: torch.Tensor
+    images: torch.Tensor
+    bound: float
+    reconstruction_term: float
+    kl_term: float
+    estimator: str
+
+    def metrics(self) -> dict:
+        return {"reconstruction_error": float(((self.images - self.truth) ** 2).mean()), "test_elbo": self.bound,
+                "reconstruction_term": self.reconstruction_term, "kl_term": self.kl_term,
+                "estimator": self.estimator, "num_images": int(self.truth.shape[0])}
+
+    def save_picture(self, path, image_shape: Tuple[int, int], num_images: int = 10) -> Path:
+        m = self.metrics()
+        return save_image_rows([self.truth[:num_images], self.images[:num_images]],
+                               ["data", f"reconstruction\n{m['reconstruction_error']:.4f}"], image_shape, path,
+                               title=f"decoded posterior means; bound {self.bound:.2f} nats, mean squared error "
+                                     "per pixel")
+
+
+@torch.no_grad()
+def reconstruct_images(model: Callable, guide: Callable, x: torch.Tensor, seed: Optional[int] = 0) -> Reconstruction:
+    """Reconstruct the rows of ``x`` at their posterior means and evaluate the bound on them."""
+    images = decode(model, guide, encode(model, guide, x, seed=seed).means, x, seed=seed)
+    estimator = bound_estimator(model, guide, x)
+    bound = evaluate_bound(model, guide, x, estimator)
+    terms = bound_terms(model, guide, x)
+    return Reconstruction(x, images, bound, terms.reconstruction, terms.kl, estimator)
