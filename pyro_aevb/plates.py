@@ -96,3 +96,12 @@ def sum_to_datapoints(log_prob: torch.Tensor, data_dim: int, particle_dim: Optio
     if others:
         lp = lp.sum(others, keepdim=True)
     return lp.reshape([lp.shape[d] for d in kept])
+
+
+def masked_log_prob(log_prob: torch.Tensor, mask) -> torch.Tensor:
+    """A site's log-density with its ``mask`` applied (``poutine.mask`` / ``obs_mask``): masked entries count 0."""
+    if mask is None:
+        return log_prob
+    if isinstance(mask, bool):
+        return log_prob if mask else torch.zeros_like(log_prob)
+    return torch.where(mask, log_prob, torch.zeros((), dtype=log_prob.dtype, device=log_prob.device))

@@ -4,8 +4,9 @@
 
 Written at step = epoch, per datapoint in nats:
 
-* ``bound/train``, ``bound/test`` -- the row's ``train_elbo`` (running average of the minibatch bounds) and
-  ``test_elbo`` (``objective/train`` for an objective that is not a bound: wake-sleep, MCEM);
+* ``bound/train``, ``bound/test`` -- the row's ``train_elbo`` and ``test_elbo`` (the bound on a fixed training
+  subset and on the test set, computed alike), ``bound/train_running`` (the epoch's average minibatch bound;
+  ``objective/train`` for an objective that is not a bound: wake-sleep, MCEM);
 * ``terms/{train,test}_reconstruction`` and ``terms/{train,test}_kl`` -- E_q[log p(x|z)] and KL(q(z|x) || p(z)),
   the two parts of eq. 7, on the first ``num_terms`` rows of each split (:mod:`pyro_aevb.evaluation.terms`);
 * ``optim/lr`` (``optim/lr_group<k>`` for every parameter group after the first when they differ),
@@ -49,10 +50,15 @@ class TensorBoardCallback:
         self.num_images, self.num_terms, self.seed = int(num_images), int(num_terms), seed
 
     def __call__(self, trainer, row: dict) -> None:
+        with torch.random.fork_rng(devices=[]):  # logging must not change the training's random stream
+            torch.manual_seed(self.seed)
+            self._log(trainer, row)
+
+    def _log(self, trainer, row: dict) -> None:
         step = int(row["epoch"])
         scalar = self.writer.add_scalar
         for key, tag in (("train_elbo", "bound/train"), ("test_elbo", "bound/test"),
-                         ("train_objective", "objective/train"), ("epoch_seconds", "time/epoch_seconds"),
+                         ("train_running_elbo", "bound/train_running"), ("train_objective", "objective/train"), ("epoch_seconds", "time/epoch_seconds"),
                          ("train_samples", "progress/train_samples")):
             if key in row:
                 scalar(tag, row[key], step)

@@ -19,7 +19,7 @@ from torch.distributions import kl_divergence
 
 from ..contract import check_model_guide
 from ..params import local_param_store
-from ..plates import sum_to_datapoints
+from ..plates import masked_log_prob, sum_to_datapoints
 from .full_vb import fix_globals
 from .sampling import sample_globals
 
@@ -33,12 +33,6 @@ class BoundTerms(NamedTuple):
     @property
     def bound(self) -> float:
         return self.reconstruction - self.kl
-
-
-def _masked(lp: torch.Tensor, mask) -> torch.Tensor:
-    if mask is None or isinstance(mask, bool):
-        return lp if mask is not False else torch.zeros_like(lp)
-    return torch.where(mask, lp, torch.zeros((), dtype=lp.dtype, device=lp.device))
 
 
 @torch.no_grad()
@@ -57,7 +51,7 @@ def bound_terms(model: Callable, guide: Callable, x: torch.Tensor, batch_size: i
             model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(xb)
             for name in structure.observed:
                 site = model_trace.nodes[name]
-                lp = _masked(site["fn"].log_prob(site["value"]), site["mask"])
+                lp = masked_log_prob(site["fn"].log_prob(site["value"]), site["mask"])
                 reconstruction += sum_to_datapoints(lp, data_dim).sum().item()
             for name in structure.local_latents:
                 q_site, p_site = guide_trace.nodes[name], model_trace.nodes[name]
@@ -66,6 +60,6 @@ def bound_terms(model: Callable, guide: Callable, x: torch.Tensor, batch_size: i
                 except NotImplementedError:
                     value = q_site["value"]
                     term = q_site["fn"].log_prob(value) - p_site["fn"].log_prob(value)
-                kl += sum_to_datapoints(_masked(term, p_site["mask"]), data_dim).sum().item()
+                kl += sum_to_datapoints(masked_log_prob(term, p_site["mask"]), data_dim).sum().item()
     n = x.shape[0]
     return BoundTerms(reconstruction / n, kl / n)

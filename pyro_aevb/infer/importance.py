@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from ..contract import ModelStructure, check_data_support, check_model_guide, require_local_only
 from ..errors import AevbInputError
 from ..params import local_param_store
-from ..plates import data_frame, sum_to_datapoints
+from ..plates import data_frame, masked_log_prob, sum_to_datapoints
 from .declared import is_fused_compatible
 
 
@@ -43,17 +43,6 @@ class LogLikelihood(NamedTuple):
         """Summarise per-datapoint estimates: their mean and its standard error over datapoints."""
         stderr = values.std().item() / math.sqrt(len(values)) if len(values) > 1 else float("nan")
         return cls(values.mean().item(), stderr, values.detach().cpu())
-
-
-def _site_log_prob(site: dict) -> torch.Tensor:
-    """Unscaled log-density of a site with its mask applied (masked entries count 0)."""
-    lp = site["unscaled_log_prob"]
-    mask = site["mask"]
-    if mask is None:
-        return lp
-    if isinstance(mask, bool):
-        return lp if mask else torch.zeros_like(lp)
-    return torch.where(mask, lp, torch.zeros((), dtype=lp.dtype, device=lp.device))
 
 
 def vectorized_log_weights(model: Callable, guide: Callable, args: tuple, num_samples: int,
@@ -84,7 +73,7 @@ def vectorized_log_weights(model: Callable, guide: Callable, args: tuple, num_sa
             frame = data_frame(site)
             if frame is not None and scale is None:
                 scale = (frame.full_size or frame.size) / frame.size
-            log_w = log_w + sign * sum_to_datapoints(_site_log_prob(site), data_dim, particle_dim)
+            log_w = log_w + sign * sum_to_datapoints(masked_log_prob(site["unscaled_log_prob"], site["mask"]), data_dim, particle_dim)
     return log_w, float(scale or 1.0)
 
 
