@@ -29,6 +29,7 @@ between writing and renaming -- the window the fault-injection test kills in.
 
 import errno
 import fcntl
+import io
 import json
 import math
 import os
@@ -115,6 +116,10 @@ def save_checkpoint(run_dir, state: dict) -> Path:
     """Write ``checkpoint.pt`` atomically, keeping the one it replaces as ``checkpoint.prev.pt``."""
     run_dir = Path(run_dir)
     path, previous = run_dir / CHECKPOINT, run_dir / PREVIOUS
+    # serialised in memory first, so that a full disk surfaces as an OSError of the file write (torch.save
+    # straight to a file reports it as an opaque RuntimeError)
+    buffer = io.BytesIO()
+    torch.save(dict(state, format=FORMAT_VERSION), buffer)
     if path.exists():
         tmp = run_dir / f".{PREVIOUS}.{os.getpid()}.tmp"
         try:
@@ -126,8 +131,10 @@ def save_checkpoint(run_dir, state: dict) -> Path:
                 shutil.copyfile(path, tmp)
             os.replace(tmp, previous)
         except OSError as e:
+            if tmp.exists():
+                tmp.unlink()
             raise _storage_error(previous, e) from e
-    atomic_write(path, lambda f: torch.save(dict(state, format=FORMAT_VERSION), f))
+    atomic_write(path, lambda f: f.write(buffer.getbuffer()))
     return path
 
 
@@ -135,8 +142,8 @@ def _read_checkpoint(path: Path, map_location) -> dict:
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 -- any unreadable file is the same user-facing problem
-        raise AevbInputError(f"{path} is not a readable pyro-aevb checkpoint ({type(e).__name__}: "
-                             f"{str(e).splitlines()[0][:120] if str(e) else 'truncated or corrupt'})") from e
+        raise AevbInputError(f"{path} is not a readable pyro-aevb checkpoint (truncated or corrupt: "
+                             f"{type(e).__name__})") from e
     if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
         raise AevbInputError(f"{path} is not a pyro-aevb checkpoint of format {FORMAT_VERSION}")
     return state
@@ -147,9 +154,12 @@ def load_checkpoint(run_dir, map_location="cpu", fallback: bool = True) -> dict:
     ``checkpoint.prev.pt`` when the newest is missing or unreadable."""
     run_dir = Path(run_dir)
     path, previous = run_dir / CHECKPOINT, run_dir / PREVIOUS
+    if not run_dir.exists():
+        raise AevbInputError(f"run directory not found: {run_dir}")
+    if not run_dir.is_dir():
+        raise AevbInputError(f"{run_dir} is a file, not a run directory")
     if not path.exists() and not (fallback and previous.exists()):
-        raise AevbInputError(f"no checkpoint in {run_dir} (expected {path}): no epoch has finished there yet; "
-                             "start the run without --resume")
+        raise AevbInputError(f"{run_dir} holds no checkpoint: no epoch of a run has finished there")
     try:
         return _read_checkpoint(path, map_location)
     except AevbInputError as newest:
@@ -240,9 +250,15 @@ class RunLock:
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "unknown"
+            holder = ""
+            for _ in range(20):  # the holder writes its PID just after taking the lock
+                f.seek(0)
+                holder = f.read().strip()
+                if holder:
+                    break
+                time.sleep(0.05)
             f.close()
+            holder = holder or "unknown"
             raise RunLocked(f"{self.path.parent} is being written by another process (PID {holder}): wait for it "
                             "to finish, or choose another --out") from None
         f.seek(0)

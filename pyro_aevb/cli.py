@@ -25,6 +25,7 @@ import pyro
 import torch
 
 from .applications.commands import HANDLERS as APPLICATIONS, add_commands
+from .argtypes import nonnegative_int, picture_path, positive_int, seed
 from .checkpoint import CHECKPOINT, dumps, read_metrics
 from .config import MODELS, RunConfig
 from .contract import check_model_guide, inspect_model
@@ -53,16 +54,6 @@ class _Parser(argparse.ArgumentParser):
         raise AevbInputError(message)
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     d = RunConfig()
     p = _Parser(prog="pyro-aevb", description="Auto-Encoding Variational Bayes in Pyro")
@@ -72,9 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dataset", default=d.dataset, help="mnist, frey, or a path to a .npy/.npz/.pt array [N, D] or [N, H, W]")
     t.add_argument("--data-path", default=None, help="MNIST data root or frey_rawface.mat path")
     t.add_argument("--binarize", default=d.binarize, choices=BINARIZE_MODES)
-    t.add_argument("--latent-dim", type=_positive_int, default=d.latent_dim, help="Nz, dimensions of z")
-    t.add_argument("--hidden-dim", type=_positive_int, default=d.hidden_dim)
-    t.add_argument("--num-hidden-layers", type=_positive_int, default=d.num_hidden_layers)
+    t.add_argument("--latent-dim", type=positive_int, default=d.latent_dim, help="Nz, dimensions of z")
+    t.add_argument("--hidden-dim", type=positive_int, default=d.hidden_dim)
+    t.add_argument("--num-hidden-layers", type=positive_int, default=d.num_hidden_layers)
     t.add_argument("--activation", default=d.activation)
     t.add_argument("--likelihood", default=d.likelihood, choices=sorted(LIKELIHOODS))
     t.add_argument("--model", default=d.model,
@@ -91,16 +82,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--bayesian-decoder", action="store_true",
                    help="full VB over the decoder weights, q(theta) q(z|x) (appendix F)")
     t.add_argument("--elbo", default=d.elbo, choices=sorted(ESTIMATORS), help="trace = estimator A, analytic = B")
-    t.add_argument("--num-particles", type=_positive_int, default=d.num_particles, help="L, samples of z per datapoint")
+    t.add_argument("--num-particles", type=positive_int, default=d.num_particles, help="L, samples of z per datapoint")
     t.add_argument("--optimizer", default=d.optimizer, choices=["adagrad", "adam"])
     t.add_argument("--lr", type=float, default=d.lr)
     t.add_argument("--prior-precision", type=float, default=d.prior_precision,
                    help="weight decay on theta = precision of its N(0, I/precision) prior (0: maximum likelihood)")
-    t.add_argument("--batch-size", type=_positive_int, default=d.batch_size, help="M")
+    t.add_argument("--batch-size", type=positive_int, default=d.batch_size, help="M")
     budget = t.add_mutually_exclusive_group()
-    budget.add_argument("--epochs", type=_positive_int, default=None)
-    budget.add_argument("--train-samples", type=_positive_int, default=None, help="budget in training samples")
-    t.add_argument("--seed", type=int, default=d.seed)
+    budget.add_argument("--epochs", type=positive_int, default=None)
+    budget.add_argument("--train-samples", type=positive_int, default=None, help="budget in training samples")
+    t.add_argument("--seed", type=seed, default=d.seed)
     t.add_argument("--device", default=d.device, help="cpu, cuda, cuda:N or auto")
     t.add_argument("--out", required=True, help="run directory")
     t.add_argument("--resume", action="store_true",
@@ -121,19 +112,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="test bound with estimators A and B")
     e.add_argument("run_dir")
-    e.add_argument("--num-particles", type=_positive_int, default=1)
-    e.add_argument("--iw-samples", type=int, default=0,
+    e.add_argument("--num-particles", type=positive_int, default=1)
+    e.add_argument("--iw-samples", type=nonnegative_int, default=0,
                    help="also estimate log p(x) on the test set by importance sampling with this many samples")
-    e.add_argument("--theta-samples", type=_positive_int, default=10,
+    e.add_argument("--theta-samples", type=positive_int, default=10,
                    help="full-VB runs: draws theta ~ q(theta) for the posterior predictive log-likelihood")
     e.add_argument("--device", default="cpu")
-    e.add_argument("--seed", type=int, default=0, help="seed of the Monte Carlo estimates")
+    e.add_argument("--seed", type=seed, default=0, help="seed of the Monte Carlo estimates")
     e.add_argument("--json", action="store_true", help="print one JSON object")
 
     s = sub.add_parser("sample", help="PNG grid of decoded samples from the prior")
     s.add_argument("run_dir")
-    s.add_argument("--num-samples", type=_positive_int, default=100)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--num-samples", type=positive_int, default=100)
+    s.add_argument("--seed", type=seed, default=0)
     s.add_argument("--out", default=None, help="PNG path (default RUN_DIR/samples.png)")
 
     c = sub.add_parser("plot", help="PNG of the bound curve of a run (RUN_DIR/bound.png)")
@@ -149,10 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--dataset", default=None, choices=["mnist", "frey"], help="default mnist (fig3: mnist only)")
     r.add_argument("--budget", default="quick", choices=["quick", "medium", "paper"],
                    help="quick: minutes on a CPU (CI); paper: ~1e8 training samples per run")
-    r.add_argument("--train-samples", type=_positive_int, default=None, help="override the budget's samples per run")
+    r.add_argument("--train-samples", type=positive_int, default=None, help="override the budget's samples per run")
     r.add_argument("--latent-dims", default=None, help="comma-separated Nz subset (fig2, fig5)")
     r.add_argument("--data-path", default=None, help="MNIST data root or frey_rawface.mat path")
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--seed", type=seed, default=0)
     r.add_argument("--out", default=None, help="output directory (default runs/reproduce/FIG_DATASET_BUDGET)")
     add_commands(sub)
     return p
@@ -229,7 +220,8 @@ def _sample(args) -> int:
         images = images.reshape(side * side, -1)
     else:
         images = prior_means(run.model, x_like, seed=args.seed, structure=structure).reshape(x_like.shape[0], -1)
-    path = save_image_grid(images.clamp(0, 1), data.image_shape, args.out or Path(args.run_dir) / "samples.png")
+    path = save_image_grid(images.clamp(0, 1), data.image_shape,
+                           picture_path(args.out) if args.out else Path(args.run_dir) / "samples.png")
     print(path)
     return 0
 
@@ -237,7 +229,7 @@ def _sample(args) -> int:
 def _plot(args) -> int:
     if not Path(args.run_dir).is_dir():
         raise AevbInputError(f"run directory not found: {args.run_dir}")
-    path = plot_bound_curve(read_metrics(args.run_dir), args.out or Path(args.run_dir) / "bound.png",
+    path = plot_bound_curve(read_metrics(args.run_dir), picture_path(args.out) if args.out else Path(args.run_dir) / "bound.png",
                             title=str(args.run_dir))
     print(path)
     return 0
@@ -303,13 +295,14 @@ def _run_command(argv) -> int:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except AevbError as e:
-        print(f"pyro-aevb: error: {e}", file=sys.stderr)
+        print(f"{chr(10) if isinstance(e, Interrupted) else ''}pyro-aevb: error: {e}", file=sys.stderr)
         return e.exit_status
     except KeyboardInterrupt:
-        print("pyro-aevb: interrupted", file=sys.stderr)
+        print("\npyro-aevb: interrupted", file=sys.stderr)
         return Interrupted.exit_status
     except OSError as e:  # a file the command reads or writes, outside the run's own atomic writes
-        print(f"pyro-aevb: error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}", file=sys.stderr)
+        print(f"pyro-aevb: error: {e.strerror or e}{f': {e.filename}' if e.filename else ''} (check the path and "
+              "its permissions, or write elsewhere with --out)", file=sys.stderr)
         return StorageError.exit_status
     except Exception as e:  # noqa: BLE001 -- a bug: still one line, and the traceback on request
         if os.environ.get("PYRO_AEVB_DEBUG"):

@@ -7,6 +7,7 @@ units, Bernoulli decoder, M = 100, L = 1, Adagrad with step size 0.02,
 weight decay from a N(0, I) prior on theta.
 """
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Optional
 
@@ -74,6 +75,18 @@ class RunConfig:
         need(self.num_particles >= 1, f"num particles must be >= 1, got {self.num_particles}")
         need(self.batch_size >= 1, f"batch size must be >= 1, got {self.batch_size}")
         need(self.lr > 0, f"learning rate must be > 0, got {self.lr}")
+        for name in ("lr", "prior_precision", "min_scale"):
+            need(math.isfinite(getattr(self, name)), f"{name.replace('_', ' ')} must be a finite number, got "
+                                                     f"{getattr(self, name)}")
+        need(self.clip_grad_norm is None or math.isfinite(self.clip_grad_norm),
+             f"gradient-norm clip must be finite, got {self.clip_grad_norm}")
+        need(0 <= self.seed < 2 ** 32, f"seed must be an integer in [0, 2^32), got {self.seed}")
+        need(not (self.model in MODELS and self.model_kwargs),
+             f"--model-kwargs applies to a model class of yours; the built-in {self.model!r} is set by --latent-dim, "
+             "--hidden-dim, --num-hidden-layers, --activation, --likelihood, --min-scale and --init")
+        need(not (self.guide in GUIDE_NAMES and self.guide_kwargs),
+             f"--guide-kwargs applies to a guide class of yours; the built-in {self.guide!r} is set by --latent-dim, "
+             "--hidden-dim, --num-hidden-layers, --activation and --init")
         need(self.min_scale >= 0, f"min scale must be >= 0, got {self.min_scale}")
         need(self.clip_grad_norm is None or self.clip_grad_norm > 0,
              f"gradient-norm clip must be > 0, got {self.clip_grad_norm}")

@@ -109,6 +109,8 @@ def _probe_batch(x: torch.Tensor, num_data: Optional[int]):
     if not isinstance(x, torch.Tensor) or x.dim() < 1 or x.shape[0] < 1:
         raise AevbInputError(f"x must be a tensor with one row per datapoint, got {type(x).__name__} "
                              f"{list(getattr(x, 'shape', []))}")
+    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        raise AevbInputError("the data contain NaN or inf values")
     xb = x[:2]
     m = xb.shape[0]
     n = max(int(num_data or x.shape[0]), m + 1)
@@ -122,8 +124,14 @@ def _run(fn: Callable, role: str, *args):
         raise
     except Exception as e:  # noqa: BLE001 -- any failure of the user's program becomes one clear line
         msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise AevbInputError(f"the {role} failed when called as {role}(x, idx=idx, num_data=N): "
-                             f"{type(e).__name__}: {msg} -- a {role} must accept these arguments and {HOW_TO}") from e
+        cause = e.__cause__ if e.__cause__ is not None else e  # Pyro re-raises with the trace shapes attached
+        if isinstance(cause, TypeError) and "argument" in str(cause):
+            hint = f"a {role} must accept the arguments (x, idx=None, num_data=None) and {HOW_TO}"
+        else:
+            hint = (f"check that the data fit the {role} (e.g. its data_dim is {args[0].shape[-1]} here) and that "
+                    f"it follows the contract of pyro_aevb.contract")
+        raise AevbInputError(f"the {role} failed on two rows of the data (shape {list(args[0].shape)}), called as "
+                             f"{role}(x, idx=idx, num_data=N): {type(e).__name__}: {msg} -- {hint}") from e
 
 
 def _plate_checks(trace, role: str, m: int, n: int) -> None:
@@ -318,7 +326,8 @@ def check_data_support(model: Callable, x: torch.Tensor, what: str = "the data",
                     ok = support.check(site["value"])
                     if not bool(ok.all()):
                         raise AevbInputError(
-                            f"{what}: rows {start}..{start + chunk - 1} have values outside the support of site "
+                            f"{what}: rows {start}..{min(start + chunk, x.shape[0]) - 1} have values outside the "
+                            f"support of site "
                             f"{name!r} ({_describe(site['fn'])}, support {support}); e.g. grey values under a "
                             "Bernoulli: binarize the data (--binarize static) or use a likelihood on [0, 1]")
 

@@ -338,7 +338,11 @@ def load_array_file(path: str, test_fraction: float = 0.1, split_seed: int = 0) 
     except AevbInputError:
         raise
     except Exception as e:  # noqa: BLE001
-        raise AevbInputError(f"could not read {p}: {e}") from e
+        writer = {".npy": "numpy.save", ".npz": "numpy.savez", ".pt": "torch.save of tensors"}[suffix]
+        detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if "pickle" in detail or "weights_only" in detail or "Weights only" in detail:
+            detail = "not a plain array file (it would need unpickling, which is not done for safety)"
+        raise AevbInputError(f"could not read {p} as an array written by {writer}: {detail}") from e
     if isinstance(obj, dict):
         if "train" in obj:
             train, shape = as_float_matrix(obj["train"], f"{p}[train]")

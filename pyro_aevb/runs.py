@@ -5,6 +5,7 @@ state, see :mod:`pyro_aevb.checkpoint`) and ``metrics.jsonl``.  These are the
 functions the command line calls; notebooks call them too.
 """
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -12,12 +13,12 @@ from typing import Callable, Optional, Sequence
 import pyro
 import torch
 
-from .checkpoint import CHECKPOINT, load_checkpoint
+from .checkpoint import CHECKPOINT, METRICS, PREVIOUS, RunLock, load_checkpoint, read_metrics
 from .config import MODELS, RunConfig, build_model_guide
 from .guides import GUIDE_NAMES
 from .contract import check_model_guide
 from .data import Dataset, binarize_static, load_dataset
-from .errors import AevbInputError
+from .errors import AevbInputError, StorageError
 from .evaluation.bound import evaluate_bound
 from .evaluation.full_vb import full_vb_bound
 from .specs import build, resolve_spec
@@ -32,6 +33,19 @@ def prepare_data(config: RunConfig) -> Dataset:
     """Load the dataset of ``config`` and move it to the device.  (The trainer checks it against the
     likelihood's support, once, when it is built.)"""
     return load_dataset(config.dataset, config.binarize, config.data_path).to(config.resolved_device())
+
+
+def _lock(run_dir: Path) -> Optional[RunLock]:
+    """The run directory's lock (rank 0 only under torch.distributed), created with the directory."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
+        return None
+    if run_dir.exists() and not run_dir.is_dir():
+        raise AevbInputError(f"--out {run_dir} is a file, not a directory")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StorageError(f"cannot create the run directory {run_dir}: {e.strerror or e}") from None
+    return RunLock(run_dir).acquire()
 
 
 def _absolute(path: Optional[str]) -> Optional[str]:
@@ -52,35 +66,45 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
     config.data_path = _absolute(config.data_path)
     if config.init is None and (config.model in MODELS or config.guide in GUIDE_NAMES):
         config.init = "paper"  # recorded: what the built-in networks were initialised with
-    if resume:
-        saved = RunConfig.from_dict(load_checkpoint(run_dir)["config"])
-        changed = [f for f, v in config.to_dict().items()
-                   if f not in RESUMABLE_FIELDS and getattr(saved, f) != v]
-        if changed:
-            raise AevbInputError(f"--resume with settings that differ from the run in {run_dir}: "
-                                 f"{', '.join(f'{f}={getattr(saved, f)!r} (run) vs {getattr(config, f)!r}' for f in changed)}")
-    elif (run_dir / CHECKPOINT).exists() and not overwrite:
-        raise AevbInputError(f"{run_dir} already holds a run; pass --resume to continue it, --overwrite to start "
-                             "afresh, or choose another --out")
     config.validate()
     if config.epochs is None and config.train_samples is None:
         raise AevbInputError("give a training budget: epochs or train_samples")
-    data = prepare_data(config)
-    config.data_dim = data.data_dim
-    pyro.set_rng_seed(config.seed)
-    device = config.resolved_device()
-    model, guide = build_model_guide(config, data.data_dim)
-    model.to(device)
-    guide.to(device)
-    trainer = Trainer(model, guide, data, elbo=config.elbo, num_particles=config.num_particles,
-                      optimizer=config.optimizer, lr=config.lr, prior_precision=config.prior_precision,
-                      batch_size=config.batch_size, run_dir=run_dir, config=config.to_dict(), progress=progress,
-                      backend=config.backend, compile=config.compile, seed=config.seed, resume=resume,
-                      overwrite=overwrite, clip_grad_norm=config.clip_grad_norm, callbacks=callbacks)
+    lock = _lock(run_dir)  # first: a second writer is told so, whatever state the directory is in
     try:
+        if resume:
+            if not (run_dir / CHECKPOINT).exists() and not (run_dir / PREVIOUS).exists():
+                raise AevbInputError(f"{run_dir} holds no checkpoint: no epoch has finished there yet, nothing to "
+                                     "resume; start the run without --resume")
+            with warnings.catch_warnings():  # the trainer warns about a fallback checkpoint when it loads it
+                warnings.simplefilter("ignore")
+                saved = RunConfig.from_dict(load_checkpoint(run_dir)["config"])
+            changed = [f for f, v in config.to_dict().items()
+                       if f not in RESUMABLE_FIELDS and getattr(saved, f) != v]
+            if changed:
+                raise AevbInputError(f"--resume with settings that differ from the run in {run_dir}: "
+                                     f"{', '.join(f'{f}={getattr(saved, f)!r} (run) vs {getattr(config, f)!r}' for f in changed)}")
+        elif (run_dir / CHECKPOINT).exists() and not overwrite:
+            raise AevbInputError(f"{run_dir} already holds a run; pass --resume to continue it, --overwrite to start "
+                                 "afresh, or choose another --out")
+        elif (run_dir / METRICS).exists() and not overwrite and read_metrics(run_dir):
+            warnings.warn(f"{run_dir} has a metrics.jsonl but no checkpoint: starting a fresh run there (its metrics "
+                          "are replaced)", RuntimeWarning, stacklevel=2)
+        data = prepare_data(config)
+        config.data_dim = data.data_dim
+        pyro.set_rng_seed(config.seed)
+        device = config.resolved_device()
+        model, guide = build_model_guide(config, data.data_dim)
+        model.to(device)
+        guide.to(device)
+        trainer = Trainer(model, guide, data, elbo=config.elbo, num_particles=config.num_particles,
+                          optimizer=config.optimizer, lr=config.lr, prior_precision=config.prior_precision,
+                          batch_size=config.batch_size, run_dir=run_dir, config=config.to_dict(), progress=progress,
+                          backend=config.backend, compile=config.compile, seed=config.seed, resume=resume,
+                          overwrite=overwrite, clip_grad_norm=config.clip_grad_norm, callbacks=callbacks, lock=lock)
         trainer.fit(epochs=config.epochs, train_samples=config.train_samples)
     finally:
-        trainer.close()
+        if lock is not None:
+            lock.release()
     return trainer
 
 

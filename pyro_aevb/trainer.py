@@ -59,7 +59,7 @@ from .checkpoint import (CHECKPOINT, RunLock, load_checkpoint, remove_stale_temp
                          write_metrics)
 from .contract import check_data_support, check_model_guide, inspect_model
 from .data import Dataset, binarize_static
-from .errors import AevbInputError, TrainingDiverged
+from .errors import AevbInputError, StorageError, TrainingDiverged
 from .evaluation.bound import evaluate_bound
 from .evaluation.full_vb import full_vb_bound
 from .infer.elbo import ESTIMATORS, make_elbo
@@ -154,6 +154,7 @@ class Trainer:
     :param overwrite: start afresh in a ``run_dir`` that already holds a run (its files are replaced);
         without it, or ``resume``, such a directory is refused.
     :param clip_grad_norm: rescale each step's gradient to at most this total norm (off by default).
+    :param lock: the run directory's :class:`~pyro_aevb.checkpoint.RunLock` when the caller already holds it.
     :param callbacks: called as ``callback(trainer, row)`` after every epoch, once its metrics row is written
         and its checkpoint saved (rank 0 only): a tracker (TensorBoard, MLflow, ...) is one small class.
     """
@@ -164,7 +165,8 @@ class Trainer:
                  config: Optional[dict] = None, model_kwargs: Optional[dict] = None,
                  guide_kwargs: Optional[dict] = None, progress: bool = True, log_every: int = 50,
                  backend: str = "auto", compile: bool = False, seed: int = 0, callbacks: Sequence[Callable] = (),
-                 resume: bool = False, overwrite: bool = False, clip_grad_norm: Optional[float] = None):
+                 resume: bool = False, overwrite: bool = False, clip_grad_norm: Optional[float] = None,
+                 lock: Optional[RunLock] = None):
         self.callbacks = list(callbacks)
         if clip_grad_norm is not None and not clip_grad_norm > 0:
             raise AevbInputError(f"clip_grad_norm must be > 0, got {clip_grad_norm}")
@@ -226,16 +228,17 @@ class Trainer:
         self.config = dict(config) if config is not None else self._default_config(
             model_kwargs, guide_kwargs, optimizer=optimizer, lr=lr, prior_precision=prior_precision,
             backend=backend, compile=compile)
-        if self.resume_dir is not None and not (resume or overwrite) and (self.resume_dir / CHECKPOINT).exists():
-            raise AevbInputError(f"{self.resume_dir} already holds a run: continue it with resume=True (CLI: --resume), "
-                                 "start afresh with overwrite=True (CLI: --overwrite), or choose another run directory")
-        self.lock = None
+        self.lock = lock
         if self.run_dir is not None:
             try:
                 self.run_dir.mkdir(parents=True, exist_ok=True)
             except OSError as e:
-                raise AevbInputError(f"cannot create the run directory {self.run_dir}: {e.strerror or e}") from None
-            self.lock = RunLock(self.run_dir).acquire()  # one writer per run directory
+                raise StorageError(f"cannot create the run directory {self.run_dir}: {e.strerror or e}") from None
+            self.lock = (lock or RunLock(self.run_dir)).acquire()  # one writer per run directory, first
+        if self.resume_dir is not None and not (resume or overwrite) and (self.resume_dir / CHECKPOINT).exists():
+            raise AevbInputError(f"{self.resume_dir} already holds a run: continue it with resume=True (CLI: --resume), "
+                                 "start afresh with overwrite=True (CLI: --overwrite), or choose another run directory")
+        if self.run_dir is not None:
             remove_stale_temp_files(self.run_dir)
             self.write_config()
         self.progress, self.log_every = progress and self.rank == 0, log_every
@@ -363,7 +366,13 @@ class Trainer:
         """Continue from ``run_dir/checkpoint.pt``; ``metrics.jsonl`` is rewritten to match it."""
         if self.resume_dir is None:
             raise AevbInputError("resume needs a run directory")
-        self.load_state_dict(load_checkpoint(self.resume_dir))
+        try:
+            state = load_checkpoint(self.resume_dir)
+        except AevbInputError as e:
+            if "holds no checkpoint" in str(e):
+                raise AevbInputError(f"{e}: nothing to resume; start the run without --resume") from None
+            raise
+        self.load_state_dict(state)
         for group in self.optimizer.param_groups:  # a lower learning rate on resume (e.g. after a divergence)
             group["lr"] = self.lr
         if self.run_dir is not None:
@@ -397,12 +406,15 @@ class Trainer:
 
     def _diverged(self, what: str, value, step: Optional[int]) -> TrainingDiverged:
         where = f"epoch {self.epoch + 1}" + (f", step {step}" if step is not None else "")
-        saved = (f"the checkpoint of epoch {self.epoch} in {self.run_dir} is untouched; " if self.run_dir is not None
-                 and self.epoch > 0 else "")
+        if self.run_dir is not None and self.epoch > 0:
+            remedy = (f"the checkpoint of epoch {self.epoch} in {self.run_dir} is untouched: --resume with a lower "
+                      "--lr or --clip-grad-norm")
+        else:
+            remedy = "no epoch had finished, nothing was saved: run again with a lower --lr or --clip-grad-norm"
         return TrainingDiverged(
             f"training diverged: {what} became {value} at {where}. Likely cause: a learning rate too high for this "
             f"model, or a likelihood with a learned scale collapsing on point masses in the data (constant pixels, "
-            f"exact zeros); {saved}resume with a lower --lr, --clip-grad-norm, or --min-scale")
+            f"exact zeros; --min-scale); {remedy}")
 
     def fit(self, epochs: Optional[int] = None, train_samples: Optional[int] = None) -> list:
         """Train until ``train_samples`` datapoints (or ``epochs`` full passes) have been seen in total.

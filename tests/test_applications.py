@@ -448,7 +448,7 @@ def _bad_values(tmp_path):
     (lambda run, tmp: ["encode", run, "--out", str(tmp / "z.csv")], ".npz"),
     (lambda run, tmp: ["interpolate", run, "--steps", "1"], "at least 2 steps"),
     (lambda run, tmp: ["interpolate", run, "--pairs", "6", "--num-images", "5"], "lower --pairs"),
-    (lambda run, tmp: ["reconstruct", str(tmp / "nowhere")], "no checkpoint"),
+    (lambda run, tmp: ["reconstruct", str(tmp / "nowhere")], "run directory not found"),
     (lambda run, tmp: ["reconstruct", run, "--dataset", _mask_file(tmp, (20, 5, 5))], "values per image"),
 ])
 def test_bad_inputs_give_one_line_and_exit_2(cli_run, tmp_path, capsys, make_argv, message):

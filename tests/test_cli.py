@@ -72,6 +72,13 @@ def test_bad_data_gives_one_line_and_exit_2(tmp_path, capsys, make, message):
         (["--elbo", "nope"], "invalid choice"),
         (["--lr", "-1"], "learning rate"),
         (["--epochs", "1", "--train-samples", "5"], "not allowed with"),
+        (["--seed", "-1"], "must be in [0, 2^32)"),
+        (["--seed", "99999999999999999999"], "must be in [0, 2^32)"),
+        (["--prior-precision", "inf"], "must be a finite number"),
+        (["--lr", "nan"], "learning rate"),
+        (["--model-kwargs", '{"latent_dim": 7}'], "--model-kwargs applies to a model class of yours"),
+        (["--guide-kwargs", '{"hidden": 7}'], "--guide-kwargs applies to a guide class of yours"),
+        (["--min-scale", "0.1"], "min_scale applies to gaussian and laplace"),
     ],
 )
 def test_bad_arguments_give_one_line_and_exit_2(tmp_path, capsys, extra, message):
@@ -83,11 +90,28 @@ def test_bad_arguments_give_one_line_and_exit_2(tmp_path, capsys, extra, message
 
 def test_evaluate_missing_run_dir(tmp_path, capsys):
     code, _, err = _run(["evaluate", str(tmp_path / "nowhere")], capsys)
-    assert code == 2 and "no checkpoint" in err
+    assert code == 2 and "run directory not found" in err
+    (tmp_path / "afile").write_text("x")
+    code, _, err = _run(["evaluate", str(tmp_path / "afile")], capsys)
+    assert code == 2 and "is a file, not a run directory" in err
 
 
 def test_console_script_exit_code(tmp_path):
     """The installed entry point (python -m pyro_aevb) maps errors to exit status 2."""
     proc = subprocess.run([sys.executable, "-m", "pyro_aevb", "evaluate", str(tmp_path)], capture_output=True,
                           text=True)
-    assert proc.returncode == 2 and "no checkpoint" in proc.stderr
+    assert proc.returncode == 2 and "holds no checkpoint" in proc.stderr
+
+
+def test_reader_commands_refuse_bad_outputs_and_values(tmp_path, capsys):
+    """Picture outputs need a picture format; --iw-samples and --seed are checked before any work."""
+    data = _bad(tmp_path, "ok.npy", np.random.rand(30, 4).astype(np.float32))
+    run = str(tmp_path / "r")
+    assert _run(["train", "--dataset", data, "--out", run, "--no-progress", "--epochs", "1", "--latent-dim", "2",
+                 "--hidden-dim", "4", "--batch-size", "9"], capsys)[0] == 0
+    for argv, message in ((["sample", run, "--out", str(tmp_path / "x.txt")], "use a file ending in .png"),
+                          (["plot", run, "--out", str(tmp_path / "x.txt")], "use a file ending in .png"),
+                          (["evaluate", run, "--iw-samples", "-1"], "must be >= 0"),
+                          (["evaluate", run, "--seed", "-1"], "must be in [0, 2^32)")):
+        code, _, err = _run(argv, capsys)
+        assert code == 2 and message in err and err.count("\n") == 1, (argv, err)

@@ -295,14 +295,18 @@ def test_disk_full_is_one_line_with_status_5_and_the_last_epoch_survives(tmp_pat
 
     import pyro_aevb.checkpoint as checkpoint
 
-    real_save = torch.save
+    real_atomic_write, checkpoint_writes = checkpoint.atomic_write, []
 
-    def save(obj, f, *args, **kwargs):
-        if isinstance(obj, dict) and obj.get("epoch") == 2:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real_save(obj, f, *args, **kwargs)
+    def atomic_write(path, write):
+        if Path(path).name == CHECKPOINT:
+            checkpoint_writes.append(path)
+            if len(checkpoint_writes) == 2:  # the device fills up while the second checkpoint is written
+                def write(f):
+                    f.write(b"partial")
+                    raise OSError(errno.ENOSPC, "No space left on device")
+        return real_atomic_write(path, write)
 
-    monkeypatch.setattr(checkpoint.torch, "save", save)
+    monkeypatch.setattr(checkpoint, "atomic_write", atomic_write)
     run = tmp_path / "full"
     status = main(["train", "--dataset", digits, *TRAIN, "--epochs", "3", "--out", str(run)])
     err = capsys.readouterr().err

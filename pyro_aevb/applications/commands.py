@@ -5,10 +5,10 @@ picture (``--out``, default inside the run directory) and prints its numbers -- 
 The data are checked as ``train`` checks them: the model's data dimension and the likelihood's support.
 """
 
-import argparse
 import json
 from pathlib import Path
 
+from ..argtypes import picture_path, positive_int, seed
 from ..config import RunConfig
 from ..data import Dataset, load_dataset
 from ..errors import AevbInputError
@@ -25,32 +25,22 @@ from .posterior import PROPOSALS
 from .reconstruct import reconstruct_images
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
 def _common(p, num_images, picture):
     p.add_argument("run_dir", help="a run directory (pyro-aevb train --out ...)")
     p.add_argument("--dataset", default=None, help="mnist, frey or an array file (default: the run's dataset)")
     p.add_argument("--data-path", default=None, help="MNIST data root or frey_rawface.mat path")
     p.add_argument("--split", default="test", choices=["test", "train"], help="which images (default test)")
-    p.add_argument("--num-images", type=_positive_int, default=num_images,
+    p.add_argument("--num-images", type=positive_int, default=num_images,
                    help=f"use the first N images of the split (default {num_images or 'all'})")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--out", default=None, help=f"output path (default RUN_DIR/{picture})")
     p.add_argument("--json", action="store_true", help="print one JSON line with the numbers")
 
 
 def _sampling(p):
-    p.add_argument("--num-samples", type=_positive_int, default=100, help="K, importance samples of z per image")
-    p.add_argument("--rounds", type=_positive_int, default=3,
+    p.add_argument("--num-samples", type=positive_int, default=100, help="K, importance samples of z per image")
+    p.add_argument("--rounds", type=positive_int, default=3,
                    help="encoder rounds: the encoder is rerun on each round's estimate")
     p.add_argument("--proposal", default="encoder", choices=PROPOSALS,
                    help="encoder: q(z | imputed image), iterated (default); prior: p(z)")
@@ -78,16 +68,16 @@ def add_commands(sub) -> None:
 
     m = sub.add_parser("latent-map", help="test set in latent space by label, decoded manifold, linear probe")
     _common(m, None, "latent_map.png")
-    m.add_argument("--grid", type=_positive_int, default=20, help="decoded manifold: grid points per side")
-    m.add_argument("--probe-train", type=_positive_int, default=5000,
+    m.add_argument("--grid", type=positive_int, default=20, help="decoded manifold: grid points per side")
+    m.add_argument("--probe-train", type=positive_int, default=5000,
                    help="labelled training images the linear probes are fitted on")
     m.add_argument("--no-labels", action="store_true",
                    help="for data without labels: an uncoloured map and no linear probe")
 
     t = sub.add_parser("interpolate", help="decoded straight paths between images in latent space")
     _common(t, None, "interpolate.png")
-    t.add_argument("--pairs", type=_positive_int, default=8, help="paths, between images 2k and 2k+1")
-    t.add_argument("--steps", type=_positive_int, default=10, help="frames per path (>= 2)")
+    t.add_argument("--pairs", type=positive_int, default=8, help="paths, between images 2k and 2k+1")
+    t.add_argument("--steps", type=positive_int, default=10, help="frames per path (>= 2)")
 
 
 # ---------------------------------------------------------------------------------------------- inputs
@@ -120,7 +110,9 @@ def _load(args):
 
 
 def _out(args, default: str) -> Path:
-    return Path(args.out) if args.out else Path(args.run_dir) / default
+    if not args.out:
+        return Path(args.run_dir) / default
+    return Path(args.out) if default.endswith(".npz") else picture_path(args.out)
 
 
 def _clamp(data: Dataset):
