@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .checkpoint import (CHECKPOINT, RunLock, load_checkpoint, remove_stale_temp_files, save_checkpoint, write_config,
                          write_metrics)
@@ -283,7 +283,7 @@ class Trainer:
             "elbo": self.elbo_name, "num_particles": self.num_particles, "batch_size": self.batch_size,
             "seed": self.seed,
             "dataset": self.data.name, "binarize": self.data.binarize, "data_dim": self.data.data_dim,
-            "data_path": self.data.info.get("path") if isinstance(getattr(self.data, "info", None), dict) else None,
+            "data_path": None,
             **training,
         }
         if self.run_dir is not None and (config["model_kwargs"] is None or

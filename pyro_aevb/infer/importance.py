@@ -22,7 +22,7 @@ import pyro
 import torch
 from pyro import poutine
 from pyro.poutine.util import prune_subsample_sites
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ..contract import ModelStructure, check_data_support, check_model_guide, require_local_only
 from ..errors import AevbInputError
