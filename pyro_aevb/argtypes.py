@@ -23,6 +23,13 @@ def positive_int(text) -> int:
     return value
 
 
+def at_least_two(text) -> int:
+    value = _integer(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be >= 2, got {value}")
+    return value
+
+
 def nonnegative_int(text) -> int:
     value = _integer(text)
     if value < 0:

@@ -297,7 +297,7 @@ def check_model_guide(model: Callable, guide: Callable, x: torch.Tensor, estimat
 def _support_error(name: str, role: str, fn, error: Exception) -> AevbInputError:
     return AevbInputError(
         f"site {name!r} of the {role}: a value is outside the support of {_describe(fn)} "
-        f"({str(error).splitlines()[0][:160]}); e.g. grey values under a Bernoulli: binarize the data "
+        f"({str(error).splitlines()[0]}); e.g. grey values under a Bernoulli: binarize the data "
         f"(--binarize static / load_dataset(..., binarize='static')) or use a likelihood on [0, 1] such as "
         f"ContinuousBernoulli")
 

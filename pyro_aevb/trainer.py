@@ -184,9 +184,13 @@ class Trainer:
             warning = likelihood.point_mass_warning(data.train, f"{data.name} training data")
             if warning:
                 warnings.warn(warning, RuntimeWarning, stacklevel=2)
-        elif data.binarize != "dynamic":  # a model of yours: its observed sites' supports, on every row, once
-            check_data_support(model, data.train, f"{data.name} training data")
+        else:  # a model of yours: its observed sites' supports, on every row, once
+            if data.binarize != "dynamic":  # (dynamic: the training rows are drawn binary every step)
+                check_data_support(model, data.train, f"{data.name} training data")
             check_data_support(model, data.test, f"{data.name} test data")
+        # rows as the model sees them, for the one-time checks (dynamic binarization draws them binary)
+        self._probe = binarize_static(data.train[:64]) if data.binarize == "dynamic" else data.train
+        n_train = data.train.shape[0]
         self.objective = None if isinstance(elbo, str) else elbo
         self.elbo_name = elbo if isinstance(elbo, str) else type(elbo).__name__
         self.is_bound = isinstance(elbo, str) or bool(getattr(elbo, "is_bound", False))
@@ -197,12 +201,12 @@ class Trainer:
             if guide is None:
                 raise AevbInputError(f"estimator {elbo!r} needs a guide")
             # the contract, checked once, on two training rows as a minibatch of the N
-            self.structure = check_model_guide(model, guide, data.train, elbo)
+            self.structure = check_model_guide(model, guide, self._probe, elbo, num_data=n_train)
             self.eval_estimator = elbo
             loss = self._sgvb_loss(elbo, backend)
         else:
-            self.structure = inspect_model(model, data.train) if guide is None else check_model_guide(
-                model, guide, data.train, None)
+            self.structure = inspect_model(model, self._probe, n_train) if guide is None else check_model_guide(
+                model, guide, self._probe, None, num_data=n_train)
             self.eval_estimator = getattr(elbo, "eval_estimator", None) if guide is not None else None
             if backend == "fused":
                 raise AevbInputError(f"backend 'fused' implements estimators A and B, not {self.elbo_name}")
@@ -263,7 +267,7 @@ class Trainer:
             if elbo not in ("trace", "analytic"):
                 raise AevbInputError(f"the fused objective implements estimators 'trace' and 'analytic', not {elbo!r}")
             try:
-                cross_check(model, guide, data.train, elbo, self.num_particles, data.train.shape[0])
+                cross_check(model, guide, self._probe, elbo, self.num_particles, data.train.shape[0])
             except AevbInputError as e:
                 if backend == "fused":
                     raise

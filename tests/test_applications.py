@@ -446,7 +446,7 @@ def _bad_values(tmp_path):
     (lambda run, tmp: ["denoise", run, "--noise", "speckle:0.1"], "unknown noise"),
     (lambda run, tmp: ["denoise", run, "--noise", "gaussian:-1"], "positive"),
     (lambda run, tmp: ["encode", run, "--out", str(tmp / "z.csv")], ".npz"),
-    (lambda run, tmp: ["interpolate", run, "--steps", "1"], "at least 2 steps"),
+    (lambda run, tmp: ["interpolate", run, "--steps", "1"], "must be >= 2"),
     (lambda run, tmp: ["interpolate", run, "--pairs", "6", "--num-images", "5"], "lower --pairs"),
     (lambda run, tmp: ["reconstruct", str(tmp / "nowhere")], "run directory not found"),
     (lambda run, tmp: ["reconstruct", run, "--dataset", _mask_file(tmp, (20, 5, 5))], "values per image"),

@@ -367,3 +367,21 @@ def test_check_model_guide_reports_the_structure(binary):
     assert s.local_latents == ("style", "content") and s.observed == ("image",)
     assert s.max_plate_nesting == 2 and s.data_dim == -2 and s.particle_dim == -3 and not s.global_latents
     assert ImportanceWeightedELBO(num_particles=2).loss(TwoLatentModel(196), TwoLatentGuide(196), binary.test[:5]) > 0
+
+
+def test_dynamic_binarization_with_a_user_bernoulli_model_and_applications_check_the_data(mnist, tmp_path):
+    """A Bernoulli model of yours on grey images: refused with the fix, accepted with --binarize dynamic (the
+    one-time checks see binarised rows); an application given grey data for that model is one line, status 2."""
+    data_file = tmp_path / "grey.npy"
+    np.save(data_file, mnist.train[:400].numpy())
+    base = ["train", "--dataset", str(data_file), "--model", f"{USER_MODELS}:TwoLatentModel", "--guide",
+            f"{USER_MODELS}:TwoLatentGuide", "--elbo", "trace", "--train-samples", "200", "--no-progress"]
+    assert main(base + ["--out", str(tmp_path / "grey")]) == 2
+    assert main(base + ["--binarize", "dynamic", "--out", str(tmp_path / "dyn")]) == 0
+    binary_file = tmp_path / "binary.npy"
+    np.save(binary_file, torch.bernoulli(mnist.train[:400], generator=torch.Generator().manual_seed(0)).numpy())
+    base[2] = str(binary_file)
+    assert main(base + ["--out", str(tmp_path / "bin")]) == 0
+    for command in (["inpaint", "--mask", "top-half"], ["denoise", "--noise", "gaussian:0.3"]):
+        assert main([command[0], str(tmp_path / "bin"), *command[1:], "--num-images", "5", "--num-samples", "4",
+                     "--dataset", str(data_file)]) == 2

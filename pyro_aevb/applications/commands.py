@@ -8,8 +8,11 @@ The data are checked as ``train`` checks them: the model's data dimension and th
 import json
 from pathlib import Path
 
-from ..argtypes import picture_path, positive_int, seed
+import pyro
+
+from ..argtypes import at_least_two, picture_path, positive_int, seed
 from ..config import RunConfig
+from ..contract import check_data_support
 from ..data import Dataset, load_dataset
 from ..errors import AevbInputError
 from ..runs import load_run
@@ -77,7 +80,7 @@ def add_commands(sub) -> None:
     t = sub.add_parser("interpolate", help="decoded straight paths between images in latent space")
     _common(t, None, "interpolate.png")
     t.add_argument("--pairs", type=positive_int, default=8, help="paths, between images 2k and 2k+1")
-    t.add_argument("--steps", type=positive_int, default=10, help="frames per path (>= 2)")
+    t.add_argument("--steps", type=at_least_two, default=10, help="frames per path (>= 2)")
 
 
 # ---------------------------------------------------------------------------------------------- inputs
@@ -98,9 +101,14 @@ def _load(args):
     if expected is not None and data.data_dim != expected:
         raise AevbInputError(f"dataset {data.name!r} has {data.data_dim} values per image but the run's model was "
                              f"trained on {expected}: use data of the run's shape")
+    pyro.set_rng_seed(args.seed)  # every Monte Carlo number of the command follows --seed
     likelihood = getattr(run.model, "likelihood", None)
     if hasattr(likelihood, "check_data"):
         likelihood.check_data(getattr(data, args.split), f"{data.name} {args.split} data")
+    else:  # a model of yours: its observed sites' supports, every row
+        check_data_support(run.model, getattr(data, args.split), f"{data.name} {args.split} data (the run records "
+                           f"dataset {run.config.dataset!r}, binarize {run.config.binarize!r}; pass --dataset FILE "
+                           "for the data it was trained on)")
     x = getattr(data, args.split)
     labels = getattr(data, f"{args.split}_labels")
     if args.num_images is not None:

@@ -19,6 +19,7 @@ from typing import Callable, Optional, Tuple
 
 import torch
 
+from ..contract import check_data_support
 from .encode import decode, encode
 from .pictures import save_image_rows
 from .posterior import infer_images
@@ -70,6 +71,7 @@ def denoise(model: Callable, guide: Callable, x: torch.Tensor, noise, num_sample
             batch_size: int = 100, noisy: Optional[torch.Tensor] = None) -> Denoising:
     """Corrupt the clean images ``x`` with ``noise`` (a model of :mod:`.noise`, seeded by ``seed``) -- or take
     ``noisy`` as given -- and denoise them."""
+    check_data_support(model, x, "the clean images")
     if noisy is None:
         generator = torch.Generator(device=x.device).manual_seed(0 if seed is None else seed)
         noisy = noise.corrupt(x, generator)

@@ -19,6 +19,7 @@ from typing import Callable, Optional, Tuple
 
 import torch
 
+from ..contract import check_data_support
 from ..errors import AevbInputError
 from .encode import decode, encode
 from .masks import MissingPixels
@@ -78,6 +79,7 @@ def inpaint(model: Callable, guide: Callable, x: torch.Tensor, missing: torch.Te
 
     ``x``'s missing pixels are never read: the model sees them replaced by ``mean_image`` (``[D]``).
     """
+    check_data_support(model, x, "the images")
     if missing.shape != x.shape:
         raise AevbInputError(f"the mask has shape {list(missing.shape)} but the images have {list(x.shape)}: give "
                              "one boolean per pixel (True = missing)")

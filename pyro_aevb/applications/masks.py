@@ -75,7 +75,7 @@ def _from_file(path: Path, num_images: int, data_dim: int, image_shape) -> torch
         return array.reshape(num_images, data_dim)
     raise AevbInputError(f"mask file {path} has shape {list(shape)}, but the {num_images} images have "
                          f"{data_dim} pixels{f' ({image_shape[0]}x{image_shape[1]})' if image_shape else ''}: "
-                         f"give a mask of shape [{data_dim}] or [{num_images}, {data_dim}]")
+                         f"give a mask of shape [{data_dim}], [{num_images}, {data_dim}] or the image shape [H, W] / [{num_images}, H, W]")
 
 
 def parse_mask(spec: str, num_images: int, data_dim: int, image_shape: Optional[Tuple[int, int]] = None,
