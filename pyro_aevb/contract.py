@@ -54,6 +54,7 @@ from torch.distributions import constraints, kl_divergence
 
 from .errors import AevbInputError
 from .params import local_param_store
+from .rng import seeded
 from .plates import data_frame, is_global_latent, is_latent, is_local_latent, is_observed
 
 HOW_TO = ("put every per-datapoint site inside pyro_aevb.plates.data_plate(x, idx, num_data), i.e. "
@@ -99,8 +100,7 @@ class ModelStructure:
 @contextlib.contextmanager
 def _quiet_side_effects(x: torch.Tensor):
     """No gradient, the RNG forked (the caller's random stream is unchanged), a private param store."""
-    devices = [x.device.index or 0] if x.device.type == "cuda" else []
-    with torch.no_grad(), torch.random.fork_rng(devices=devices), local_param_store():
+    with torch.no_grad(), seeded(None, x.device), local_param_store():
         yield
 
 
@@ -316,7 +316,12 @@ def _compute_log_prob(trace, role: str) -> None:
 @torch.no_grad()
 def check_data_support(model: Callable, x: torch.Tensor, what: str = "the data", chunk: int = 5000) -> None:
     """Every row of ``x`` lies in the support of the model's observed distributions (checked once, in chunks,
-    so that training never meets an out-of-support value halfway through an epoch)."""
+    so that training never meets an out-of-support value halfway through an epoch).  A built-in model checks
+    against its likelihood's declared support directly; any other model is traced on the rows."""
+    likelihood = getattr(model, "likelihood", None)
+    if hasattr(likelihood, "check_data"):
+        likelihood.check_data(x, what)
+        return
     with _quiet_side_effects(x):
         for start in range(0, x.shape[0], chunk):
             trace = _run(poutine.trace(model).get_trace, "model", x[start:start + chunk])

@@ -38,6 +38,15 @@ def pyplot():
     return plt
 
 
+def save_figure(fig, path, dpi: int = 110) -> Path:
+    """Write a matplotlib figure (creating its folder) and close it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    pyplot().close(fig)
+    return path
+
+
 def plot_bound_curve(metrics: Sequence[dict], path, title: str = ""):
     """Train and test bound per datapoint against training samples (log axis), as in Fig. 2."""
     plt = pyplot()
@@ -55,6 +64,4 @@ def plot_bound_curve(metrics: Sequence[dict], path, title: str = ""):
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=120)

@@ -13,7 +13,7 @@ from typing import Callable, Optional, Sequence
 import pyro
 import torch
 
-from .checkpoint import CHECKPOINT, METRICS, PREVIOUS, RunLock, load_checkpoint, read_metrics
+from .checkpoint import CHECKPOINT, METRICS, RunLock, load_checkpoint, load_checkpoint_to_resume, read_metrics
 from .config import MODELS, RunConfig, build_model_guide
 from .guides import GUIDE_NAMES
 from .contract import check_model_guide
@@ -72,12 +72,9 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
     lock = _lock(run_dir)  # first: a second writer is told so, whatever state the directory is in
     try:
         if resume:
-            if not (run_dir / CHECKPOINT).exists() and not (run_dir / PREVIOUS).exists():
-                raise AevbInputError(f"{run_dir} holds no checkpoint: no epoch has finished there yet, nothing to "
-                                     "resume; start the run without --resume")
             with warnings.catch_warnings():  # the trainer warns about a fallback checkpoint when it loads it
                 warnings.simplefilter("ignore")
-                saved = RunConfig.from_dict(load_checkpoint(run_dir)["config"])
+                saved = RunConfig.from_dict(load_checkpoint_to_resume(run_dir)["config"])
             changed = [f for f, v in config.to_dict().items()
                        if f not in RESUMABLE_FIELDS and getattr(saved, f) != v]
             if changed:
@@ -126,27 +123,25 @@ class Run:
         return prepare_data(cfg)
 
 
+def _recorded(config: dict, role: str, data_dim: int):
+    """A class of a run trained from Python, rebuilt from its recorded spec and constructor arguments."""
+    spec, kwargs = config.get(role), config.get(f"{role}_kwargs")
+    if spec is None:
+        return None  # e.g. Monte Carlo EM: no guide
+    if kwargs is None:
+        raise AevbInputError(f"the run's {role} {spec} was trained without recorded constructor arguments: pass the "
+                             f"instance, load_run(run_dir, {role}=...)")
+    return build(spec, kwargs, data_dim, role)
+
+
 def _rebuild(config: dict, data_dim: int, model=None, guide=None):
-    """Model and guide of a run's config: the built-in ones from their settings, others from their specs."""
-    if model is not None and guide is not None:
-        return model, guide
-    cfg = RunConfig.from_dict({k: v for k, v in config.items() if v is not None or k in ("guide",)})
-    guide_spec = config.get("guide")
-    if cfg.model in MODELS and guide_spec is not None and (guide_spec in GUIDE_NAMES
-                                                            or config.get("guide_kwargs") is not None):
-        built_model, built_guide = build_model_guide(cfg, data_dim)
+    """Model and guide of a run's config: a CLI run's from its settings (built-in names or import paths),
+    a Python run's from the recorded classes; instances given are used as they are."""
+    if config.get("model", "mlp") in MODELS:
+        built_model, built_guide = build_model_guide(
+            RunConfig.from_dict({k: v for k, v in config.items() if v is not None}), data_dim)
         return model or built_model, guide or built_guide
-    for role, kwargs in (("model", config.get("model_kwargs")), ("guide", config.get("guide_kwargs"))):
-        given = model if role == "model" else guide
-        if given is None and config.get(role) is not None and kwargs is None:
-            raise AevbInputError(f"the run's {role} {config.get(role)} was trained without recorded constructor "
-                                 f"arguments: pass the instance, load_run(run_dir, {role}=...)")
-    if model is None:
-        model = (build_model_guide(cfg, data_dim)[0] if cfg.model in MODELS
-                 else build(config["model"], config.get("model_kwargs"), data_dim, "model"))
-    if guide is None and config.get("guide") is not None:
-        guide = build(config["guide"], config.get("guide_kwargs"), data_dim, "guide")
-    return model, guide
+    return model or _recorded(config, "model", data_dim), guide or _recorded(config, "guide", data_dim)
 
 
 def load_run(run_dir, device: str = "cpu", model: Optional[torch.nn.Module] = None,

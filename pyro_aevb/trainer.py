@@ -55,8 +55,8 @@ from typing import Callable, Optional, Sequence, Union
 import torch
 from tqdm import tqdm
 
-from .checkpoint import (CHECKPOINT, RunLock, load_checkpoint, remove_stale_temp_files, save_checkpoint, write_config,
-                         write_metrics)
+from .checkpoint import (CHECKPOINT, RunLock, load_checkpoint_to_resume, remove_stale_temp_files, save_checkpoint,
+                         write_config, write_metrics)
 from .contract import check_data_support, check_model_guide, inspect_model
 from .data import Dataset, binarize_static
 from .errors import AevbInputError, StorageError, TrainingDiverged
@@ -65,6 +65,7 @@ from .evaluation.full_vb import full_vb_bound
 from .infer.elbo import ESTIMATORS, make_elbo
 from .infer.fused import FusedELBO, cross_check, is_fused_compatible
 from .params import local_param_store
+from .rng import seeded
 from .specs import class_spec, recorded_kwargs
 
 BACKENDS = ("auto", "pyro", "fused")
@@ -177,21 +178,21 @@ class Trainer:
             raise AevbInputError(f"batch size must be >= 1, got {batch_size}")
         if backend not in BACKENDS:
             raise AevbInputError(f"unknown backend {backend!r}; choose from {list(BACKENDS)}")
+        # every row in the support, once, here, instead of validating every step (with dynamic binarization
+        # the training rows are drawn binary each step, so a model of yours sees only binary ones)
         likelihood = getattr(model, "likelihood", None)
-        if hasattr(likelihood, "check_data"):  # once, here, instead of validating every step
-            likelihood.check_data(data.train, f"{data.name} training data")
-            likelihood.check_data(data.test, f"{data.name} test data")
-            warning = likelihood.point_mass_warning(data.train, f"{data.name} training data")
-            if warning:
-                warnings.warn(warning, RuntimeWarning, stacklevel=2)
-        else:  # a model of yours: its observed sites' supports, on every row, once
-            if data.binarize != "dynamic":  # (dynamic: the training rows are drawn binary every step)
-                check_data_support(model, data.train, f"{data.name} training data")
-            check_data_support(model, data.test, f"{data.name} test data")
+        if data.binarize != "dynamic" or hasattr(likelihood, "check_data"):
+            check_data_support(model, data.train, f"{data.name} training data")
+        check_data_support(model, data.test, f"{data.name} test data")
+        warning = likelihood.point_mass_warning(data.train, f"{data.name} training data") if hasattr(
+            likelihood, "point_mass_warning") else None
+        if warning:
+            warnings.warn(warning, RuntimeWarning, stacklevel=2)
         # rows as the model sees them, for the one-time checks (dynamic binarization draws them binary)
         self._probe = binarize_static(data.train[:64]) if data.binarize == "dynamic" else data.train
         n_train = data.train.shape[0]
         self.objective = None if isinstance(elbo, str) else elbo
+        self._own_update = getattr(self.objective, "update", None)  # an objective with its own update rule
         self.elbo_name = elbo if isinstance(elbo, str) else type(elbo).__name__
         self.is_bound = isinstance(elbo, str) or bool(getattr(elbo, "is_bound", False))
         if isinstance(elbo, str):
@@ -323,9 +324,7 @@ class Trainer:
             return {}
         particles = self.num_particles if self.objective is None else 1
         # its own seeded noise: the evaluation neither perturbs the training stream nor depends on it
-        devices = [x.device.index or 0] if x.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(self.seed + 1_000_003 * self.epoch)
+        with seeded(self.seed + 1_000_003 * self.epoch, x.device):
             if self.full_vb:
                 fv = full_vb_bound(self.model, self.guide, x, self.data.train.shape[0], self.eval_estimator,
                                    particles)
@@ -370,13 +369,7 @@ class Trainer:
         """Continue from ``run_dir/checkpoint.pt``; ``metrics.jsonl`` is rewritten to match it."""
         if self.resume_dir is None:
             raise AevbInputError("resume needs a run directory")
-        try:
-            state = load_checkpoint(self.resume_dir)
-        except AevbInputError as e:
-            if "holds no checkpoint" in str(e):
-                raise AevbInputError(f"{e}: nothing to resume; start the run without --resume") from None
-            raise
-        self.load_state_dict(state)
+        self.load_state_dict(load_checkpoint_to_resume(self.resume_dir))
         for group in self.optimizer.param_groups:  # a lower learning rate on resume (e.g. after a divergence)
             group["lr"] = self.lr
         if self.run_dir is not None:
@@ -385,8 +378,8 @@ class Trainer:
     # ------------------------------------------------------------------ training
     def step(self, x: torch.Tensor, idx: torch.Tensor, num_data: int) -> torch.Tensor:
         """One update of Algorithm 1; returns the (detached) loss -L^M."""
-        if self.objective is not None and hasattr(self.objective, "update"):  # e.g. MCEM: E step + M steps
-            return self.objective.update(x, idx, num_data, self.optimizer)
+        if self._own_update is not None:  # e.g. MCEM: E step + M steps
+            return self._own_update(x, idx, num_data, self.optimizer)
         try:
             loss = self.loss_fn(x, idx, num_data)
         except ValueError as e:  # distribution validation on non-finite parameters

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate every figure of the paper at one budget: quick (minutes, CI), medium, or paper (~1e8 samples/run).
-# Frey Face needs frey_rawface.mat: set PYRO_AEVB_FREY=/path/to/frey_rawface.mat (or pass --data-path).
+# Frey Face: frey_rawface.mat is found through $PYRO_AEVB_FREY, the cache, ../shared/data beside the checkout,
+# or downloaded (or pass --data-path FILE to each command).
 # Outputs land in runs/reproduce/<figure>_<dataset>_<budget>/ (PNG, curves.csv, results.json, results.md).
 set -euo pipefail
 BUDGET="${1:-quick}"

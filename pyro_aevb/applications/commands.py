@@ -102,13 +102,9 @@ def _load(args):
         raise AevbInputError(f"dataset {data.name!r} has {data.data_dim} values per image but the run's model was "
                              f"trained on {expected}: use data of the run's shape")
     pyro.set_rng_seed(args.seed)  # every Monte Carlo number of the command follows --seed
-    likelihood = getattr(run.model, "likelihood", None)
-    if hasattr(likelihood, "check_data"):
-        likelihood.check_data(getattr(data, args.split), f"{data.name} {args.split} data")
-    else:  # a model of yours: its observed sites' supports, every row
-        check_data_support(run.model, getattr(data, args.split), f"{data.name} {args.split} data (the run records "
-                           f"dataset {run.config.dataset!r}, binarize {run.config.binarize!r}; pass --dataset FILE "
-                           "for the data it was trained on)")
+    check_data_support(run.model, getattr(data, args.split), f"{data.name} {args.split} data (the run records "
+                       f"dataset {run.config.dataset!r}, binarize {run.config.binarize!r}; pass --dataset FILE for "
+                       "the data it was trained on)")
     x = getattr(data, args.split)
     labels = getattr(data, f"{args.split}_labels")
     if args.num_images is not None:

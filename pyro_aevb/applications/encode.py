@@ -26,9 +26,10 @@ import torch
 from pyro import poutine
 
 from ..errors import AevbInputError
-from ..evaluation.sampling import decode_means, seeded
+from ..evaluation.sampling import decode_means
 from ..params import local_param_store
-from ..plots import pyplot
+from ..plots import pyplot, save_figure
+from ..rng import seeded
 from .latents import LatentLayout, fix_global_latents, latent_layout
 
 #: Cov_x(E_q[z_u|x]) above this marks an active latent column (Burda et al., 2015)
@@ -86,11 +87,7 @@ class Encoding:
                      fontsize=9)
         ax.legend(fontsize=8)
         fig.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        return path
+        return save_figure(fig, path)
 
 
 def _moments(fn, value_shape) -> tuple:

@@ -23,9 +23,9 @@ from pyro import poutine
 from torch.distributions import Normal
 
 from ..errors import AevbInputError
-from ..evaluation.sampling import seeded
 from ..params import local_param_store
-from ..plots import pyplot
+from ..plots import pyplot, save_figure
+from ..rng import seeded
 from .encode import Encoding, decode, encode
 from .latents import LatentLayout, fix_global_latents
 from .pictures import strip
@@ -103,11 +103,7 @@ class LatentMap:
         bx.set_title("decoded manifold (Fig. 4)" if self.method == "latent" else
                      "decoded plane of the first two principal components", fontsize=9)
         fig.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        return path
+        return save_figure(fig, path)
 
 
 @torch.no_grad()

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ..errors import AevbInputError
-from ..plots import pyplot
+from ..plots import pyplot, save_figure
 
 
 def image_shape_of(data_dim: int, image_shape: Optional[Tuple[int, int]]) -> Tuple[int, int]:
@@ -58,8 +58,4 @@ def save_image_rows(rows: Sequence[torch.Tensor], titles: Sequence[str], image_s
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

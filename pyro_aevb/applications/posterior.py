@@ -44,9 +44,9 @@ from pyro import poutine
 
 from ..contract import ModelStructure
 from ..errors import AevbInputError
-from ..evaluation.sampling import seeded
 from ..params import local_param_store
 from ..plates import sum_to_datapoints
+from ..rng import seeded
 from .latents import fix_global_latents
 
 PROPOSALS = ("encoder", "prior")

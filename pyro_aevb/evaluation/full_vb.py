@@ -21,6 +21,7 @@ from ..contract import inspect_model
 from ..infer.hmc import prior_draw
 from ..infer.importance import LogLikelihood, log_likelihood
 from ..params import local_param_store
+from ..rng import seeded
 from ..plates import in_data_plate, is_global_latent
 from .bound import evaluate_bound
 from .sampling import decode_means, sample_globals
@@ -114,9 +115,7 @@ def predictive_means(model: Callable, guide: Callable, x_like: torch.Tensor, num
     """Decoder means for the same z ~ p(z) (one per row of ``x_like``) under ``num_theta`` draws theta ~ q(theta):
     ``[num_theta, len(x_like), ...]``.  Rows that share z differ only through theta: their spread is the weight
     uncertainty of full VB."""
-    with local_param_store(), torch.random.fork_rng(devices=[]):
-        if seed is not None:
-            torch.manual_seed(seed)
+    with local_param_store(), seeded(seed, x_like.device):
         structure = inspect_model(model, x_like)
         theta = sample_globals(guide, x_like)
         program = poutine.condition(model, data=theta)

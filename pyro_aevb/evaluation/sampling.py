@@ -9,7 +9,6 @@ grid): the model is traced with the latents conditioned (``poutine.condition``) 
 distribution read off the trace.  Nothing here knows a site name.
 """
 
-import contextlib
 from typing import Callable, Dict, Optional
 
 import torch
@@ -20,16 +19,7 @@ from ..contract import ModelStructure, check_model_guide, inspect_model
 from ..errors import AevbInputError
 from ..params import local_param_store
 from ..plates import is_global_latent, is_observed
-
-
-@contextlib.contextmanager
-def seeded(seed: Optional[int], device: torch.device):
-    """A forked RNG (the caller's stream is untouched), seeded with ``seed`` unless it is ``None``."""
-    devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        if seed is not None:
-            torch.manual_seed(seed)
-        yield
+from ..rng import seeded
 
 
 def _one_draw(predictive: Predictive, x: torch.Tensor, dims: Dict[str, int]) -> Dict[str, torch.Tensor]:

@@ -28,6 +28,7 @@ from torch.distributions import kl_divergence
 
 from ..errors import AevbInputError
 from ..params import local_param_store
+from ..rng import on_same_draws
 from .declared import is_fused_compatible
 from .elbo import make_elbo
 
@@ -83,12 +84,10 @@ def cross_check(model, guide, x: torch.Tensor, estimator: str, num_particles: in
     rows = x[:8]
     idx = torch.arange(rows.shape[0], device=x.device)
     n = int(num_data or x.shape[0])
-    devices = [x.device.index or 0] if x.device.type == "cuda" else []
-    with torch.no_grad(), torch.random.fork_rng(devices=devices), local_param_store():
-        torch.manual_seed(seed)
-        fused = FusedELBO(model, guide, estimator, num_particles)(rows, idx, n).item()
-        torch.manual_seed(seed)
-        reference = make_elbo(estimator, num_particles).loss(model, guide, rows, idx, n)
+    with torch.no_grad(), local_param_store():
+        fused, reference = on_same_draws(
+            x.device, lambda: FusedELBO(model, guide, estimator, num_particles)(rows, idx, n).item(),
+            lambda: make_elbo(estimator, num_particles).loss(model, guide, rows, idx, n), seed=seed)
     if not abs(fused - reference) <= rtol * (1.0 + abs(reference)):
         raise AevbInputError(
             f"the fused objective gives {fused:.6g} where Pyro's {estimator} ELBO gives {reference:.6g} on the same "

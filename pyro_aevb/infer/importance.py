@@ -28,6 +28,7 @@ from ..contract import ModelStructure, check_data_support, check_model_guide, re
 from ..errors import AevbInputError
 from ..params import local_param_store
 from ..plates import data_frame, masked_log_prob, sum_to_datapoints
+from ..rng import on_same_draws
 from .declared import is_fused_compatible
 
 
@@ -92,12 +93,8 @@ def _fused_matches(model, guide, x: torch.Tensor, structure: ModelStructure) -> 
     """One-time check that the fused weights equal Pyro's on the same draws (rtol 1e-4: float32 summation
     order only; any structural difference is at least a nat)."""
     rows = x[:4]
-    devices = [x.device.index or 0] if x.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(0)
-        reference, _ = vectorized_log_weights(model, guide, (rows,), 3, structure)
-        torch.manual_seed(0)
-        fused = fused_log_weights(model, guide, rows, 3)
+    (reference, _), fused = on_same_draws(x.device, lambda: vectorized_log_weights(model, guide, (rows,), 3, structure),
+                                          lambda: fused_log_weights(model, guide, rows, 3))
     return bool(torch.allclose(fused, reference, rtol=1e-4, atol=1e-3))
 
 
@@ -128,11 +125,7 @@ def log_likelihood(model: Callable, guide: Callable, x: torch.Tensor, num_sample
         raise AevbInputError(f"unknown backend {backend!r}; choose auto or pyro")
     with local_param_store():
         structure = check_model_guide(model, guide, x, "importance")
-        likelihood = getattr(model, "likelihood", None)
-        if hasattr(likelihood, "check_data"):  # every row in the support, once: validation is off in the loop
-            likelihood.check_data(x, "the data")
-        else:
-            check_data_support(model, x)
+        check_data_support(model, x)  # every row in the support, once: validation is off in the loop
         fused = backend == "auto" and is_fused_compatible(model, guide) and _fused_matches(model, guide, x, structure)
     width = max(int(x[0].numel()), 1)
     chunks = [(start, max(1, min(num_samples, max_elements // (min(batch_size, x.shape[0] - start) * width))))
