@@ -295,6 +295,10 @@ def check_model_guide(model: Callable, guide: Callable, x: torch.Tensor, estimat
 
 
 def _support_error(name: str, role: str, fn, error: Exception) -> AevbInputError:
+    if "broadcastable" in str(error):
+        return AevbInputError(
+            f"site {name!r} of the {role}: the data's shape does not fit {_describe(fn)} "
+            f"({str(error).splitlines()[0]}); check the width of the data against the model's (e.g. its data_dim)")
     return AevbInputError(
         f"site {name!r} of the {role}: a value is outside the support of {_describe(fn)} "
         f"({str(error).splitlines()[0]}); e.g. grey values under a Bernoulli: binarize the data "
@@ -318,6 +322,10 @@ def check_data_support(model: Callable, x: torch.Tensor, what: str = "the data",
     """Every row of ``x`` lies in the support of the model's observed distributions (checked once, in chunks,
     so that training never meets an out-of-support value halfway through an epoch).  A built-in model checks
     against its likelihood's declared support directly; any other model is traced on the rows."""
+    if not isinstance(x, torch.Tensor):
+        raise AevbInputError(f"{what} must be a tensor with one row per datapoint, got {type(x).__name__}")
+    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        raise AevbInputError(f"{what} contains NaN or inf values")
     likelihood = getattr(model, "likelihood", None)
     if hasattr(likelihood, "check_data"):
         likelihood.check_data(x, what)

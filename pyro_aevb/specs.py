@@ -110,8 +110,10 @@ def build(spec: str, kwargs: Optional[dict], data_dim: Optional[int], role: str)
         return cls(**kwargs)
     except AevbInputError:
         raise
-    except TypeError as e:
-        raise AevbInputError(f"cannot build the {role} {spec} with {role}_kwargs {json.dumps(kwargs)}: {e}") from None
+    except Exception as e:  # noqa: BLE001 -- whatever the user's constructor raises is one line, status 2
+        message = str(e).splitlines()[0] if str(e) else ""
+        raise AevbInputError(f"cannot build the {role} {spec} with {role}_kwargs {json.dumps(kwargs)}: "
+                             f"{type(e).__name__}: {message}") from None
 
 
 def recorded_kwargs(obj: Any, given: Optional[dict]) -> Optional[dict]:

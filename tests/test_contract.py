@@ -385,3 +385,23 @@ def test_dynamic_binarization_with_a_user_bernoulli_model_and_applications_check
     for command in (["inpaint", "--mask", "top-half"], ["denoise", "--noise", "gaussian:0.3"]):
         assert main([command[0], str(tmp_path / "bin"), *command[1:], "--num-images", "5", "--num-samples", "4",
                      "--dataset", str(data_file)]) == 2
+
+
+def test_user_errors_in_constructors_data_and_arguments_are_one_clear_line(binary, tmp_path, capsys):
+    """Whatever a model's constructor raises is status 2 (not an internal error); NaN data and a data width
+    that does not fit the model are named as such; prior_means needs rows of data, not a count."""
+    data_file = tmp_path / "d.npy"
+    np.save(data_file, binary.train[:100].numpy())
+    status = main(["train", "--dataset", str(data_file), "--model", f"{USER_MODELS}:TwoLatentModel",
+                   "--model-kwargs", '{"hidden": -3}', "--guide", f"{USER_MODELS}:TwoLatentGuide",
+                   "--train-samples", "50", "--no-progress", "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert status == 2 and "cannot build the model" in err and "RuntimeError" in err
+    nan = binary.train[:50].clone()
+    nan[3, 7] = float("nan")
+    with pytest.raises(AevbInputError, match="NaN or inf"):
+        Trainer(TwoLatentModel(196), TwoLatentGuide(196), Dataset("n", nan, binary.test[:10]), progress=False)
+    with pytest.raises(AevbInputError, match="shape does not fit.*width of the data"):
+        prior_means(TwoLatentModel(196), torch.zeros(3, 190))
+    with pytest.raises(AevbInputError, match="tensor of data rows"):
+        prior_means(TwoLatentModel(196), 4)

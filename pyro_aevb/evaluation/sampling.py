@@ -53,6 +53,12 @@ def _value_dims(model: Callable, x_like: torch.Tensor, names) -> Dict[str, int]:
     return {name: trace.nodes[name]["value"].dim() for name in names}
 
 
+def _require_rows(x, name: str) -> None:
+    if not isinstance(x, torch.Tensor) or x.dim() < 1:
+        raise AevbInputError(f"{name} must be a tensor of data rows (e.g. data.test[:100]: one image is drawn per "
+                             f"row, the rows set only the shapes), got {type(x).__name__}")
+
+
 @torch.no_grad()
 def sample_globals(guide: Callable, x: torch.Tensor) -> Dict[str, torch.Tensor]:
     """One draw of every global latent (theta ~ q(theta)) from ``guide``, as a dict for ``poutine.condition``."""
@@ -69,6 +75,7 @@ def prior_means(model: Callable, x_like: torch.Tensor, guide: Optional[Callable]
         the prior.
     :param guide: supplies theta ~ q(theta) for a model with global latents (full VB); not used otherwise.
     """
+    _require_rows(x_like, "x_like")
     with local_param_store(), seeded(seed, x_like.device):
         structure = structure or inspect_model(model, x_like)
         program = model
@@ -85,6 +92,7 @@ def prior_means(model: Callable, x_like: torch.Tensor, guide: Optional[Callable]
 @torch.no_grad()
 def reconstruct(model: Callable, guide: Callable, x: torch.Tensor, seed: Optional[int] = 0) -> torch.Tensor:
     """Reconstructions of the rows of ``x``: z ~ q_phi(z|x) (and theta ~ q(theta)), image = E[x | z]."""
+    _require_rows(x, "x")
     with local_param_store(), seeded(seed, x.device):
         structure = check_model_guide(model, guide, x, None)
         names = list(structure.latents)
