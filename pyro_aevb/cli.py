@@ -144,7 +144,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--latent-dims", default=None, help="comma-separated Nz subset (fig2, fig5)")
     r.add_argument("--data-path", default=None, help="MNIST data root or frey_rawface.mat path")
     r.add_argument("--seed", type=seed, default=0)
-    r.add_argument("--out", default=None, help="output directory (default runs/reproduce/FIG_DATASET_BUDGET)")
+    r.add_argument("--out", default=None, help="output directory (default runs/reproduce/FIG_DATASET_BUDGET); "
+                   "fig2/fig3: running the command again continues the runs in it")
+    r.add_argument("--jobs", type=positive_int, default=1, help="fig2/fig3: runs trained side by side, one torch "
+                   "thread each (on a GPU, several runs share it)")
+    r.add_argument("--device", default="cpu", help="fig2/fig3: cpu, cuda, cuda:N or auto")
+    r.add_argument("--methods", default=None, help="fig2/fig3: comma-separated subset of aevb, wake_sleep "
+                   "(fig3: also mcem)")
+    r.add_argument("--eval-points", type=positive_int, default=None, help="fig3: train and test points each "
+                   "log p(x) estimate averages (the budget's by default; the paper: 1000)")
+    r.add_argument("--redraw", action="store_true", help="fig2/fig3: draw the figure and tables from the runs "
+                   "that have finished (or evaluated) so far, without training")
     add_commands(sub)
     return p
 
@@ -252,6 +262,18 @@ def _reproduce(args) -> int:
             raise AevbInputError(f"--latent-dims must be comma-separated integers, got {args.latent_dims!r}") from None
         if min(kwargs["latent_dims"]) < 1:
             raise AevbInputError(f"latent dims must be >= 1, got {args.latent_dims!r}")
+    if args.figure in ("fig2", "fig3"):
+        kwargs.update(jobs=args.jobs, device=str(RunConfig(device=args.device).validate().resolved_device()),
+                      redraw=args.redraw)
+        if args.eval_points is not None:
+            if args.figure != "fig3":
+                raise AevbInputError("--eval-points applies to fig3")
+            kwargs["eval_points"] = args.eval_points
+        if args.methods is not None:
+            kwargs["methods"] = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    elif args.jobs != 1 or args.device != "cpu" or args.redraw or args.methods is not None or args.eval_points:
+        raise AevbInputError(f"--jobs, --device, --methods and --redraw apply to fig2 and fig3 (resumable sweeps), "
+                             f"not {args.figure}")
     dataset = args.dataset or DEFAULT_DATASET[args.figure]
     out = args.out or Path("runs") / "reproduce" / f"{args.figure}_{dataset}_{args.budget}"
     results = reproduce(args.figure, out, dataset=dataset, budget=args.budget, seed=args.seed, **kwargs)

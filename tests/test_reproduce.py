@@ -1,8 +1,8 @@
 """The paper reproductions (``pyro-aevb reproduce``): files, tables and the orderings the paper shows.
 
-The quick budget is 3e4 training samples per run -- 3e-4 of the paper's 1e8 -- so the numbers are far
-from the paper's; what must already hold is the *ordering* of Fig. 2 (AEVB's bound above wake-sleep's at
-equal budget on MNIST) and that every bound is finite and rising.
+The quick budget is 3e4 training samples per run on MNIST and 1e5 on Frey Face -- 3e-4 and 1e-3 of the
+paper's 1e8 -- so the numbers are far from the paper's; what must already hold is the *ordering* of Fig. 2
+(AEVB's bound above wake-sleep's at equal budget, on both datasets) and that every bound is finite.
 """
 
 import json
@@ -51,14 +51,17 @@ def test_fig2_quick_mnist_aevb_above_wake_sleep_and_bounds_rising(tmp_path):
     assert "-133.5" in md and "-99.5" in md and "-139.0" in md
 
 
-def test_fig2_quick_frey_bounds_finite_and_rising(tmp_path):
-    """Frey Face (Gaussian decoder): both methods' bounds finite and rising.  (At 3e4 samples both still sit
-    on the mean-face plateau near +560 nats, where the paper's wake-sleep also stays; AEVB overtakes only
-    later in the paper's curves, so no ordering is asserted at this budget.)"""
+def test_fig2_quick_frey_aevb_above_wake_sleep(tmp_path):
+    """Frey Face's quick budget (1e5 samples, Nz = 2) is past the mean-face plateau (~+560 nats, where
+    wake-sleep stays): AEVB's train and test bounds are above wake-sleep's, the point of the paper's figure.
+    (Measured: AEVB ~+640, wake-sleep ~+565; at the old 3e4 both were still on the plateau and wake-sleep
+    was ahead.)  Both curves finite."""
     from conftest import FREY_PATH
 
     out = tmp_path / "fig2f"
-    fig2.run(out, "frey", "quick", latent_dims=(2,), data_path=str(FREY_PATH), log=lambda *_: None)
+    results = fig2.run(out, "frey", "quick", latent_dims=(2,), data_path=str(FREY_PATH), log=lambda *_: None)
+    aevb, ws = results["aevb"]["2"], results["wake_sleep"]["2"]
+    assert aevb["train"] > ws["train"] and aevb["test"] > ws["test"]
     rows = _read_curves(out / "curves.csv")
     for method in ("aevb", "wake_sleep"):
         for split in ("train", "test"):

@@ -25,7 +25,6 @@ from pyro_aevb.data import Dataset, load_frey, load_mnist
 from pyro_aevb.errors import AevbInputError
 from pyro_aevb.evaluation.bound import evaluate_bound
 from pyro_aevb.guides import AmortizedNormalGuide
-from pyro_aevb.infer.wake_sleep import WakeSleep
 from pyro_aevb.models import VAEModel
 from pyro_aevb.plots import pyplot  # noqa: F401 -- the figure modules draw with it
 from pyro_aevb.trainer import Trainer
@@ -56,7 +55,8 @@ def prepare_run(settings: dict, dataset: str, train_samples: Optional[int], out_
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     data = load(dataset, data_path)
-    x_train = data.train[:settings["eval_train"]] if settings["eval_train"] else data.train
+    eval_train = settings.get("eval_train", settings["eval_test"])  # default: as many points as the test set
+    x_train = data.train[:eval_train] if eval_train else data.train
     x_test = data.test[:settings["eval_test"]] if settings["eval_test"] else data.test
     return settings, total, out, data, x_train, x_test
 
@@ -99,25 +99,14 @@ def aevb_curve(model, guide, data: Dataset, points: Sequence[int], x_train, x_te
     return rows
 
 
-def wake_sleep_curve(model, guide, data: Dataset, points: Sequence[int], x_train, x_test, key,
-                     log: Callable = print, **kwargs) -> List[dict]:
-    """Wake-sleep (through the same trainer) stopped at each of ``points``; the bound of its recognition model."""
-    ws = Trainer(model, guide, Dataset(data.name, data.train, x_test, data.image_shape, data.binarize),
-                 elbo=WakeSleep(model, guide, data.train), progress=False, **kwargs)
-    rows = []
-    for p in points:
-        ws.fit(train_samples=p)
-        rows.append(bound_row("wake_sleep", key, ws.train_samples, ws.wall_seconds, model, guide, x_train, x_test))
-        log(f"  wake-sl {key}: {rows[-1]['train_samples']:>10d} samples  train {rows[-1]['train']:9.2f}"
-            f"  test {rows[-1]['test']:9.2f}  ({ws.wall_seconds:.0f}s)")
-    return rows
-
-
 def final_numbers(rows: Sequence[dict]) -> Dict[str, Dict[str, dict]]:
-    """``{method: {str(key): {"train", "test"}}}`` from the last row of each curve."""
+    """``{method: {str(key): {"train", "test", "train_samples", "wall_seconds"}}}`` from the last row of each
+    curve (the most training samples)."""
     out: Dict[str, Dict[str, dict]] = {}
-    for r in rows:
-        out.setdefault(r["method"], {})[str(r["key"])] = {"train": r["train"], "test": r["test"]}
+    for r in sorted(rows, key=lambda r: r["train_samples"]):
+        out.setdefault(r["method"], {})[str(r["key"])] = {
+            "train": r["train"], "test": r["test"], "train_samples": r["train_samples"],
+            "wall_seconds": r.get("wall_seconds")}
     return out
 
 
@@ -140,8 +129,8 @@ def _fmt(v, prec=1):
 def comparison_table(ours: dict, paper: dict, methods: Sequence[str], keys: Sequence, key_label: str,
                      reading_error: float) -> str:
     """Markdown table: for every method and key, our train/test next to the paper's, and the test gap."""
-    lines = [f"| method | {key_label} | ours train | paper train | ours test | paper test | test gap (ours − paper) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [f"| method | {key_label} | samples | ours train | paper train | ours test | paper test | "
+             "test gap (ours − paper) |", "|---|---|---|---|---|---|---|---|"]
     for m in methods:
         for k in keys:
             o = ours.get(m, {}).get(str(k))
@@ -150,7 +139,8 @@ def comparison_table(ours: dict, paper: dict, methods: Sequence[str], keys: Sequ
             p = paper.get(m, {}).get(k, {}) or {}
             gap = None if p.get("test") is None else o["test"] - p["test"]
             flag = "" if gap is None or abs(gap) <= reading_error else " *"
-            lines.append(f"| {m} | {k} | {_fmt(o['train'])} | {_fmt(p.get('train'))} | {_fmt(o['test'])} | "
+            samples = f"{o['train_samples']:.1e}" if o.get("train_samples") else "–"
+            lines.append(f"| {m} | {k} | {samples} | {_fmt(o['train'])} | {_fmt(p.get('train'))} | {_fmt(o['test'])} | "
                          f"{_fmt(p.get('test'))} | {_fmt(gap)}{flag} |")
     lines.append("")
     lines.append(f"`*`: gap larger than the reading error of the paper's figure (±{reading_error:g} nats).")

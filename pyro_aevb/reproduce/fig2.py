@@ -10,121 +10,125 @@ evaluated (log axis), one panel per Nz.  For wake-sleep the bound is evaluated
 with its own recognition model.
 """
 
-import csv
-import json
 from pathlib import Path
 from typing import Optional, Sequence
 
 from pyro_aevb.errors import AevbInputError
 
 from . import paper
-from .common import (Timer, aevb_curve, check_choice, checkpoints, comparison_table, final_numbers,
-                     make_vae, prepare_run, pyplot, seed_everything, wake_sleep_curve, write_csv, write_results)
+from .common import check_choice, checkpoints, comparison_table, final_numbers, load, pyplot, write_csv, write_results
+from .sweep import BATCH_SIZE, RunSpec, collect, run_sweep
 
 BUDGET_SETTINGS = {
-    # training samples per run; bounds averaged over the first eval_train / eval_test points (None: all)
-    "quick": {"train_samples": {"mnist": 30_000, "frey": 30_000}, "eval_train": 1000, "eval_test": 1000,
-              "points": 4},
-    "medium": {"train_samples": {"mnist": 500_000, "frey": 500_000}, "eval_train": 10_000, "eval_test": None,
-               "points": 8},
-    "paper": {"train_samples": {"mnist": 100_000_000, "frey": 100_000_000}, "eval_train": None, "eval_test": None,
-              "points": 16},
+    # training samples per run; bounds averaged over the first eval_test test points and as many training
+    # points (None: the whole test set); the curve stops at `points` counts spaced on the log axis, and
+    # evaluates about `rows` times in all
+    "quick": {"train_samples": {"mnist": 30_000, "frey": 100_000}, "eval_test": 1000, "points": 4},
+    "medium": {"train_samples": {"mnist": 500_000, "frey": 500_000}, "eval_test": None, "points": 8},
+    "paper": {"train_samples": {"mnist": 100_000_000, "frey": 100_000_000}, "eval_test": None, "points": 16},
 }
-BATCH_SIZE = 100
+METHODS = ("aevb", "wake_sleep")
+ROWS = 100  # evaluations per run beyond the log-spaced stops (eval_every = budget / (ROWS * N) epochs)
+
+
+def specs(dataset: str = "mnist", budget: str = "quick", seed: int = 0, latent_dims: Optional[Sequence[int]] = None,
+          train_samples: Optional[int] = None, data_path: Optional[str] = None, device: str = "cpu",
+          methods: Sequence[str] = METHODS):
+    """The runs of Fig. 2: AEVB and wake-sleep (``methods``) for every Nz, the paper's networks (section 5)."""
+    check_choice("dataset", dataset, paper.FIG2)
+    for m in methods:
+        check_choice("method", m, METHODS)
+    check_choice("budget", budget, BUDGET_SETTINGS)
+    s = BUDGET_SETTINGS[budget]
+    total = int(train_samples) if train_samples is not None else s["train_samples"][dataset]
+    num_train = load(dataset, data_path).train.shape[0]
+    points = tuple(checkpoints(total, BATCH_SIZE, s["points"]))
+    return [RunSpec("fig2", dataset, method, nz, nz, paper.HIDDEN_UNITS[dataset], paper.LIKELIHOOD[dataset],
+                    points, seed=seed, eval_test=s["eval_test"], eval_every=max(1, total // (ROWS * num_train)),
+                    data_path=data_path, device=device)
+            for nz in tuple(latent_dims or paper.FIG2_LATENT_DIMS[dataset]) for method in methods]
 
 
 def run(out_dir, dataset: str = "mnist", budget: str = "quick", seed: int = 0,
         latent_dims: Optional[Sequence[int]] = None, train_samples: Optional[int] = None,
-        data_path: Optional[str] = None, log=print) -> dict:
-    """Train AEVB and wake-sleep for each Nz; write fig2.png, curves.csv, results.json, results.md."""
-    check_choice("dataset", dataset, paper.FIG2)
-    check_choice("budget", budget, BUDGET_SETTINGS)
-    latent_dims = tuple(latent_dims or paper.FIG2_LATENT_DIMS[dataset])
-    s, total, out, data, x_train, x_test = prepare_run(BUDGET_SETTINGS[budget], dataset, train_samples,
-                                                        out_dir, data_path)
-    points = checkpoints(total, BATCH_SIZE, s["points"])
-    hidden, likelihood = paper.HIDDEN_UNITS[dataset], paper.LIKELIHOOD[dataset]
-    timer, rows = Timer(), []
-    for nz in latent_dims:
-        log(f"fig2 {dataset} Nz={nz}: {total} training samples per method")
-        seed_everything(seed)
-        model, guide = make_vae(data.data_dim, nz, hidden, likelihood)
-        rows += aevb_curve(model, guide, data, points, x_train, x_test, nz, log=log, batch_size=BATCH_SIZE)
-        seed_everything(seed)
-        model, guide = make_vae(data.data_dim, nz, hidden, likelihood)
-        rows += wake_sleep_curve(model, guide, data, points, x_train, x_test, nz, log=log, batch_size=BATCH_SIZE)
+        data_path: Optional[str] = None, log=print, jobs: int = 1, device: str = "cpu", redraw: bool = False,
+        methods: Sequence[str] = None) -> dict:
+    """Train AEVB and wake-sleep for each Nz (a resumable sweep, :mod:`.sweep`); write fig2.png, curves.csv,
+    results.json, results.md from whatever has finished (``redraw``: only that, no training)."""
+    runs = specs(dataset, budget, seed, latent_dims, train_samples, data_path, device, methods or METHODS)
+    out = Path(out_dir)
+
+    def draw():
+        return draw_figure(out, runs, dataset, budget)
+
+    if not redraw:
+        run_sweep(runs, out, jobs, log, on_done=draw)
+    return draw()
+
+
+def draw_figure(out: Path, runs, dataset: str, budget: str) -> dict:
+    """fig2.png, curves.csv, results.json and results.md from the run directories under ``out``."""
+    rows = collect(out, runs)
+    if not rows:
+        raise AevbInputError(f"no run under {out} has evaluated yet: nothing to draw")
+    latent_dims = sorted({r["key"] for r in rows})
     write_csv(out / "curves.csv", rows)
     plot(rows, latent_dims, dataset, out / "fig2.png")
     ours = final_numbers(rows)
     table = comparison_table(ours, paper.FIG2[dataset], ("aevb", "wake_sleep"), latent_dims, "Nz",
                              paper.READING_ERROR[dataset])
-    settings = {"hidden_units": hidden, "likelihood": likelihood, "batch_size": BATCH_SIZE, "seed": seed,
-                "eval_train_points": int(x_train.shape[0]), "eval_test_points": int(x_test.shape[0])}
-    return write_results(out, "fig2", dataset, budget, total, ours, table, timer.seconds, settings,
+    spec = runs[0]
+    settings = {"hidden_units": spec.hidden_units, "likelihood": spec.likelihood, "batch_size": BATCH_SIZE,
+                "seed": spec.seed, "device": spec.device, "eval_test_points": spec.eval_test,
+                "runs_finished": sum(1 for r in runs if ours.get(r.method, {}).get(str(r.key), {}).get(
+                    "train_samples", 0) >= r.train_samples), "runs": len(runs)}
+    wall = sum(v["wall_seconds"] for m in ours.values() for v in m.values())
+    return write_results(out, "fig2", dataset, budget, spec.train_samples, ours, table, wall, settings,
                          extra_md=f"The paper trained for ~{paper.TRAINING_SAMPLES:.0e} samples; wake-sleep's "
-                                  "paper value is one level per Nz, compared with our wake-sleep test bound.")
+                                  "paper value is one level per Nz, compared with our wake-sleep test bound. "
+                                  "Wall time: training and evaluation summed over the runs.")
 
 
 def plot(rows, latent_dims, dataset, path) -> Path:
-    """One panel per Nz: bound vs training samples (log x), AEVB and wake-sleep train/test, paper levels dotted."""
+    """One panel per Nz: bound vs training samples on the paper's log axis (to its 1e8 samples), AEVB and
+    wake-sleep train/test, and the paper's final values marked at 1e8 (where our curves are headed)."""
     plt = pyplot()
-    fig, axes = plt.subplots(1, len(latent_dims), figsize=(3.2 * len(latent_dims), 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(latent_dims), figsize=(3.2 * len(latent_dims), 3.4), squeeze=False)
     styles = {("aevb", "train"): ("r-", "AEVB (train)"), ("aevb", "test"): ("r--", "AEVB (test)"),
               ("wake_sleep", "train"): ("g-", "WS (train)"), ("wake_sleep", "test"): ("g--", "WS (test)")}
+    end = paper.TRAINING_SAMPLES
     for ax, nz in zip(axes[0], latent_dims):
         for (method, split), (style, label) in styles.items():
-            pts = [r for r in rows if r["method"] == method and r["key"] == nz]
-            ax.plot([r["train_samples"] for r in pts], [r[split] for r in pts], style, label=label)
+            pts = sorted((r for r in rows if r["method"] == method and r["key"] == nz),
+                         key=lambda r: r["train_samples"])
+            ax.plot([r["train_samples"] for r in pts], [r[split] for r in pts], style, lw=1.2, label=label)
         ref = paper.FIG2[dataset]
+        levels = []
         if nz in ref["aevb"]:
-            ax.axhline(ref["aevb"][nz]["test"], color="r", ls=":", lw=0.8, label="paper AEVB (test)")
-            ax.axhline(ref["wake_sleep"][nz]["test"], color="g", ls=":", lw=0.8, label="paper WS")
-        # y-range: the later half of training and the paper's levels (early transients would flatten it)
+            marks = ((ref["aevb"][nz]["train"], "r", "*", "paper AEVB (train)"),
+                     (ref["aevb"][nz]["test"], "r", "o", "paper AEVB (test)"),
+                     (ref["wake_sleep"][nz]["test"], "g", "o", "paper WS"))
+            for value, color, marker, label in marks:
+                if value is not None:
+                    ax.axhline(value, color=color, ls=":", lw=0.6)
+                    ax.plot([end], [value], marker=marker, color=color, ms=7, mfc="none" if marker == "o" else color,
+                            ls="none", label=label)
+                    levels.append(value)
+        # y-range: the later half of our curves and the paper's levels (early transients would flatten it)
         samples = sorted({r["train_samples"] for r in rows if r["key"] == nz})
         late = [r[k] for r in rows if r["key"] == nz and r["train_samples"] >= samples[len(samples) // 2]
                 for k in ("train", "test")]
-        levels = late + ([ref["aevb"][nz]["train"], ref["wake_sleep"][nz]["test"]] if nz in ref["aevb"] else [])
-        span = max(levels) - min(levels)
-        ax.set_ylim(min(late) - 0.15 * span - 1, max(levels) + 0.1 * span + 1)
+        span = max(late + levels) - min(late + levels)
+        ax.set_ylim(min(late + levels) - 0.15 * span - 1, max(late + levels) + 0.1 * span + 1)
         ax.set_xscale("log")
+        ax.set_xlim(min(samples[0], 1e5) / 1.5, end * 2)
         ax.set_title(f"{'MNIST' if dataset == 'mnist' else 'Frey Face'}, $N_z = {nz}$")
         ax.set_xlabel("# training samples evaluated")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(r"$\mathcal{L}$ per datapoint")
-    axes[0][-1].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+    axes[0][-1].legend(fontsize=6, loc="lower right")
+    fig.text(0.01, 0.01, "markers at 1e8: the paper's final values (its Fig. 2)", fontsize=7)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
-
-
-def merge(out_dir, part_dirs: Sequence, log=print) -> dict:
-    """Combine runs over disjoint Nz subsets (e.g. run in parallel with ``latent_dims``) into one figure.
-
-    Reads each part's ``curves.csv`` and ``results.json`` (same dataset, budget and training samples) and
-    writes the combined fig2.png, curves.csv, results.json and results.md; wall time is the sum of the parts'.
-    """
-    parts = [json.loads((Path(d) / "results.json").read_text()) for d in part_dirs]
-    keys = {(p["dataset"], p["budget"]["name"], p["budget"]["train_samples"]) for p in parts}
-    if len(keys) != 1:
-        raise AevbInputError(f"cannot merge runs with different dataset/budget/training samples: {sorted(keys)}")
-    dataset, budget, total = keys.pop()
-    rows = []
-    for d in part_dirs:
-        with open(Path(d) / "curves.csv") as f:
-            for r in csv.DictReader(f):
-                rows.append({"method": r["method"], "key": int(r["key"]), "train_samples": int(r["train_samples"]),
-                             "wall_seconds": float(r["wall_seconds"]), "train": float(r["train"]),
-                             "test": float(r["test"])})
-    latent_dims = sorted({r["key"] for r in rows})
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_csv(out / "curves.csv", rows)
-    plot(rows, latent_dims, dataset, out / "fig2.png")
-    ours = final_numbers(rows)
-    table = comparison_table(ours, paper.FIG2[dataset], ("aevb", "wake_sleep"), latent_dims, "Nz",
-                             paper.READING_ERROR[dataset])
-    settings = dict(parts[0]["settings"], merged_from=[str(d) for d in part_dirs])
-    wall = sum(p["wall_seconds"] for p in parts)
-    return write_results(out, "fig2", dataset, budget, total, ours, table, wall, settings,
-                         extra_md=f"Merged from {len(parts)} runs over disjoint Nz subsets (wall time summed).")

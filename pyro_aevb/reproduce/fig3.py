@@ -13,89 +13,84 @@ compared on equal terms.
 from pathlib import Path
 from typing import Optional, Sequence
 
-from pyro_aevb.data import Dataset
 from pyro_aevb.errors import AevbInputError
-from pyro_aevb.infer.hmc import hmc_log_likelihood
-from pyro_aevb.infer.mcem import MonteCarloEM
-from pyro_aevb.infer.wake_sleep import WakeSleep
-from pyro_aevb.trainer import Trainer
 
 from . import paper
-from .common import (Timer, check_choice, checkpoints, comparison_table, load, make_vae, pyplot, seed_everything,
-                     write_csv, write_results)
+from .common import check_choice, checkpoints, comparison_table, pyplot, write_csv, write_results
+from .sweep import BATCH_SIZE, METHODS, RunSpec, collect, run_sweep
 
 BUDGET_SETTINGS = {
-    # training samples per run; ML estimated on eval_points train and test points at `points` checkpoints
+    # training samples per run; log p(x) estimated on eval_points train and test points at `points` stops
     "quick": {"train_samples": 20_000, "points": 1, "eval_points": 100, "num_warmup": 50},
     "medium": {"train_samples": 100_000, "points": 2, "eval_points": 300, "num_warmup": 100},
     "paper": {"train_samples": 100_000_000, "points": 10, "eval_points": 1000, "num_warmup": 200},
 }
-BATCH_SIZE = 100
-METHODS = ("aevb", "wake_sleep", "mcem")
+CHECKPOINTS_PER_RUN = 50  # eval_every = budget / (50 * Ntrain) epochs: a kill loses at most 2% of a run
 
 
-def _make_learner(method, data, model, guide):
-    """One trainer for all three methods: the objective is what differs."""
-    if method == "aevb":
-        return Trainer(model, guide, data, progress=False, batch_size=BATCH_SIZE)
-    if method == "wake_sleep":
-        return Trainer(model, guide, data, elbo=WakeSleep(model, guide, data.train), progress=False,
-                       batch_size=BATCH_SIZE)
-    return Trainer(model, None, data, elbo=MonteCarloEM(model, data.train), progress=False, batch_size=BATCH_SIZE)
-
-
-def run(out_dir, dataset: str = "mnist", budget: str = "quick", seed: int = 0,
-        num_train: Optional[Sequence[int]] = None, methods: Sequence[str] = METHODS,
-        train_samples: Optional[int] = None, eval_points: Optional[int] = None, data_path: Optional[str] = None,
-        log=print) -> dict:
-    """Train AEVB, wake-sleep and MCEM for each Ntrain; write fig3.png, curves.csv, results.json, results.md."""
-    if dataset != "mnist":
-        raise AevbInputError(f"fig3 is the paper's MNIST experiment; dataset {dataset!r} is not supported")
+def specs(budget: str = "quick", seed: int = 0, num_train: Optional[Sequence[int]] = None,
+          methods: Sequence[str] = METHODS, train_samples: Optional[int] = None, eval_points: Optional[int] = None,
+          data_path: Optional[str] = None, device: str = "cpu"):
+    """The runs of Fig. 3: every method for every Ntrain, Nz = 3, 100 hidden units."""
     check_choice("budget", budget, BUDGET_SETTINGS)
     for m in methods:
         check_choice("method", m, METHODS)
-    num_train = tuple(num_train or paper.FIG3_NUM_TRAIN)
     s = dict(BUDGET_SETTINGS[budget])
     if train_samples is not None:  # override the budget's training samples per run
         s["train_samples"] = int(train_samples)
     if eval_points is not None:  # override how many train/test points the marginal likelihood averages
         s["eval_points"] = int(eval_points)
+    total = s["train_samples"]
+    points = tuple(checkpoints(total, BATCH_SIZE, s["points"], first=total // 100))
+    estimate = {"eval_points": s["eval_points"], "num_warmup": s["num_warmup"]}
+    return [RunSpec("fig3", "mnist", method, n, paper.FIG3_LATENT_DIM, paper.FIG3_HIDDEN_UNITS, "bernoulli", points,
+                    seed=seed, num_train=n, eval_test=s["eval_points"], estimate=estimate,
+                    eval_every=max(1, total // (CHECKPOINTS_PER_RUN * n)), data_path=data_path, device=device)
+            for n in tuple(num_train or paper.FIG3_NUM_TRAIN) for method in methods]
+
+
+def run(out_dir, dataset: str = "mnist", budget: str = "quick", seed: int = 0,
+        num_train: Optional[Sequence[int]] = None, methods: Optional[Sequence[str]] = None,
+        train_samples: Optional[int] = None, eval_points: Optional[int] = None, data_path: Optional[str] = None,
+        log=print, jobs: int = 1, device: str = "cpu", redraw: bool = False) -> dict:
+    """Train AEVB, wake-sleep and MCEM for each Ntrain (a resumable sweep, :mod:`.sweep`); write fig3.png,
+    curves.csv, results.json, results.md from whatever has finished (``redraw``: only that)."""
+    if dataset != "mnist":
+        raise AevbInputError(f"fig3 is the paper's MNIST experiment; dataset {dataset!r} is not supported")
+    runs = specs(budget, seed, num_train, methods or METHODS, train_samples, eval_points, data_path, device)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    full = load(dataset, data_path)
-    x_test = full.test[:s["eval_points"]]
-    points = checkpoints(s["train_samples"], BATCH_SIZE, s["points"], first=s["train_samples"] // 100)
-    timer, rows = Timer(), []
-    for n in num_train:
-        data = Dataset(full.name, full.train[:n], x_test, full.image_shape)
-        x_train = data.train[:s["eval_points"]]
-        for method in methods:
-            log(f"fig3 Ntrain={n} {method}: {s['train_samples']} training samples")
-            seed_everything(seed)
-            model, guide = make_vae(full.data_dim, paper.FIG3_LATENT_DIM, paper.FIG3_HIDDEN_UNITS, "bernoulli")
-            learner = _make_learner(method, data, model, guide)
-            for p in points:
-                learner.fit(train_samples=p)
-                est = {split: hmc_log_likelihood(model, x, num_warmup=s["num_warmup"])
-                       for split, x in (("train", x_train), ("test", x_test))}
-                rows.append({"method": method, "key": n, "train_samples": learner.train_samples,
-                             "wall_seconds": round(learner.wall_seconds, 2),
-                             "train": est["train"].mean, "train_stderr": est["train"].stderr,
-                             "test": est["test"].mean, "test_stderr": est["test"].stderr})
-                log(f"  {method:10s} {learner.train_samples:>10d} samples  log p(x): train {est['train'].mean:8.2f}"
-                    f"  test {est['test'].mean:8.2f}  ({learner.wall_seconds:.0f}s training)")
+
+    def draw():
+        return draw_figure(out, runs, budget)
+
+    if not redraw:
+        run_sweep(runs, out, jobs, log, on_done=draw)
+    return draw()
+
+
+def draw_figure(out: Path, runs, budget: str) -> dict:
+    """fig3.png, curves.csv, results.json and results.md from the run directories under ``out``."""
+    rows = collect(out, runs)
+    if not rows:
+        raise AevbInputError(f"no run under {out} has estimated log p(x) yet: nothing to draw")
+    num_train = sorted({r["key"] for r in rows})
+    methods = [m for m in METHODS if any(r["method"] == m for r in rows)]
     write_csv(out / "curves.csv", rows)
     plot(rows, num_train, methods, out / "fig3.png")
     ours = {}
-    for r in rows:
-        ours.setdefault(r["method"], {})[str(r["key"])] = {"train": r["train"], "test": r["test"]}
+    for r in sorted(rows, key=lambda r: r["train_samples"]):
+        ours.setdefault(r["method"], {})[str(r["key"])] = {
+            k: r[k] for k in ("train", "test", "train_stderr", "test_stderr", "train_samples", "wall_seconds")}
     table = comparison_table(ours, paper.FIG3, methods, num_train, "Ntrain", paper.READING_ERROR["mnist"])
-    settings = {"latent_dim": paper.FIG3_LATENT_DIM, "hidden_units": paper.FIG3_HIDDEN_UNITS, "seed": seed,
-                "eval_points": s["eval_points"], "hmc": {"leapfrog_steps": 4, "num_samples": 50,
-                                                         "num_warmup": s["num_warmup"]}}
-    return write_results(out, "fig3", dataset, budget, s["train_samples"], ours, table, timer.seconds, settings,
+    spec = runs[0]
+    settings = {"latent_dim": spec.latent_dim, "hidden_units": spec.hidden_units, "seed": spec.seed,
+                "device": spec.device, "eval_points": spec.estimate["eval_points"],
+                "hmc": {"leapfrog_steps": 4, "num_samples": 50, "num_warmup": spec.estimate["num_warmup"]}}
+    wall = sum(v["wall_seconds"] for m in ours.values() for v in m.values())
+    return write_results(out, "fig3", "mnist", budget, spec.train_samples, ours, table, wall, settings,
                          extra_md="log p(x) by the appendix D estimator on the first "
-                                  f"{s['eval_points']} train and test points (the paper: 1000).")
+                                  f"{spec.estimate['eval_points']} train and test points (the paper: 1000). "
+                                  "Wall time: training summed over the runs (estimates not included).")
 
 
 def plot(rows, num_train, methods, path) -> Path:

@@ -1,0 +1,305 @@
+"""Resumable sweeps: a figure as a set of training runs, each in a run directory of its own.
+
+A figure of the paper is a set of independent training runs -- Fig. 2: one per (method, Nz); Fig. 3: one per
+(method, Ntrain).  Each is a :class:`RunSpec`.  :func:`run_sweep` trains every spec in
+``OUT/runs/<method>_<key>/`` with the project's :class:`~pyro_aevb.trainer.Trainer` (``config.json``,
+``metrics.jsonl``, atomic ``checkpoint.pt``), so that
+
+* killing the command and running it again continues every run from its last checkpoint (a resumed run
+  equals an unbroken one: the trainer restores its random streams, and the marginal-likelihood estimates
+  run in a forked, seeded stream), and a finished run is not trained again;
+* ``jobs`` runs train side by side, in worker processes with one torch thread each (on a GPU, several runs
+  share it);
+* the figure and tables can be redrawn from whatever has finished (:func:`collect` reads the run
+  directories; ``--redraw`` draws without training).
+
+A run stops at each of ``spec.points`` (training-sample counts spaced on the log axis of the figure); every
+``spec.eval_every`` epochs and at every stop it evaluates, writes a metrics row and a checkpoint.  Fig. 3's
+runs also estimate log p(x) at every stop (``spec.estimate``) into ``estimates.json``.
+
+``OUT/sweep.json`` records what the sweep is (figure, dataset, seed, networks); running a different sweep
+into the same folder is refused, and ``OUT/.lock`` keeps a second process out.
+"""
+
+import ctypes
+import json
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+import torch
+
+from pyro_aevb.checkpoint import CHECKPOINT, RunLock, atomic_write, read_metrics
+from pyro_aevb.data import Dataset
+from pyro_aevb.errors import AevbError, AevbInputError, Interrupted
+from pyro_aevb.infer.hmc import hmc_log_likelihood
+from pyro_aevb.infer.mcem import MonteCarloEM
+from pyro_aevb.infer.wake_sleep import WakeSleep
+from pyro_aevb.rng import seeded
+from pyro_aevb.trainer import Trainer
+
+from .common import load, make_vae, seed_everything
+
+MANIFEST = "sweep.json"
+ESTIMATES = "estimates.json"
+METHODS = ("aevb", "wake_sleep", "mcem")
+BATCH_SIZE = 100
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run of a figure.
+
+    :param key: Nz (Fig. 2) or Ntrain (Fig. 3), the figure's panel.
+    :param num_train: train on the first ``num_train`` training points (``None``: all).
+    :param points: training-sample counts at which the run stops, evaluates and checkpoints; the last is
+        the run's budget.
+    :param eval_test: average the per-epoch bounds over the first ``eval_test`` test points and as many
+        training points (``None``: the whole test set).
+    :param estimate: for Fig. 3, the appendix-D estimator's settings at every stop
+        (``{"eval_points", "num_warmup"}``); ``None``: no estimate.
+    """
+
+    figure: str
+    dataset: str
+    method: str
+    key: int
+    latent_dim: int
+    hidden_units: int
+    likelihood: str
+    points: tuple
+    seed: int = 0
+    num_train: Optional[int] = None
+    eval_test: Optional[int] = None
+    eval_every: int = 1
+    estimate: Optional[dict] = field(default=None, hash=False)
+    data_path: Optional[str] = None
+    device: str = "cpu"
+
+    @property
+    def name(self) -> str:
+        return f"{self.method}_{self.key}"
+
+    @property
+    def train_samples(self) -> int:
+        return int(self.points[-1])
+
+    def identity(self) -> dict:
+        """What must not change when a sweep is continued (the budget may grow; the device may change)."""
+        return {k: v for k, v in asdict(self).items()
+                if k in ("figure", "dataset", "seed", "latent_dim", "hidden_units", "likelihood", "num_train",
+                         "eval_test")}
+
+
+def run_dir(out, spec: RunSpec) -> Path:
+    return Path(out) / "runs" / spec.name
+
+
+def _read_estimates(path: Path) -> List[dict]:
+    try:
+        return json.loads((path / ESTIMATES).read_text())
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as e:
+        raise AevbInputError(f"{path / ESTIMATES} is unreadable ({e}): delete it to estimate again") from None
+
+
+def is_finished(out, spec: RunSpec) -> bool:
+    """Whether ``spec``'s run reached its budget (and, for Fig. 3, estimated at every stop)."""
+    path = run_dir(out, spec)
+    if not (path / CHECKPOINT).exists():
+        return False
+    rows = read_metrics(path)
+    if not rows or rows[-1]["train_samples"] < spec.train_samples:
+        return False
+    if spec.estimate is None:
+        return True
+    return {r["train_samples"] for r in _read_estimates(path)} >= set(spec.points)
+
+
+def _dataset(spec: RunSpec) -> Dataset:
+    full = load(spec.dataset, spec.data_path)
+    test = full.test[:spec.eval_test] if spec.eval_test else full.test
+    train = full.train[:spec.num_train] if spec.num_train else full.train
+    return Dataset(full.name, train, test, full.image_shape, full.binarize).to(spec.device)
+
+
+def _trainer(spec: RunSpec, data: Dataset, model, guide, path: Path, resume: bool) -> Trainer:
+    """One trainer for every method: the objective is what differs."""
+    common = dict(progress=False, batch_size=BATCH_SIZE, seed=spec.seed, run_dir=path, resume=resume,
+                  eval_every=spec.eval_every)
+    if spec.method == "aevb":
+        return Trainer(model, guide, data, **common)
+    if spec.method == "wake_sleep":
+        return Trainer(model, guide, data, elbo=WakeSleep(model, guide, data.train), **common)
+    return Trainer(model, None, data, elbo=MonteCarloEM(model, data.train), **common)
+
+
+def run_one(spec: RunSpec, out, log: Callable = print) -> dict:
+    """Train ``spec`` in its run directory up to its budget, continuing from a checkpoint if there is one."""
+    path = run_dir(out, spec)
+    path.mkdir(parents=True, exist_ok=True)
+    resume = (path / CHECKPOINT).exists()
+    seed_everything(spec.seed)
+    data = _dataset(spec)
+    model, guide = make_vae(data.data_dim, spec.latent_dim, spec.hidden_units, spec.likelihood)
+    model.to(spec.device)
+    guide.to(spec.device)
+    trainer = _trainer(spec, data, model, guide, path, resume)
+    try:
+        estimates = _read_estimates(path) if spec.estimate else []
+        done = {r["train_samples"] for r in estimates}
+        for p in spec.points:
+            if trainer.train_samples < p:
+                trainer.fit(train_samples=p)
+                row = trainer.metrics[-1]
+                bounds = (f"train {row['train_elbo']:9.2f}  test {row['test_elbo']:9.2f}" if "test_elbo" in row
+                          else f"objective {row['train_objective']:9.2f}")
+                log(f"  {spec.figure} {spec.dataset} {spec.name:>15s}: {trainer.train_samples:>11d} samples  "
+                    f"{bounds}  ({trainer.wall_seconds:.0f}s)")
+            if spec.estimate and p not in done and trainer.train_samples == p:
+                estimates.append(_estimate(spec, model, data, p, trainer.wall_seconds))
+                _write_json(path / ESTIMATES, estimates)
+                done.add(p)
+                log(f"  {spec.figure} {spec.name:>15s}: {p:>11d} samples  log p(x): train "
+                    f"{estimates[-1]['train']:8.2f}  test {estimates[-1]['test']:8.2f}  "
+                    f"({estimates[-1]['estimate_seconds']:.0f}s to estimate)")
+    finally:
+        trainer.close()
+    return {"name": spec.name, "train_samples": trainer.train_samples, "wall_seconds": trainer.wall_seconds}
+
+
+def _estimate(spec: RunSpec, model, data: Dataset, samples: int, wall: float) -> dict:
+    """Appendix D's estimate of log p(x) on the first ``eval_points`` training and test points, in a seeded
+    stream of its own (so that it neither perturbs training nor depends on whether the run was resumed)."""
+    n = spec.estimate["eval_points"]
+    row = {"train_samples": samples, "wall_seconds": round(wall, 2)}
+    start = time.perf_counter()
+    with seeded(spec.seed + samples, data.train.device):
+        for split, x in (("train", data.train[:n]), ("test", data.test[:n])):
+            est = hmc_log_likelihood(model, x, num_warmup=spec.estimate["num_warmup"])
+            row[split], row[f"{split}_stderr"] = est.mean, est.stderr
+    row["estimate_seconds"] = round(time.perf_counter() - start, 2)
+    return row
+
+
+def _write_json(path: Path, obj) -> None:
+    data = (json.dumps(obj, indent=1) + "\n").encode()
+    atomic_write(path, lambda f: f.write(data))
+
+
+def collect(out, specs: Sequence[RunSpec]) -> List[dict]:
+    """Curve rows ``{method, key, train_samples, wall_seconds, train, test[, *_stderr]}`` of every run that
+    has any, from its run directory: the evaluated bounds (metrics rows), or Fig. 3's estimates."""
+    rows = []
+    for spec in specs:
+        path = run_dir(out, spec)
+        if spec.estimate is not None:
+            for r in _read_estimates(path):
+                rows.append({"method": spec.method, "key": spec.key, **r})
+            continue
+        if not (path / CHECKPOINT).exists():
+            continue
+        for r in read_metrics(path):
+            if r.get("test_elbo") is None:
+                continue
+            rows.append({"method": spec.method, "key": spec.key, "train_samples": r["train_samples"],
+                         "wall_seconds": round(r["wall_seconds"], 2), "train": r["train_elbo"],
+                         "test": r["test_elbo"]})
+    return rows
+
+
+def _check_manifest(out: Path, specs: Sequence[RunSpec]) -> None:
+    """Refuse to continue a different sweep in ``out``; record this one."""
+    identity = {s.name: s.identity() for s in specs}
+    path = out / MANIFEST
+    if path.exists():
+        try:
+            recorded = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise AevbInputError(f"{path} is unreadable ({e}): delete it, or choose another --out") from None
+        for name, ident in identity.items():
+            old = recorded.get("runs", {}).get(name)
+            if old is not None and old != ident:
+                changed = sorted(k for k in ident if old.get(k) != ident[k])
+                raise AevbInputError(f"{out} holds a sweep whose run {name} differs in {', '.join(changed)} "
+                                     f"({', '.join(f'{k}={old.get(k)!r}' for k in changed)}): choose another --out "
+                                     "(or delete that folder to start again)")
+        identity = {**recorded.get("runs", {}), **identity}
+    _write_json(path, {"runs": identity})
+
+
+def _init_worker(threads: int) -> None:
+    """A worker process: ``threads`` torch threads; ended with its parent (Linux), so that a killed sweep
+    leaves no orphan holding a run's lock."""
+    torch.set_num_threads(threads)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+
+def _isolated_run(task) -> dict:
+    """A worker's run: a failure is reported, not raised, so that the other runs go on."""
+    spec, out = task
+    try:
+        return run_one(spec, out, log=lambda line: print(line, flush=True))
+    except Exception as e:  # noqa: BLE001 -- reported by run_sweep once the other runs are done
+        return {"name": spec.name, "error": f"{type(e).__name__}: {e}",
+                "kind": type(e) if isinstance(e, AevbError) else RuntimeError}
+
+
+def run_sweep(specs: Sequence[RunSpec], out, jobs: int = 1, log: Callable = print,
+              on_done: Optional[Callable[[], None]] = None) -> Dict[str, dict]:
+    """Train every unfinished spec (``jobs`` at a time); ``on_done()`` after each finishes (e.g. redraw)."""
+    if int(jobs) < 1:
+        raise AevbInputError(f"--jobs must be >= 1, got {jobs}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(out).acquire()
+    try:
+        _check_manifest(out, specs)
+        pending = [s for s in specs if not is_finished(out, s)]
+        if len(pending) < len(specs):
+            log(f"{len(specs) - len(pending)} of {len(specs)} runs already finished in {out}")
+        try:
+            return _train_all(pending, out, jobs, log, on_done)
+        except KeyboardInterrupt:
+            raise Interrupted(f"interrupted: the finished runs and every run's last checkpoint are in {out}; run "
+                              "the same command again to continue") from None
+    finally:
+        lock.release()
+
+
+def _train_all(pending: Sequence[RunSpec], out: Path, jobs: int, log: Callable, on_done) -> Dict[str, dict]:
+    """Train ``pending`` in this process (``jobs`` = 1) or in ``jobs`` worker processes."""
+    results: Dict[str, dict] = {}
+    if jobs == 1 or len(pending) <= 1:
+        for spec in pending:
+            results[spec.name] = run_one(spec, out, log)
+            if on_done:
+                on_done()
+        return results
+    threads = max(1, torch.get_num_threads() // int(jobs)) if pending[0].device == "cpu" else 1
+    # a fresh process per run; leaving the block (finished, failed or interrupted) terminates the workers,
+    # and each run keeps its last checkpoint for the next call
+    with get_context("spawn").Pool(int(jobs), initializer=_init_worker, initargs=(threads,),
+                                   maxtasksperchild=1) as pool:
+        for result in pool.imap_unordered(_isolated_run, [(spec, out) for spec in pending]):
+            results[result["name"]] = result
+            if "error" in result:
+                log(f"  run {result['name']} failed: {result['error']}")
+            elif on_done:
+                on_done()
+    failed = {name: r["error"] for name, r in results.items() if "error" in r}
+    if failed:  # the first failure's kind sets the exit status (a bug: 70)
+        kind = next(r["kind"] for r in results.values() if "error" in r)
+        raise kind(f"{len(failed)} of {len(pending)} runs failed ({'; '.join(f'{k}: {v}' for k, v in failed.items())}"
+                        f"); the others finished, and running the command again retries the failed ones")
+    return results

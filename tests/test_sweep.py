@@ -1,0 +1,146 @@
+"""Resumable figure sweeps (:mod:`pyro_aevb.reproduce.sweep`): a killed sweep continues where it stopped and
+ends equal to an unbroken one, finished runs are not trained again, ``jobs`` worker processes give the same
+numbers as one process, a failed run does not stop the others, a different sweep in the same folder is
+refused, and the trainer's ``eval_every`` writes rows only where it says.
+
+The runs are the paper's MNIST VAE shrunk (1,000 training images, Nz = 2, 50 hidden units, 200 test points)
+so that each takes a second or two; the sweep code does not depend on the size.
+"""
+
+import json
+
+import pytest
+import torch
+
+from pyro_aevb.cli import main
+from pyro_aevb.data import Dataset
+from pyro_aevb.errors import AevbInputError, Interrupted
+from pyro_aevb.models import VAEModel
+from pyro_aevb.guides import AmortizedNormalGuide
+from pyro_aevb.reproduce.sweep import RunSpec, collect, is_finished, run_dir, run_sweep
+from pyro_aevb.trainer import Trainer
+
+
+def _spec(method="aevb", key=2, seed=0, points=(300, 1000, 2500), **kw):
+    return RunSpec("fig2", "mnist", method, key, key, 50, "bernoulli", points, seed=seed, num_train=1000,
+                   eval_test=200, **kw)
+
+
+def _curves(out, specs):
+    """Every curve row without the wall-clock times (which differ between any two runs)."""
+    return [{k: v for k, v in r.items() if k != "wall_seconds"} for r in collect(out, specs)]
+
+
+def _metrics(out, spec):
+    rows = [json.loads(line) for line in (run_dir(out, spec) / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k not in ("epoch_seconds", "wall_seconds")} for r in rows]
+
+
+class _StopAfter:
+    """A log that interrupts the sweep (as Ctrl-C would) at its ``n``-th line, i.e. after a checkpoint."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __call__(self, line):
+        self.n -= 1
+        if self.n == 0:
+            raise KeyboardInterrupt
+
+
+def test_interrupted_sweep_continues_and_equals_an_unbroken_one(tmp_path):
+    """Interrupted after its second stop, run again: every metrics row (bounds, running bound, sample counts)
+    equals the unbroken sweep's exactly, and the second call trains only what was missing."""
+    specs = [_spec("aevb"), _spec("wake_sleep")]
+    run_sweep(specs, tmp_path / "unbroken", log=lambda _: None)
+    with pytest.raises(Interrupted, match="run the same command again"):
+        run_sweep(specs, tmp_path / "broken", log=_StopAfter(2))
+    assert not is_finished(tmp_path / "broken", specs[0])
+    lines = []
+    run_sweep(specs, tmp_path / "broken", log=lines.append)
+    assert len(lines) == 1 + 3, lines  # the last stop of the first run, all three of the second
+    for spec in specs:
+        assert _metrics(tmp_path / "broken", spec) == _metrics(tmp_path / "unbroken", spec)
+    # a finished sweep trains nothing when run again
+    lines = []
+    run_sweep(specs, tmp_path / "broken", log=lines.append)
+    assert lines == [f"2 of 2 runs already finished in {tmp_path / 'broken'}"]
+
+
+def test_jobs_in_worker_processes_give_the_numbers_of_one_process(tmp_path):
+    """``jobs=2`` (spawned workers, one torch thread each) writes the same curves as ``jobs=1``."""
+    specs = [_spec("aevb", key=2), _spec("aevb", key=3)]
+    run_sweep(specs, tmp_path / "one", log=lambda _: None)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the reference in one thread too: the sums then add in the same order
+    try:
+        run_sweep(specs, tmp_path / "one_thread", log=lambda _: None)
+    finally:
+        torch.set_num_threads(threads)
+    run_sweep(specs, tmp_path / "two", jobs=2, log=lambda _: None)
+    assert _curves(tmp_path / "two", specs) == _curves(tmp_path / "one_thread", specs)
+    # stops at 300, 1000 (= N, an epoch), 2000 (an epoch) and 2500 samples, for each of the two runs
+    assert len(_curves(tmp_path / "two", specs)) == len(_curves(tmp_path / "one", specs)) == 8
+
+
+def test_a_failed_run_does_not_stop_the_others(tmp_path):
+    """One run's failure (here a latent dimension of 0) is reported with its name after the other run has
+    finished, as the input error it is (exit status 2 on the command line)."""
+    good, bad = _spec("aevb", key=2), _spec("aevb", key=0)
+    with pytest.raises(AevbInputError, match=r"1 of 2 runs failed \(aevb_0: "):
+        run_sweep([good, bad], tmp_path, jobs=2, log=lambda _: None)
+    assert is_finished(tmp_path, good)
+
+
+def test_a_different_sweep_in_the_same_folder_is_refused(tmp_path):
+    run_sweep([_spec(points=(300,))], tmp_path, log=lambda _: None)
+    with pytest.raises(AevbInputError, match="differs in seed"):
+        run_sweep([_spec(seed=1, points=(300,))], tmp_path, log=lambda _: None)
+    # a larger budget is the same sweep carried further
+    run_sweep([_spec(points=(300, 600))], tmp_path, log=lambda _: None)
+    assert [r["train_samples"] for r in collect(tmp_path, [_spec()])] == [300, 600]
+
+
+def test_cli_redraw_and_its_errors(tmp_path, capsys):
+    """``--redraw`` on a folder with nothing in it is one line and status 2; the sweep options are refused
+    where they do not apply; a second process on the same folder gets status 4."""
+    assert main(["reproduce", "fig2", "--redraw", "--latent-dims", "2", "--out", str(tmp_path / "empty")]) == 2
+    assert "nothing to draw" in capsys.readouterr().err
+    assert main(["reproduce", "fig4", "--jobs", "2", "--out", str(tmp_path / "f4")]) == 2
+    assert main(["reproduce", "fig2", "--methods", "mcem", "--out", str(tmp_path / "m")]) == 2
+    from pyro_aevb.checkpoint import RunLock
+
+    (tmp_path / "held").mkdir()
+    lock = RunLock(tmp_path / "held").acquire()
+    try:
+        assert main(["reproduce", "fig2", "--latent-dims", "2", "--train-samples", "100",
+                     "--out", str(tmp_path / "held")]) == 4
+    finally:
+        lock.release()
+
+
+def test_eval_every_writes_rows_every_k_epochs_and_at_the_end_of_each_fit(mnist, tmp_path):
+    """eval_every=2: rows (and checkpoints) after epochs 2 and 4 and at the end of fit (epoch 5); a resumed
+    run continues from the last of them and equals the unbroken run."""
+    data = Dataset("mnist", mnist.train[:300], mnist.test[:100])
+
+    def trainer(path, resume=False):
+        torch.manual_seed(0)
+        return Trainer(VAEModel(784, 2, (20,)), AmortizedNormalGuide(784, 2, (20,)), data, progress=False,
+                       batch_size=100, eval_every=2, run_dir=path, resume=resume)
+
+    unbroken = trainer(tmp_path / "a")
+    unbroken.fit(epochs=5)
+    assert [r["epoch"] for r in unbroken.metrics] == [2, 4, 5]
+    unbroken.fit(epochs=9)
+    first = trainer(tmp_path / "b")
+    first.fit(epochs=5)
+    first.close()
+    resumed = trainer(tmp_path / "b", resume=True)
+    resumed.fit(epochs=9)
+    strip = [{k: v for k, v in r.items() if k not in ("epoch_seconds", "wall_seconds")} for r in resumed.metrics]
+    assert [r["epoch"] for r in strip] == [2, 4, 5, 6, 8, 9]  # every 2nd epoch, and where each fit ends
+    assert strip == [{k: v for k, v in r.items() if k not in ("epoch_seconds", "wall_seconds")}
+                     for r in unbroken.metrics]
+    with pytest.raises(AevbInputError, match="eval_every"):
+        Trainer(VAEModel(784, 2, (20,)), AmortizedNormalGuide(784, 2, (20,)), data, eval_every=0)
