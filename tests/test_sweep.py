@@ -37,7 +37,8 @@ def _metrics(out, spec):
 
 
 class _StopAfter:
-    """A log that interrupts the sweep (as Ctrl-C would) at its ``n``-th line, i.e. after a checkpoint."""
+    """A log that interrupts the sweep (as Ctrl-C would) at its ``n``-th line: the ``n``-th metrics row, written
+    just after its checkpoint."""
 
     def __init__(self, n):
         self.n = n
@@ -58,7 +59,9 @@ def test_interrupted_sweep_continues_and_equals_an_unbroken_one(tmp_path):
     assert not is_finished(tmp_path / "broken", specs[0])
     lines = []
     run_sweep(specs, tmp_path / "broken", log=lines.append)
-    assert len(lines) == 1 + 3, lines  # the last stop of the first run, all three of the second
+    # one line per metrics row: rows at 300, 1000, 2000 (epochs of N = 1000) and 2500 samples per run; the
+    # first call stopped after the first run's second row
+    assert len(lines) == 2 + 4, lines
     for spec in specs:
         assert _metrics(tmp_path / "broken", spec) == _metrics(tmp_path / "unbroken", spec)
     # a finished sweep trains nothing when run again

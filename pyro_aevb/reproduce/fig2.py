@@ -79,7 +79,7 @@ def draw_figure(out: Path, runs, dataset: str, budget: str) -> dict:
                              paper.READING_ERROR[dataset])
     spec = runs[0]
     settings = {"hidden_units": spec.hidden_units, "likelihood": spec.likelihood, "batch_size": BATCH_SIZE,
-                "seed": spec.seed, "device": spec.device, "eval_test_points": spec.eval_test,
+                "seed": spec.seed, "eval_test_points": spec.eval_test,
                 "runs_finished": sum(1 for r in runs if ours.get(r.method, {}).get(str(r.key), {}).get(
                     "train_samples", 0) >= r.train_samples), "runs": len(runs)}
     wall = sum(v["wall_seconds"] for m in ours.values() for v in m.values())
@@ -101,6 +101,8 @@ def plot(rows, latent_dims, dataset, path) -> Path:
         for (method, split), (style, label) in styles.items():
             pts = sorted((r for r in rows if r["method"] == method and r["key"] == nz),
                          key=lambda r: r["train_samples"])
+            if not pts:
+                continue
             ax.plot([r["train_samples"] for r in pts], [r[split] for r in pts], style, lw=1.2, label=label)
         ref = paper.FIG2[dataset]
         levels = []
@@ -114,9 +116,9 @@ def plot(rows, latent_dims, dataset, path) -> Path:
                     ax.plot([end], [value], marker=marker, color=color, ms=7, mfc="none" if marker == "o" else color,
                             ls="none", label=label)
                     levels.append(value)
-        # y-range: the later half of our curves and the paper's levels (early transients would flatten it)
+        # y-range: the last 1.5 decades of our curves and the paper's levels (early transients would flatten it)
         samples = sorted({r["train_samples"] for r in rows if r["key"] == nz})
-        late = [r[k] for r in rows if r["key"] == nz and r["train_samples"] >= samples[len(samples) // 2]
+        late = [r[k] for r in rows if r["key"] == nz and r["train_samples"] >= samples[-1] / 30
                 for k in ("train", "test")]
         span = max(late + levels) - min(late + levels)
         ax.set_ylim(min(late + levels) - 0.15 * span - 1, max(late + levels) + 0.1 * span + 1)
@@ -126,7 +128,7 @@ def plot(rows, latent_dims, dataset, path) -> Path:
         ax.set_xlabel("# training samples evaluated")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(r"$\mathcal{L}$ per datapoint")
-    axes[0][-1].legend(fontsize=6, loc="lower right")
+    axes[0][0].legend(fontsize=6, loc="upper left")
     fig.text(0.01, 0.01, "markers at 1e8: the paper's final values (its Fig. 2)", fontsize=7)
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     fig.savefig(path, dpi=110)

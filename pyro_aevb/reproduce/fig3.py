@@ -84,7 +84,7 @@ def draw_figure(out: Path, runs, budget: str) -> dict:
     table = comparison_table(ours, paper.FIG3, methods, num_train, "Ntrain", paper.READING_ERROR["mnist"])
     spec = runs[0]
     settings = {"latent_dim": spec.latent_dim, "hidden_units": spec.hidden_units, "seed": spec.seed,
-                "device": spec.device, "eval_points": spec.estimate["eval_points"],
+                "eval_points": spec.estimate["eval_points"],
                 "hmc": {"leapfrog_steps": 4, "num_samples": 50, "num_warmup": spec.estimate["num_warmup"]}}
     wall = sum(v["wall_seconds"] for m in ours.values() for v in m.values())
     return write_results(out, "fig3", "mnist", budget, spec.train_samples, ours, table, wall, settings,
@@ -94,28 +94,34 @@ def draw_figure(out: Path, runs, budget: str) -> dict:
 
 
 def plot(rows, num_train, methods, path) -> Path:
-    """One panel per Ntrain: estimated log p(x) vs training samples (log x), train solid / test dashed."""
+    """One panel per Ntrain: estimated log p(x) vs training samples on the paper's log axis (to its 1e8),
+    train solid / test dashed, the paper's final values marked at 1e8 (star: train, circle: test)."""
     plt = pyplot()
     colors = {"aevb": "r", "wake_sleep": "g", "mcem": "b"}
     names = {"aevb": "AEVB", "wake_sleep": "Wake-Sleep", "mcem": "MCEM"}
-    fig, axes = plt.subplots(1, len(num_train), figsize=(4.2 * len(num_train), 3.4), squeeze=False)
+    end = paper.TRAINING_SAMPLES
+    fig, axes = plt.subplots(1, len(num_train), figsize=(4.2 * len(num_train), 3.6), squeeze=False)
     for ax, n in zip(axes[0], num_train):
         for m in methods:
-            pts = [r for r in rows if r["method"] == m and r["key"] == n]
+            pts = sorted((r for r in rows if r["method"] == m and r["key"] == n), key=lambda r: r["train_samples"])
+            if not pts:
+                continue
             xs = [r["train_samples"] for r in pts]
             ax.plot(xs, [r["train"] for r in pts], colors[m] + "-o", ms=3, label=f"{names[m]} (train)")
             ax.plot(xs, [r["test"] for r in pts], colors[m] + "--o", ms=3, label=f"{names[m]} (test)")
             ref = paper.FIG3.get(m, {}).get(n)
             if ref:
-                ax.axhline(ref["test"], color=colors[m], ls=":", lw=0.8)
+                ax.plot([end], [ref["train"]], "*", color=colors[m], ms=7)
+                ax.plot([end], [ref["test"]], "o", color=colors[m], mfc="none", ms=7)
         ax.set_xscale("log")
+        ax.set_xlim(min(r["train_samples"] for r in rows) / 1.5, end * 2)
         ax.set_title(f"Ntrain = {n}")
         ax.set_xlabel("# training samples evaluated")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("marginal log-likelihood")
-    axes[0][-1].legend(fontsize=7, loc="lower right")
-    fig.text(0.01, 0.01, "dotted: paper's final test values", fontsize=7)
-    fig.tight_layout()
+    axes[0][0].legend(fontsize=6, loc="upper left")
+    fig.text(0.01, 0.01, "markers at 1e8: the paper's final values (its Fig. 3; star train, circle test)", fontsize=7)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)

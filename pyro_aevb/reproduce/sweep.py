@@ -128,10 +128,10 @@ def _dataset(spec: RunSpec) -> Dataset:
     return Dataset(full.name, train, test, full.image_shape, full.binarize).to(spec.device)
 
 
-def _trainer(spec: RunSpec, data: Dataset, model, guide, path: Path, resume: bool) -> Trainer:
+def _trainer(spec: RunSpec, data: Dataset, model, guide, path: Path, resume: bool, callback) -> Trainer:
     """One trainer for every method: the objective is what differs."""
     common = dict(progress=False, batch_size=BATCH_SIZE, seed=spec.seed, run_dir=path, resume=resume,
-                  eval_every=spec.eval_every)
+                  eval_every=spec.eval_every, callbacks=[callback])
     if spec.method == "aevb":
         return Trainer(model, guide, data, **common)
     if spec.method == "wake_sleep":
@@ -149,18 +149,19 @@ def run_one(spec: RunSpec, out, log: Callable = print) -> dict:
     model, guide = make_vae(data.data_dim, spec.latent_dim, spec.hidden_units, spec.likelihood)
     model.to(spec.device)
     guide.to(spec.device)
-    trainer = _trainer(spec, data, model, guide, path, resume)
+    def progress(trainer, row):  # every metrics row, once its checkpoint is saved
+        bounds = (f"train {row['train_elbo']:9.2f}  test {row['test_elbo']:9.2f}" if "test_elbo" in row
+                  else f"objective {row['train_objective']:9.2f}")
+        log(f"  {spec.figure} {spec.dataset} {spec.name:>15s}: {row['train_samples']:>11d} samples  {bounds}  "
+            f"({row['wall_seconds']:.0f}s)")
+
+    trainer = _trainer(spec, data, model, guide, path, resume, progress)
     try:
         estimates = _read_estimates(path) if spec.estimate else []
         done = {r["train_samples"] for r in estimates}
         for p in spec.points:
             if trainer.train_samples < p:
                 trainer.fit(train_samples=p)
-                row = trainer.metrics[-1]
-                bounds = (f"train {row['train_elbo']:9.2f}  test {row['test_elbo']:9.2f}" if "test_elbo" in row
-                          else f"objective {row['train_objective']:9.2f}")
-                log(f"  {spec.figure} {spec.dataset} {spec.name:>15s}: {trainer.train_samples:>11d} samples  "
-                    f"{bounds}  ({trainer.wall_seconds:.0f}s)")
             if spec.estimate and p not in done and trainer.train_samples == p:
                 estimates.append(_estimate(spec, model, data, p, trainer.wall_seconds))
                 _write_json(path / ESTIMATES, estimates)
@@ -202,9 +203,7 @@ def collect(out, specs: Sequence[RunSpec]) -> List[dict]:
             for r in _read_estimates(path):
                 rows.append({"method": spec.method, "key": spec.key, **r})
             continue
-        if not (path / CHECKPOINT).exists():
-            continue
-        for r in read_metrics(path):
+        for r in read_metrics(path):  # (also where the checkpoints were left behind, e.g. copied from a GPU)
             if r.get("test_elbo") is None:
                 continue
             rows.append({"method": spec.method, "key": spec.key, "train_samples": r["train_samples"],
