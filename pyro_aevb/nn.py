@@ -20,6 +20,9 @@ every run: :func:`initialize_` applies ``init="paper"`` (the above) or
 ``init="torch"`` (PyTorch's default layer initialisation, kept as built --
 Kaiming-uniform weights, which suits Adam and ReLU/softplus networks much
 better; see ``docs/pyro_recipe.md``).
+
+Beyond the paper (issue 9): :class:`ConvEncoder` / :class:`ConvDecoder`, the stride-2 convolutional stacks of
+the convolutional VAE, and :func:`check_layers` for the stochastic layers of the hierarchical VAE.
 """
 
 from typing import Sequence
