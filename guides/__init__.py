@@ -5,11 +5,13 @@ Installed as ``pyro_aevb.guides``.  Guides by name: :func:`get_guide`.
 
 from .amortized import AmortizedNormalGuide
 from .bayesian import FullVBGuide, MeanFieldWeightGuide, global_sites
+from .conv import ConvNormalGuide
+from .hierarchical import HierarchicalGuide
 from .location_scale import FAMILIES, AmortizedLocScaleGuide
 from .lowrank import AmortizedFullCovGuide, AmortizedLowRankGuide
 from .registry import GUIDE_NAMES, check_analytic_kl, get_guide
 
 __all__ = [
-    "AmortizedFullCovGuide", "AmortizedLocScaleGuide", "AmortizedLowRankGuide", "AmortizedNormalGuide", "FAMILIES",
-    "FullVBGuide", "GUIDE_NAMES", "MeanFieldWeightGuide", "check_analytic_kl", "get_guide", "global_sites",
+    "AmortizedFullCovGuide", "AmortizedLocScaleGuide", "AmortizedLowRankGuide", "AmortizedNormalGuide",
+    "ConvNormalGuide", "FAMILIES", "FullVBGuide", "HierarchicalGuide", "GUIDE_NAMES", "MeanFieldWeightGuide", "check_analytic_kl", "get_guide", "global_sites",
 ]

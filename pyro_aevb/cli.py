@@ -34,6 +34,7 @@ from .distributed import init_distributed
 from .errors import AevbError, AevbInputError, Interrupted, StorageError
 from .evaluation.full_vb import posterior_predictive_log_likelihood, predictive_means
 from .evaluation.sampling import prior_means
+from .evaluation.terms import latent_site_terms
 from .guides import GUIDE_NAMES
 from .infer.elbo import ESTIMATORS
 from .infer.importance import log_likelihood
@@ -69,9 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--activation", default=d.activation)
     t.add_argument("--likelihood", default=d.likelihood, choices=sorted(LIKELIHOODS))
     t.add_argument("--model", default=d.model,
-                   help=f"the generative model: {', '.join(MODELS)} (the paper's MLP VAE) or your class as "
-                        "package.module:Class or path/to/file.py:Class")
-    t.add_argument("--model-kwargs", default=None, help="JSON object of constructor arguments for --model CLASS")
+                   help=f"the generative model: {', '.join(MODELS)} (mlp: the paper's VAE; conv: convolutional, "
+                        "sized by --latent-dim/--hidden-dim and --model-kwargs '{\"channels\": [16, 32]}'; two_layer: "
+                        "two stochastic layers, sized by --model-kwargs; docs/beyond/conv_two_layer.md) or your class "
+                        "as package.module:Class or path/to/file.py:Class")
+    t.add_argument("--model-kwargs", default=None,
+                   help="JSON object of constructor arguments for --model CLASS (or conv, two_layer)")
     t.add_argument("--guide", default=d.guide,
                    help=f"q(z|x): {', '.join(sorted(GUIDE_NAMES))} (section 2.4) or package.module:Class")
     t.add_argument("--guide-kwargs", default=None, help="JSON object of constructor arguments for --guide CLASS")
@@ -117,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also estimate log p(x) on the test set by importance sampling with this many samples")
     e.add_argument("--theta-samples", type=positive_int, default=10,
                    help="full-VB runs: draws theta ~ q(theta) for the posterior predictive log-likelihood")
+    e.add_argument("--latent-terms", action="store_true",
+                   help="also the test KL term and the active units (Cov_x E_q[z_u|x] > 0.01) of each latent site")
     e.add_argument("--device", default="cpu")
     e.add_argument("--seed", type=seed, default=0, help="seed of the Monte Carlo estimates")
     e.add_argument("--json", action="store_true", help="print one JSON object")
@@ -209,6 +215,10 @@ def _evaluate(args) -> int:
         else:
             ll = log_likelihood(run.model, run.guide, test, num_samples=args.iw_samples, progress=not args.json)
         result.update(test_log_likelihood=ll.mean, test_log_likelihood_stderr=ll.stderr, iw_samples=args.iw_samples)
+    if args.latent_terms:
+        if run.guide is None:
+            raise AevbInputError("the latent terms are expectations under the run's guide; this run has none")
+        result.update(latent_site_terms(run.model, run.guide, run.load_data().test).metrics("test_"))
     if args.json:
         print(dumps(result))
     else:

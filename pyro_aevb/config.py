@@ -7,22 +7,30 @@ units, Bernoulli decoder, M = 100, L = 1, Adagrad with step size 0.02,
 weight decay from a N(0, I) prior on theta.
 """
 
+import json
 import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Optional
 
 import torch
 
-from pyro_aevb.guides import GUIDE_NAMES, FullVBGuide, get_guide
-from pyro_aevb.models import BayesianVAEModel, VAEModel
+from pyro_aevb.guides import GUIDE_NAMES, ConvNormalGuide, FullVBGuide, HierarchicalGuide, get_guide
+from pyro_aevb.models import BayesianVAEModel, ConvVAEModel, HierarchicalVAEModel, VAEModel
 
 from .errors import AevbInputError
 from .nn import INITS
 from .specs import build, is_import_path
 
 OPTIMIZERS = ("adagrad", "adam")
-#: built-in models by short name (``--model``); anything else is ``package.module:Class`` or ``file.py:Class``
-MODELS = ("mlp",)
+#: built-in models by short name (``--model``); anything else is ``package.module:Class`` or ``file.py:Class``.
+#: ``mlp``: the paper's VAE; ``conv``: convolutional encoder / transposed-convolution decoder; ``two_layer``: two
+#: stochastic layers (Burda et al. 2015).  The last two bring their own q(z|x) (``--guide normal``).
+MODELS = ("mlp", "conv", "two_layer")
+#: --model-kwargs each built-in model takes (the rest of its shape comes from the flags, see build_model_guide)
+MODEL_KWARGS = {"mlp": (), "conv": ("channels",), "two_layer": ("latent_dims", "hidden_dims")}
+#: the initialisation of each built-in model when --init is not given: the paper's N(0, 0.01^2) for the paper's
+#: MLP; PyTorch's default for the deeper networks, which N(0, 0.01^2) starts nearly dead (models/conv.py)
+DEFAULT_INIT = {"mlp": "paper", "conv": "torch", "two_layer": "torch"}
 
 
 @dataclass
@@ -39,6 +47,7 @@ class RunConfig:
     # initialisation; None = not given (paper for built-in networks; classes of yours initialise themselves)
     init: Optional[str] = None
     data_dim: Optional[int] = None  # D, recorded when training starts so the run can be rebuilt
+    image_shape: Optional[list] = None  # (H, W) of image data, recorded likewise (the conv model folds rows by it)
     latent_dim: int = 20
     hidden_dim: int = 500
     num_hidden_layers: int = 1
@@ -81,9 +90,16 @@ class RunConfig:
         need(self.clip_grad_norm is None or math.isfinite(self.clip_grad_norm),
              f"gradient-norm clip must be finite, got {self.clip_grad_norm}")
         need(0 <= self.seed < 2 ** 32, f"seed must be an integer in [0, 2^32), got {self.seed}")
-        need(not (self.model in MODELS and self.model_kwargs),
-             f"--model-kwargs applies to a model class of yours; the built-in {self.model!r} is set by --latent-dim, "
-             "--hidden-dim, --num-hidden-layers, --activation, --likelihood, --min-scale and --init")
+        need(not (self.model == "mlp" and self.model_kwargs),
+             "--model-kwargs applies to a model class of yours (and conv, two_layer); the built-in 'mlp' is set by "
+             "--latent-dim, --hidden-dim, --num-hidden-layers, --activation, --likelihood, --min-scale and --init")
+        need(not (self.model == "two_layer" and (self.latent_dim, self.hidden_dim, self.num_hidden_layers) != (
+            20, 500, 1)), "--model two_layer is sized by --model-kwargs '{\"latent_dims\": [100, 50], "
+                          "\"hidden_dims\": [[200, 200], [100, 100]]}' (its default, Burda et al.'s), not by "
+                          "--latent-dim, --hidden-dim or --num-hidden-layers")
+        need(not (self.model in ("conv", "two_layer") and self.guide in GUIDE_NAMES and self.guide != "normal"),
+             f"--model {self.model} brings its own Gaussian q(z|x) (--guide normal); --guide {self.guide} builds an "
+             "MLP encoder for --model mlp (or give a guide class of yours)")
         need(not (self.guide in GUIDE_NAMES and self.guide_kwargs),
              f"--guide-kwargs applies to a guide class of yours; the built-in {self.guide!r} is set by --latent-dim, "
              "--hidden-dim, --num-hidden-layers, --activation and --init")
@@ -99,11 +115,15 @@ class RunConfig:
         need(self.init is None or self.model in MODELS or self.guide in GUIDE_NAMES,
              f"--init {self.init} sets the initialisation of the built-in networks, but the model and the guide "
              "are both classes of yours: initialise them in their constructors")
-        need(not (self.bayesian_decoder and self.model not in MODELS),
-             "--bayesian-decoder makes the built-in decoder's weights random; a model of yours declares its own "
-             "global latents (outside the 'data' plate) and brings its own guide")
+        need(not (self.bayesian_decoder and self.model != "mlp"),
+             "--bayesian-decoder makes the weights of the built-in MLP decoder (--model mlp) random; a model of "
+             "yours declares its own global latents (outside the 'data' plate) and brings its own guide")
         need(isinstance(self.model_kwargs, dict) and isinstance(self.guide_kwargs, dict),
              "model_kwargs and guide_kwargs must be JSON objects")
+        if self.model in MODEL_KWARGS:
+            unknown = sorted(set(self.model_kwargs) - set(MODEL_KWARGS[self.model]))
+            need(not unknown, f"--model-kwargs {unknown} do not apply to --model {self.model}; it takes "
+                              f"{list(MODEL_KWARGS[self.model])}")
         need(self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}; choose from {list(OPTIMIZERS)}")
         need(self.epochs is None or self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
         need(self.train_samples is None or self.train_samples >= 1,
@@ -135,28 +155,65 @@ class RunConfig:
 def build_model_guide(config: RunConfig, data_dim: int):
     """The model p_theta(x, z) and guide q_phi(z|x) that ``config`` describes.
 
-    ``config.model`` is ``"mlp"`` (the paper's :class:`~pyro_aevb.models.VAEModel`, built from
-    ``latent_dim``, ``hidden_dim``, ... and ``init``) or an import path built with ``model_kwargs``
-    (:func:`pyro_aevb.specs.build`); ``config.guide`` likewise names a built-in q_phi(z|x)
-    (:func:`pyro_aevb.guides.get_guide`) or an import path.  With ``config.bayesian_decoder`` the
-    decoder weights are random (appendix F): :class:`~pyro_aevb.models.BayesianVAEModel` and
-    :class:`~pyro_aevb.guides.FullVBGuide`, q(theta) q_phi(z|x).  Whether the pair follows the contract
-    and suits the estimator is checked by the trainer (:mod:`pyro_aevb.contract`).
+    ``config.model`` is a built-in name or an import path built with ``model_kwargs``
+    (:func:`pyro_aevb.specs.build`):
+
+    * ``"mlp"``: the paper's :class:`~pyro_aevb.models.VAEModel`, from ``latent_dim``, ``hidden_dim``,
+      ``num_hidden_layers``, ``activation``, ``likelihood``, ``min_scale`` and ``init``;
+    * ``"conv"``: :class:`~pyro_aevb.models.ConvVAEModel` / :class:`~pyro_aevb.guides.ConvNormalGuide` on
+      ``image_shape``, with ``latent_dim`` = J, ``hidden_dim`` x ``num_hidden_layers`` the dense layers between
+      z and the feature maps, the same other flags, and ``model_kwargs={"channels": [16, 32]}``;
+    * ``"two_layer"``: :class:`~pyro_aevb.models.HierarchicalVAEModel` / :class:`~pyro_aevb.guides.HierarchicalGuide`
+      sized by ``model_kwargs`` (``latent_dims``, ``hidden_dims``; default Burda et al.'s 100/50 latents with
+      200-200/100-100 deterministic layers) and ``activation``, ``likelihood``, ``min_scale``, ``init``.
+
+    ``config.guide`` names a built-in q_phi(z|x) (:func:`pyro_aevb.guides.get_guide`; for ``conv`` and
+    ``two_layer``, ``"normal"`` is the model's own encoder) or an import path.  With
+    ``config.bayesian_decoder`` the decoder weights are random (appendix F):
+    :class:`~pyro_aevb.models.BayesianVAEModel` and :class:`~pyro_aevb.guides.FullVBGuide`, q(theta) q_phi(z|x).
+    Whether the pair follows the contract and suits the estimator is checked by the trainer
+    (:mod:`pyro_aevb.contract`).
     """
+    init = config.init or DEFAULT_INIT.get(config.model, "paper")
+    if config.model in ("conv", "two_layer"):
+        model, paired = _beyond_the_paper(config, data_dim, init)
+        guide = paired if config.guide in GUIDE_NAMES else build(config.guide, config.guide_kwargs, data_dim, "guide")
+        return model, guide
     if config.model == "mlp":
         if config.bayesian_decoder:
             model = BayesianVAEModel(data_dim, config.latent_dim, config.hidden_dims, config.likelihood,
                                      config.activation)
         else:
             model = VAEModel(data_dim, config.latent_dim, config.hidden_dims, config.likelihood, config.activation,
-                             config.init or "paper", min_scale=config.min_scale)
+                             init, min_scale=config.min_scale)
     else:
         model = build(config.model, config.model_kwargs, data_dim, "model")
     if config.guide in GUIDE_NAMES:
         guide = get_guide(config.guide, data_dim, config.latent_dim, config.hidden_dims, config.activation,
-                          init=config.init or "paper")
+                          init=init)
     else:
         guide = build(config.guide, config.guide_kwargs, data_dim, "guide")
     if config.bayesian_decoder:
         guide = FullVBGuide(model, guide, data_dim)
     return model, guide
+
+
+def _beyond_the_paper(config: RunConfig, data_dim: int, init: str):
+    """The model and its own guide for ``conv`` and ``two_layer`` (issue 9)."""
+    kwargs, shared = dict(config.model_kwargs or {}), dict(activation=config.activation, init=init)
+    likelihood = dict(likelihood=config.likelihood, min_scale=config.min_scale)
+    if config.model == "conv":
+        if config.image_shape is None:
+            raise AevbInputError("--model conv needs images: mnist, frey, or an [N, H, W] array (the rows of an "
+                                 "[N, D] array have no image shape)")
+        kwargs.update(image_shape=config.image_shape, latent_dim=config.latent_dim, hidden_dims=config.hidden_dims)
+        model_cls, guide_cls = ConvVAEModel, ConvNormalGuide
+    else:
+        model_cls, guide_cls = HierarchicalVAEModel, HierarchicalGuide
+    try:
+        return model_cls(data_dim, **kwargs, **likelihood, **shared), guide_cls(data_dim, **kwargs, **shared)
+    except AevbInputError:
+        raise
+    except (TypeError, ValueError) as e:  # e.g. "channels": "wide" in --model-kwargs
+        raise AevbInputError(f"cannot build --model {config.model} with --model-kwargs "
+                             f"{json.dumps(config.model_kwargs)}: {type(e).__name__}: {e}") from None

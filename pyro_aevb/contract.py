@@ -27,7 +27,11 @@ Pyro programs with this signature and structure::
 5. **What each estimator needs**: estimator A (``"trace"``, eq. 6) and the IWAE
    bound sample z = g_phi(eps, x) by reparameterization (section 2.4), so every
    guide latent must have ``rsample``; estimator B (``"analytic"``, eq. 7) also
-   needs KL(q || p) in closed form at every latent site; importance sampling of
+   needs KL(q || p) in closed form at every latent site, and a guide that samples
+   the latents in the model's order (Pyro's mean-field condition: otherwise the
+   closed-form KL of a site is taken at a value of its model parents that was drawn
+   from it, e.g. KL(q(z1|x) || p(z1|z2)) with z2 ~ q(z2|z1), which is not the
+   bound's term); importance sampling of
    log p(x), the IWAE bound, wake-sleep, MCEM and the appendix-D estimator work
    per datapoint and refuse global latents (full VB has its own evaluators).
 
@@ -43,7 +47,7 @@ neither the random stream nor the user's session.
 
 import contextlib
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Optional, Tuple
 
 import torch
@@ -63,7 +67,7 @@ HOW_TO = ("put every per-datapoint site inside pyro_aevb.plates.data_plate(x, id
 ESTIMATOR_NEEDS = {
     None: (),
     "trace": ("reparameterized",),
-    "analytic": ("reparameterized", "analytic_kl"),
+    "analytic": ("reparameterized", "analytic_kl", "mean_field"),
     "iwae": ("reparameterized", "local_only"),
     "importance": ("local_only",),
 }
@@ -79,6 +83,9 @@ class ModelStructure:
     :ivar max_plate_nesting: the deepest plate dimension used (>= 1); vectorised particles go one further left.
     :ivar data_dim: the batch dimension of the ``data`` plate (``-1`` usually).
     :ivar latent_axes: for each local latent, the axis of its value that indexes datapoints.
+    :ivar mean_field: the guide samples the latents in the model's order (Pyro's sufficient condition for a
+        closed-form KL per site, i.e. estimator B); False e.g. for a hierarchical guide x -> z1 -> z2 of a model
+        z2 -> z1 -> x.
     """
 
     local_latents: Tuple[str, ...]
@@ -87,6 +94,7 @@ class ModelStructure:
     max_plate_nesting: int
     data_dim: int
     latent_axes: Tuple[int, ...] = ()
+    mean_field: bool = True
 
     @property
     def particle_dim(self) -> int:
@@ -272,8 +280,17 @@ def check_model_guide(model: Callable, guide: Callable, x: torch.Tensor, estimat
         nesting = _nesting([guide_trace, model_trace])
         structure = _structure(model_trace, nesting)
         _match_checks(model_trace, guide_trace, nesting)
+        model_order, guide_order = _latent_order(model_trace, guide_trace), _latent_order(guide_trace, model_trace)
+        structure = replace(structure, mean_field=model_order == guide_order)
         _param_checks([("model", model_trace), ("guide", guide_trace)], _owned_parameters(model, guide))
         needs = ESTIMATOR_NEEDS[estimator]
+        if "mean_field" in needs and not structure.mean_field:
+            raise AevbInputError(
+                f"estimator B (--elbo analytic) takes KL(q || p) in closed form site by site, which is the bound "
+                f"only when the guide samples the latents in the model's order (the guide samples "
+                f"{', '.join(guide_order)}; the model {', '.join(model_order)}; otherwise a site's KL is taken at "
+                f"model parents drawn after it, e.g. KL(q(z1|x) || p(z1|z2)) at z2 ~ q(z2|z1)); use --elbo trace "
+                f"(estimator A) or --elbo iwae")
         if "local_only" in needs:
             require_local_only(structure, {"iwae": "the IWAE bound"}.get(estimator, "importance sampling of log p(x)"))
         for name in structure.latents:
@@ -292,6 +309,11 @@ def check_model_guide(model: Callable, guide: Callable, x: torch.Tensor, estimat
                         f"q = {_describe(q)} and p = {_describe(p)} with no analytic KL; use --elbo trace (estimator "
                         f"A) or a guide with an analytic KL (normal, laplace, gumbel, lowrank, fullcov)") from None
     return structure
+
+
+def _latent_order(trace, other) -> Tuple[str, ...]:
+    """The latent sites of ``trace`` that ``other`` samples too, in ``trace``'s program order."""
+    return tuple(name for name, site in trace.nodes.items() if is_latent(site) and name in other.nodes)
 
 
 def _support_error(name: str, role: str, fn, error: Exception) -> AevbInputError:

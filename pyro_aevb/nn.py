@@ -20,6 +20,9 @@ every run: :func:`initialize_` applies ``init="paper"`` (the above) or
 ``init="torch"`` (PyTorch's default layer initialisation, kept as built --
 Kaiming-uniform weights, which suits Adam and ReLU/softplus networks much
 better; see ``docs/pyro_recipe.md``).
+
+Beyond the paper (issue 9): :class:`ConvEncoder` / :class:`ConvDecoder`, the stride-2 convolutional stacks of
+the convolutional VAE, and :func:`check_layers` for the stochastic layers of the hierarchical VAE.
 """
 
 from typing import Sequence
@@ -69,3 +72,107 @@ def initialize_(module: nn.Module, init: str = "paper") -> nn.Module:
     if init not in INITS:
         raise AevbInputError(f"unknown init {init!r}; choose from {list(INITS)}")
     return init_normal_(module) if init == "paper" else module
+
+
+class ConvEncoder(nn.Module):
+    """Images as rows ``[..., H * W]`` -> features ``[..., C_L * ceil(H / 2^L) * ceil(W / 2^L)]``.
+
+    ``h_0 = x`` as one ``H x W`` channel (zero-padded at the bottom and right to multiples of 2^L), then
+    ``h_l = act(Conv2d_{4x4, stride 2, padding 1}(h_{l-1}))`` for the L entries of ``channels``: each layer
+    halves the height and width.  Leading dimensions (particles, datapoints) are kept.
+    """
+
+    def __init__(self, image_shape: Sequence[int], channels: Sequence[int] = (32, 64), activation: str = "relu"):
+        super().__init__()
+        self.image_shape, self.channels = _image_shape(image_shape), _channels(channels)
+        if activation not in ACTIVATIONS:
+            raise AevbInputError(f"unknown activation {activation!r}; choose from {sorted(ACTIVATIONS)}")
+        m = 2 ** len(self.channels)
+        h, w = self.image_shape
+        self.padding = (0, -w % m, 0, -h % m)  # F.pad order: left, right, top, bottom
+        layers, c_in = [], 1
+        for c_out in self.channels:
+            layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), ACTIVATIONS[activation]()]
+            c_in = c_out
+        self.net = nn.Sequential(*layers)
+        #: (C_L, h_L, w_L), the shape of the last feature map
+        self.feature_shape = (c_in, -(-h // m), -(-w // m))
+        self.out_dim = c_in * self.feature_shape[1] * self.feature_shape[2]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lead = x.shape[:-1]
+        images = nn.functional.pad(x.reshape(-1, 1, *self.image_shape), self.padding)
+        return self.net(images).reshape(*lead, self.out_dim)
+
+
+class ConvDecoder(nn.Module):
+    """Features ``[..., C_L * h_L * w_L]`` -> ``[..., P * H * W]``, the transpose of :class:`ConvEncoder`.
+
+    The features are read as ``C_L`` maps of ``h_L x w_L``; ``L`` transposed convolutions
+    (``ConvTranspose2d_{4x4, stride 2, padding 1}``, each doubling height and width; ``act`` between them, none
+    after the last) go back through ``channels`` reversed to ``P = out_channels`` maps, cropped to ``H x W``.
+    The output is channel-major, so ``out.chunk(P, -1)`` gives the P per-pixel parameter maps (the layout
+    :class:`~pyro_aevb.models.Likelihood` expects).
+    """
+
+    def __init__(self, image_shape: Sequence[int], channels: Sequence[int] = (32, 64), out_channels: int = 1,
+                 activation: str = "relu"):
+        super().__init__()
+        self.image_shape, self.channels = _image_shape(image_shape), _channels(channels)
+        if activation not in ACTIVATIONS:
+            raise AevbInputError(f"unknown activation {activation!r}; choose from {sorted(ACTIVATIONS)}")
+        m = 2 ** len(self.channels)
+        h, w = self.image_shape
+        self.feature_shape = (self.channels[-1], -(-h // m), -(-w // m))
+        self.in_dim = self.feature_shape[0] * self.feature_shape[1] * self.feature_shape[2]
+        self.out_channels = int(out_channels)
+        widths = list(reversed(self.channels)) + [self.out_channels]
+        layers = []
+        for i, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:])):
+            layers.append(nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1))
+            if i < len(widths) - 2:
+                layers.append(ACTIVATIONS[activation]())
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        lead = features.shape[:-1]
+        h, w = self.image_shape
+        maps = self.net(features.reshape(-1, *self.feature_shape))[..., :h, :w]
+        return maps.reshape(*lead, self.out_channels * h * w)
+
+
+def image_shape_of(data_dim: int, image_shape) -> tuple:
+    """``(H, W)`` checked against rows of ``data_dim = H * W`` pixels."""
+    shape = _image_shape(image_shape)
+    if shape[0] * shape[1] != int(data_dim):
+        raise AevbInputError(f"image_shape {list(shape)} has {shape[0] * shape[1]} pixels but the data have "
+                             f"{data_dim} dimensions")
+    return shape
+
+
+def _image_shape(image_shape) -> tuple:
+    if image_shape is None or len(image_shape) != 2 or min(int(s) for s in image_shape) < 1:
+        raise AevbInputError(f"a convolutional network needs images of shape (H, W), got {image_shape!r}: use "
+                             "mnist, frey or an [N, H, W] array")
+    return tuple(int(s) for s in image_shape)
+
+
+def _channels(channels) -> tuple:
+    channels = tuple(int(c) for c in channels)
+    if not channels or min(channels) < 1:
+        raise AevbInputError(f"channels must be a non-empty list of positive widths, got {list(channels)}")
+    return channels
+
+
+def check_layers(latent_dims: Sequence[int], hidden_dims: Sequence[Sequence[int]]) -> tuple:
+    """``(latent_dims, hidden_dims)`` as tuples, one list of deterministic widths per stochastic layer."""
+    latent = tuple(int(d) for d in latent_dims)
+    if not latent or min(latent) < 1:
+        raise AevbInputError(f"latent_dims must be a non-empty list of positive sizes, got {list(latent_dims)}")
+    if len(hidden_dims) != len(latent) or any(isinstance(h, (int, float)) for h in hidden_dims):
+        raise AevbInputError(f"hidden_dims must give one list of widths per stochastic layer ({len(latent)}), e.g. "
+                             f"[[200, 200], [100, 100]]; got {hidden_dims!r}")
+    hidden = tuple(tuple(int(w) for w in h) for h in hidden_dims)
+    if min((w for h in hidden for w in h), default=1) < 1:
+        raise AevbInputError(f"hidden widths must be >= 1, got {hidden_dims!r}")
+    return latent, hidden

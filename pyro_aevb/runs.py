@@ -14,7 +14,7 @@ import pyro
 import torch
 
 from .checkpoint import CHECKPOINT, METRICS, RunLock, load_checkpoint, load_checkpoint_to_resume, read_metrics
-from .config import MODELS, RunConfig, build_model_guide
+from .config import DEFAULT_INIT, MODELS, RunConfig, build_model_guide
 from .guides import GUIDE_NAMES
 from .contract import check_model_guide
 from .data import Dataset, binarize_static, load_dataset
@@ -25,7 +25,8 @@ from .specs import build, resolve_spec
 from .trainer import Trainer
 
 # Fields that may differ between a run and its --resume: the budget and where it runs.
-RESUMABLE_FIELDS = {"epochs", "train_samples", "device", "backend", "compile", "data_dim", "lr", "clip_grad_norm"}
+RESUMABLE_FIELDS = {"epochs", "train_samples", "device", "backend", "compile", "data_dim", "image_shape", "lr",
+                    "clip_grad_norm"}
 BUILT_IN_DATASETS = ("mnist", "frey")
 
 
@@ -65,7 +66,7 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
         config.dataset = _absolute(config.dataset)
     config.data_path = _absolute(config.data_path)
     if config.init is None and (config.model in MODELS or config.guide in GUIDE_NAMES):
-        config.init = "paper"  # recorded: what the built-in networks were initialised with
+        config.init = DEFAULT_INIT.get(config.model, "paper")  # recorded: what the built-in networks start from
     config.validate()
     if config.epochs is None and config.train_samples is None:
         raise AevbInputError("give a training budget: epochs or train_samples")
@@ -88,6 +89,7 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
                           "are replaced)", RuntimeWarning, stacklevel=2)
         data = prepare_data(config)
         config.data_dim = data.data_dim
+        config.image_shape = list(data.image_shape) if data.image_shape else None
         pyro.set_rng_seed(config.seed)
         device = config.resolved_device()
         model, guide = build_model_guide(config, data.data_dim)

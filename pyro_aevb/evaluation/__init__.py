@@ -1,5 +1,6 @@
-"""Evaluation, one job per module: the bound (:mod:`.bound`), full VB (:mod:`.full_vb`) and
-sampling/reconstruction through ``Predictive`` (:mod:`.sampling`).  The estimators of log p(x) live in
+"""Evaluation, one job per module: the bound (:mod:`.bound`), full VB (:mod:`.full_vb`),
+sampling/reconstruction through ``Predictive`` (:mod:`.sampling`) and the bound's terms -- reconstruction, KL,
+KL and active units per latent site (:mod:`.terms`).  The estimators of log p(x) live in
 :mod:`pyro_aevb.infer` (importance sampling, the appendix-D HMC estimator)."""
 
 from ..infer.importance import LogLikelihood, log_likelihood, log_weights
@@ -7,7 +8,9 @@ from .bound import evaluate_bound
 from .full_vb import (FullVBBound, fix_globals, full_vb_bound, global_kl, posterior_predictive_log_likelihood,
                       predictive_means)
 from .sampling import decode_means, prior_means, reconstruct, sample_globals
+from .terms import BoundTerms, LatentSiteTerms, bound_terms, latent_site_terms
 
-__all__ = ["FullVBBound", "LogLikelihood", "decode_means", "evaluate_bound", "fix_globals", "full_vb_bound",
-           "global_kl", "log_likelihood", "log_weights", "posterior_predictive_log_likelihood", "predictive_means",
-           "prior_means", "reconstruct", "sample_globals"]
+__all__ = ["BoundTerms", "FullVBBound", "LatentSiteTerms", "LogLikelihood", "bound_terms", "decode_means",
+           "evaluate_bound", "fix_globals", "full_vb_bound", "global_kl", "latent_site_terms", "log_likelihood",
+           "log_weights", "posterior_predictive_log_likelihood", "predictive_means", "prior_means", "reconstruct",
+           "sample_globals"]
