@@ -5,11 +5,12 @@ Installed as ``pyro_aevb.guides``.  Guides by name: :func:`get_guide`.
 
 from .amortized import AmortizedNormalGuide
 from .bayesian import FullVBGuide, MeanFieldWeightGuide, global_sites
+from .dmm import DMMGuide
 from .location_scale import FAMILIES, AmortizedLocScaleGuide
 from .lowrank import AmortizedFullCovGuide, AmortizedLowRankGuide
 from .registry import GUIDE_NAMES, check_analytic_kl, get_guide
 
 __all__ = [
-    "AmortizedFullCovGuide", "AmortizedLocScaleGuide", "AmortizedLowRankGuide", "AmortizedNormalGuide", "FAMILIES",
-    "FullVBGuide", "GUIDE_NAMES", "MeanFieldWeightGuide", "check_analytic_kl", "get_guide", "global_sites",
+    "AmortizedFullCovGuide", "AmortizedLocScaleGuide", "AmortizedLowRankGuide", "AmortizedNormalGuide", "DMMGuide",
+    "FAMILIES", "FullVBGuide", "GUIDE_NAMES", "MeanFieldWeightGuide", "check_analytic_kl", "get_guide", "global_sites",
 ]

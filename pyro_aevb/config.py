@@ -13,16 +13,17 @@ from typing import Optional
 
 import torch
 
-from pyro_aevb.guides import GUIDE_NAMES, FullVBGuide, get_guide
-from pyro_aevb.models import BayesianVAEModel, VAEModel
+from pyro_aevb.guides import GUIDE_NAMES, DMMGuide, FullVBGuide, get_guide
+from pyro_aevb.models import BayesianVAEModel, DMMModel, VAEModel
 
 from .errors import AevbInputError
 from .nn import INITS
 from .specs import build, is_import_path
 
 OPTIMIZERS = ("adagrad", "adam")
-#: built-in models by short name (``--model``); anything else is ``package.module:Class`` or ``file.py:Class``
-MODELS = ("mlp",)
+#: built-in models by short name (``--model``); anything else is ``package.module:Class`` or ``file.py:Class``.
+#: ``mlp``: the paper's VAE of i.i.d. rows; ``dmm``: the deep Markov model of sequences (needs ``seq_len``)
+MODELS = ("mlp", "dmm")
 
 
 @dataclass
@@ -31,6 +32,7 @@ class RunConfig:
     dataset: str = "mnist"
     data_path: Optional[str] = None
     binarize: str = "none"
+    seq_len: Optional[int] = None  # T: datapoints are windows of T frames [T, D] (pyro_aevb.sequences)
     # model p(z) p(x|z) and guide q(z|x): built-in names, or import paths with JSON kwargs (pyro_aevb.specs)
     model: str = "mlp"
     model_kwargs: dict = field(default_factory=dict)
@@ -99,7 +101,16 @@ class RunConfig:
         need(self.init is None or self.model in MODELS or self.guide in GUIDE_NAMES,
              f"--init {self.init} sets the initialisation of the built-in networks, but the model and the guide "
              "are both classes of yours: initialise them in their constructors")
-        need(not (self.bayesian_decoder and self.model not in MODELS),
+        need(self.seq_len is None or self.seq_len >= 1, f"--seq-len must be >= 1 frame, got {self.seq_len}")
+        need(not (self.model == "mlp" and self.seq_len is not None),
+             "--seq-len makes every datapoint a sequence of frames [T, D], but the mlp model treats datapoints as "
+             "i.i.d. rows: use --model dmm or a sequence model of yours")
+        need(not (self.model == "dmm" and self.seq_len is None),
+             "--model dmm models sequences: give --seq-len T, the frames per sequence")
+        need(not (self.model == "dmm" and self.guide in GUIDE_NAMES and self.guide != "normal"),
+             f"--model dmm brings its own recurrent guide q(z_1:T | x_1:T); --guide {self.guide} is an i.i.d. "
+             "q(z|x) of the mlp model (a guide class of yours, package.module:Class, is taken)")
+        need(not (self.bayesian_decoder and self.model != "mlp"),
              "--bayesian-decoder makes the built-in decoder's weights random; a model of yours declares its own "
              "global latents (outside the 'data' plate) and brings its own guide")
         need(isinstance(self.model_kwargs, dict) and isinstance(self.guide_kwargs, dict),
@@ -136,14 +147,19 @@ def build_model_guide(config: RunConfig, data_dim: int):
     """The model p_theta(x, z) and guide q_phi(z|x) that ``config`` describes.
 
     ``config.model`` is ``"mlp"`` (the paper's :class:`~pyro_aevb.models.VAEModel`, built from
-    ``latent_dim``, ``hidden_dim``, ... and ``init``) or an import path built with ``model_kwargs``
-    (:func:`pyro_aevb.specs.build`); ``config.guide`` likewise names a built-in q_phi(z|x)
-    (:func:`pyro_aevb.guides.get_guide`) or an import path.  With ``config.bayesian_decoder`` the
+    ``latent_dim``, ``hidden_dim``, ... and ``init``), ``"dmm"`` (:class:`~pyro_aevb.models.DMMModel`, its
+    emission MLP, transition and guide RNN all ``hidden_dim`` wide) or an import path built with
+    ``model_kwargs`` (:func:`pyro_aevb.specs.build`); ``config.guide`` likewise names a built-in q_phi(z|x)
+    (:func:`pyro_aevb.guides.get_guide`) or an import path -- for ``"dmm"`` the default ``"normal"`` stands
+    for its recurrent :class:`~pyro_aevb.guides.DMMGuide`.  With ``config.bayesian_decoder`` the
     decoder weights are random (appendix F): :class:`~pyro_aevb.models.BayesianVAEModel` and
     :class:`~pyro_aevb.guides.FullVBGuide`, q(theta) q_phi(z|x).  Whether the pair follows the contract
     and suits the estimator is checked by the trainer (:mod:`pyro_aevb.contract`).
     """
-    if config.model == "mlp":
+    if config.model == "dmm":
+        model = DMMModel(data_dim, config.latent_dim, config.hidden_dims, config.hidden_dim, config.likelihood,
+                         config.activation, config.init or "paper", min_scale=config.min_scale)
+    elif config.model == "mlp":
         if config.bayesian_decoder:
             model = BayesianVAEModel(data_dim, config.latent_dim, config.hidden_dims, config.likelihood,
                                      config.activation)
@@ -152,7 +168,9 @@ def build_model_guide(config: RunConfig, data_dim: int):
                              config.init or "paper", min_scale=config.min_scale)
     else:
         model = build(config.model, config.model_kwargs, data_dim, "model")
-    if config.guide in GUIDE_NAMES:
+    if config.model == "dmm" and config.guide in GUIDE_NAMES:
+        guide = DMMGuide(data_dim, config.latent_dim, config.hidden_dim, init=config.init or "paper")
+    elif config.guide in GUIDE_NAMES:
         guide = get_guide(config.guide, data_dim, config.latent_dim, config.hidden_dims, config.activation,
                           init=config.init or "paper")
     else:
