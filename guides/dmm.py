@@ -76,11 +76,12 @@ class DMMGuide(PyroModule):
     def forward(self, x: torch.Tensor, idx: Optional[torch.Tensor] = None, num_data: Optional[int] = None):
         require_sequences(x, "deep Markov model's guide")
         h = self.backward_states(x)
+        combiner = self.combiner  # looked up once: each PyroModule attribute access registers parameters
         zs = []
         with data_plate(x, idx, num_data):
             z = x.new_zeros(x.shape[:1] + (self.latent_dim,))  # z_0
             for t in pyro.markov(range(x.shape[1])):
-                loc, scale = self.combiner(z, h[:, t])
+                loc, scale = combiner(z, h[:, t])
                 z = pyro.sample(f"z_{t + 1}", dist.Normal(loc, scale).to_event(1))
                 zs.append(z)
         return zs

@@ -106,6 +106,7 @@ class DMMModel(PyroModule):
 
     def forward(self, x: torch.Tensor, idx: Optional[torch.Tensor] = None, num_data: Optional[int] = None):
         require_sequences(x, "deep Markov model")
+        transition = self.transition  # looked up once: each PyroModule attribute access registers parameters
         zs = []
         with data_plate(x, idx, num_data):
             z = None
@@ -113,7 +114,7 @@ class DMMModel(PyroModule):
                 if z is None:  # p(z_1) = N(0, I)
                     prior = dist.Normal(x.new_zeros(()), 1.0).expand(x.shape[:1] + (self.latent_dim,))
                 else:  # p(z_t | z_{t-1})
-                    prior = dist.Normal(*self.transition(z))
+                    prior = dist.Normal(*transition(z))
                 z = pyro.sample(f"z_{t + 1}", prior.to_event(1))
                 zs.append(z)
             # log p(x | z) = sum_t log p_theta(x_t | z_t): event shape [T, D]
