@@ -219,7 +219,7 @@ def test_dmm_trains_from_the_cli_resumes_and_reloads(tmp_path, capsys):
     pyro.set_rng_seed(0)
     fresh_model, fresh_guide = build_model_guide(RunConfig.from_dict(dict(run.config.to_dict())), 560)
     before = evaluate_bound(fresh_model, fresh_guide, test) / 10
-    # untrained: sigma = softplus-free exp(0.5 log var) ~ 1 and mean ~ 0.5, i.e. about -0.92 nats per pixel,
+    # untrained: sigma = exp(0.5 log var) ~ 1 and mean ~ 0.5, i.e. about -0.92 nats per pixel,
     # -515 per frame; two epochs of 351 windows must learn the face and a scale below 1/sqrt(2 pi): > 0 nats
     assert before < -400 and resumed[-1]["test_elbo_per_frame"] > 0
 
@@ -250,7 +250,8 @@ def test_dmm_trains_from_the_cli_resumes_and_reloads(tmp_path, capsys):
 def test_a_users_own_sequence_model_trains_from_the_cli(tmp_path, capsys):
     """TinySSM (per-frame observed sites, its own site names, a mean-field guide) on random walks [40, 30, 6]
     with --seq-len 5: the contract check, trainer, evaluation and importance sampling need nothing specific;
-    the per-frame test bound rises above the untrained model's by more than the 1-nat noise of one evaluation."""
+    the per-frame test bound rises from the untrained model's (about -290 nats: unit noise and a random emission
+    against data of scale ~1 and noise 0.1) to about -8 after 3 epochs; asserted: by more than 100 nats."""
     data = tmp_path / "walks.npy"
     np.save(data, _random_walks())
     model_spec, guide_spec = f"{THIS_FILE}:TinySSM", f"{THIS_FILE}:TinySSMGuide"
@@ -264,7 +265,7 @@ def test_a_users_own_sequence_model_trains_from_the_cli(tmp_path, capsys):
     pyro.set_rng_seed(0)
     before = evaluate_bound(TinySSM(6), TinySSMGuide(6), data_set.test, "trace") / 3
     rows = read_metrics(tmp_path / "r")
-    assert rows[-1]["test_elbo_per_frame"] > before + 1.0
+    assert rows[-1]["test_elbo_per_frame"] > before + 100.0
     code, out, err = _cli(["evaluate", tmp_path / "r", "--json", "--iw-samples", "50"], capsys)
     assert code == 0, err
     assert math.isfinite(json.loads(out)["test_log_likelihood_per_frame"])
