@@ -9,7 +9,7 @@ For a sequence of frames x_{1:T}, x_t in R^D, with latent states z_t in R^J:
 
     p_theta(x_{1:T}, z_{1:T}) = p(z_1) prod_{t=2}^T p(z_t | z_{t-1}) prod_{t=1}^T p_theta(x_t | z_t)
 
-(the paper's generative model, eq. 1, with no actions u_t).  The transition is the paper's *gated transition
+(the paper's generative model, with no actions u_t).  The transition is the paper's *gated transition
 function* (its experiments section), J -> J with ``transition_dim`` hidden units:
 
     g_t = sigmoid(W_2 relu(W_1 z_{t-1} + b_1) + b_2)                  gate in (0, 1)^J
