@@ -7,11 +7,13 @@ from .amortized import AmortizedNormalGuide
 from .bayesian import FullVBGuide, MeanFieldWeightGuide, global_sites
 from .conv import ConvNormalGuide
 from .hierarchical import HierarchicalGuide
+from .dmm import DMMGuide
 from .location_scale import FAMILIES, AmortizedLocScaleGuide
 from .lowrank import AmortizedFullCovGuide, AmortizedLowRankGuide
 from .registry import GUIDE_NAMES, check_analytic_kl, get_guide
 
 __all__ = [
     "AmortizedFullCovGuide", "AmortizedLocScaleGuide", "AmortizedLowRankGuide", "AmortizedNormalGuide",
-    "ConvNormalGuide", "FAMILIES", "FullVBGuide", "HierarchicalGuide", "GUIDE_NAMES", "MeanFieldWeightGuide", "check_analytic_kl", "get_guide", "global_sites",
+    "ConvNormalGuide", "DMMGuide", "FAMILIES", "FullVBGuide", "HierarchicalGuide", "GUIDE_NAMES", "MeanFieldWeightGuide",
+    "check_analytic_kl", "get_guide", "global_sites",
 ]

@@ -120,6 +120,7 @@ class Likelihood:
     def point_mass_warning(self, x: torch.Tensor, what: str = "data") -> Optional[str]:
         """A warning when a learned-scale likelihood meets dimensions that are constant across ``x``: there the
         density, and with it the bound, grows without limit as the scale collapses (and training diverges)."""
+        x = x.reshape(-1, x.shape[-1])  # rows, or every frame of sequences [N, T, D]
         if not self.learned_scale or self.min_scale > 0 or x.shape[0] < 2:
             return None
         constant = int((x.amax(0) == x.amin(0)).sum())

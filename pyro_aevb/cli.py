@@ -43,6 +43,7 @@ from .nn import INITS
 from .plots import plot_bound_curve, save_image_grid
 from .reproduce import DEFAULT_DATASET, reproduce
 from .runs import evaluate_run, load_run, train
+from .sequences import per_frame
 from .specs import parse_kwargs
 from .tensorboard import TensorBoardCallback
 
@@ -64,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dataset", default=d.dataset, help="mnist, frey, or a path to a .npy/.npz/.pt array [N, D] or [N, H, W]")
     t.add_argument("--data-path", default=None, help="MNIST data root or frey_rawface.mat path")
     t.add_argument("--binarize", default=d.binarize, choices=BINARIZE_MODES)
+    t.add_argument("--seq-len", type=positive_int, default=None, metavar="T",
+                   help="datapoints are sequences of T frames [T, D] for a sequence model (--model dmm): frey's video "
+                        "or an array of sequences [F, D], [N, F, D], [N, F, H, W], split in time (last 10%% of the "
+                        "frames held out), cut into overlapping training windows and disjoint test windows")
     t.add_argument("--latent-dim", type=positive_int, default=d.latent_dim, help="Nz, dimensions of z")
     t.add_argument("--hidden-dim", type=positive_int, default=d.hidden_dim)
     t.add_argument("--num-hidden-layers", type=positive_int, default=d.num_hidden_layers)
@@ -72,8 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--model", default=d.model,
                    help=f"the generative model: {', '.join(MODELS)} (mlp: the paper's VAE; conv: convolutional, "
                         "sized by --latent-dim/--hidden-dim and --model-kwargs '{\"channels\": [16, 32]}'; two_layer: "
-                        "two stochastic layers, sized by --model-kwargs; docs/beyond/conv_two_layer.md) or your class "
-                        "as package.module:Class or path/to/file.py:Class")
+                        "two stochastic layers, sized by --model-kwargs; docs/beyond/conv_two_layer.md; dmm: the deep "
+                        "Markov model of sequences, with --seq-len, docs/beyond/dmm.md) or your class as "
+                        "package.module:Class or path/to/file.py:Class")
     t.add_argument("--model-kwargs", default=None,
                    help="JSON object of constructor arguments for --model CLASS (or conv, two_layer)")
     t.add_argument("--guide", default=d.guide,
@@ -127,9 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=seed, default=0, help="seed of the Monte Carlo estimates")
     e.add_argument("--json", action="store_true", help="print one JSON object")
 
-    s = sub.add_parser("sample", help="PNG grid of decoded samples from the prior")
+    s = sub.add_parser("sample", help="PNG grid of decoded samples from the prior (sequences: one per row)")
     s.add_argument("run_dir")
-    s.add_argument("--num-samples", type=positive_int, default=100)
+    s.add_argument("--num-samples", type=positive_int, default=None,
+                   help="images (default 100), or sequences for a sequence run (default 8; rows = sequences, "
+                        "columns = time)")
     s.add_argument("--seed", type=seed, default=0)
     s.add_argument("--out", default=None, help="PNG path (default RUN_DIR/samples.png)")
 
@@ -168,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _train(args) -> int:
     config = RunConfig(model=args.model, model_kwargs=parse_kwargs(args.model_kwargs, "--model-kwargs"),
                        guide_kwargs=parse_kwargs(args.guide_kwargs, "--guide-kwargs"), init=args.init,
-                       dataset=args.dataset, data_path=args.data_path, binarize=args.binarize,
+                       dataset=args.dataset, data_path=args.data_path, binarize=args.binarize, seq_len=args.seq_len,
                        latent_dim=args.latent_dim, hidden_dim=args.hidden_dim,
                        num_hidden_layers=args.num_hidden_layers, activation=args.activation,
                        likelihood=args.likelihood, guide=args.guide, bayesian_decoder=args.bayesian_decoder,
@@ -215,6 +223,8 @@ def _evaluate(args) -> int:
         else:
             ll = log_likelihood(run.model, run.guide, test, num_samples=args.iw_samples, progress=not args.json)
         result.update(test_log_likelihood=ll.mean, test_log_likelihood_stderr=ll.stderr, iw_samples=args.iw_samples)
+        if test.dim() == 3:  # sequences [N, T, D]: log p(x_1:T) / T
+            result["test_log_likelihood_per_frame"] = per_frame(ll.mean, test.shape[1])
     if args.latent_terms:
         if run.guide is None:
             raise AevbInputError("the latent terms are expectations under the run's guide; this run has none")
@@ -230,9 +240,10 @@ def _evaluate(args) -> int:
 def _sample(args) -> int:
     run = load_run(args.run_dir)
     data = run.load_data()
-    x_like = data.test[:args.num_samples]
-    if x_like.shape[0] < args.num_samples:  # shapes only: repeat rows of a small test set
-        x_like = data.test[torch.arange(args.num_samples) % data.test.shape[0]]
+    num = args.num_samples or (8 if data.seq_len else 100)
+    x_like = data.test[:num]
+    if x_like.shape[0] < num:  # shapes only: repeat rows of a small test set
+        x_like = data.test[torch.arange(num) % data.test.shape[0]]
     structure = inspect_model(run.model, x_like)
     if structure.global_latents:  # full VB: rows share z, each row one theta ~ q(theta)
         side = max(1, int(args.num_samples ** 0.5))
@@ -240,8 +251,10 @@ def _sample(args) -> int:
         images = images.reshape(side * side, -1)
     else:
         images = prior_means(run.model, x_like, seed=args.seed, structure=structure).reshape(x_like.shape[0], -1)
-    path = save_image_grid(images.clamp(0, 1), data.image_shape,
-                           picture_path(args.out) if args.out else Path(args.run_dir) / "samples.png")
+    # sequences [S, T, D]: a strip, one row per sequence and one column per time step
+    path = save_image_grid(images.reshape(-1, data.data_dim).clamp(0, 1), data.image_shape,
+                           picture_path(args.out) if args.out else Path(args.run_dir) / "samples.png",
+                           nrow=data.seq_len)
     print(path)
     return 0
 

@@ -14,8 +14,8 @@ from typing import Optional
 
 import torch
 
-from pyro_aevb.guides import GUIDE_NAMES, ConvNormalGuide, FullVBGuide, HierarchicalGuide, get_guide
-from pyro_aevb.models import BayesianVAEModel, ConvVAEModel, HierarchicalVAEModel, VAEModel
+from pyro_aevb.guides import GUIDE_NAMES, ConvNormalGuide, DMMGuide, FullVBGuide, HierarchicalGuide, get_guide
+from pyro_aevb.models import BayesianVAEModel, ConvVAEModel, DMMModel, HierarchicalVAEModel, VAEModel
 
 from .errors import AevbInputError
 from .nn import INITS
@@ -24,13 +24,15 @@ from .specs import build, is_import_path
 OPTIMIZERS = ("adagrad", "adam")
 #: built-in models by short name (``--model``); anything else is ``package.module:Class`` or ``file.py:Class``.
 #: ``mlp``: the paper's VAE; ``conv``: convolutional encoder / transposed-convolution decoder; ``two_layer``: two
-#: stochastic layers (Burda et al. 2015).  The last two bring their own q(z|x) (``--guide normal``).
-MODELS = ("mlp", "conv", "two_layer")
+#: stochastic layers (Burda et al. 2015); ``dmm``: the deep Markov model of sequences (needs ``seq_len``).  The
+#: last three bring their own q(z|x) (``--guide normal``).
+MODELS = ("mlp", "conv", "two_layer", "dmm")
 #: --model-kwargs each built-in model takes (the rest of its shape comes from the flags, see build_model_guide)
-MODEL_KWARGS = {"mlp": (), "conv": ("channels",), "two_layer": ("latent_dims", "hidden_dims")}
+MODEL_KWARGS = {"mlp": (), "conv": ("channels",), "two_layer": ("latent_dims", "hidden_dims"), "dmm": ()}
 #: the initialisation of each built-in model when --init is not given: the paper's N(0, 0.01^2) for the paper's
-#: MLP; PyTorch's default for the deeper networks, which N(0, 0.01^2) starts nearly dead (models/conv.py)
-DEFAULT_INIT = {"mlp": "paper", "conv": "torch", "two_layer": "torch"}
+#: MLP (and the DMM, as measured in docs/beyond/dmm.md with --init given); PyTorch's default for the deeper
+#: networks, which N(0, 0.01^2) starts nearly dead (models/conv.py)
+DEFAULT_INIT = {"mlp": "paper", "conv": "torch", "two_layer": "torch", "dmm": "paper"}
 
 
 @dataclass
@@ -39,6 +41,7 @@ class RunConfig:
     dataset: str = "mnist"
     data_path: Optional[str] = None
     binarize: str = "none"
+    seq_len: Optional[int] = None  # T: datapoints are windows of T frames [T, D] (pyro_aevb.sequences)
     # model p(z) p(x|z) and guide q(z|x): built-in names, or import paths with JSON kwargs (pyro_aevb.specs)
     model: str = "mlp"
     model_kwargs: dict = field(default_factory=dict)
@@ -115,6 +118,16 @@ class RunConfig:
         need(self.init is None or self.model in MODELS or self.guide in GUIDE_NAMES,
              f"--init {self.init} sets the initialisation of the built-in networks, but the model and the guide "
              "are both classes of yours: initialise them in their constructors")
+        need(self.seq_len is None or self.seq_len >= 1, f"--seq-len must be >= 1 frame, got {self.seq_len}")
+        need(not (self.model in ("mlp", "conv", "two_layer") and self.seq_len is not None),
+             f"--seq-len makes every datapoint a sequence of frames [T, D], but the {self.model} model treats "
+             "datapoints as "
+             "i.i.d. rows: use --model dmm or a sequence model of yours")
+        need(not (self.model == "dmm" and self.seq_len is None),
+             "--model dmm models sequences: give --seq-len T, the frames per sequence")
+        need(not (self.model == "dmm" and self.guide in GUIDE_NAMES and self.guide != "normal"),
+             f"--model dmm brings its own recurrent guide q(z_1:T | x_1:T); --guide {self.guide} is an i.i.d. "
+             "q(z|x) of the mlp model (a guide class of yours, package.module:Class, is taken)")
         need(not (self.bayesian_decoder and self.model != "mlp"),
              "--bayesian-decoder makes the weights of the built-in MLP decoder (--model mlp) random; a model of "
              "yours declares its own global latents (outside the 'data' plate) and brings its own guide")
@@ -165,10 +178,12 @@ def build_model_guide(config: RunConfig, data_dim: int):
       z and the feature maps, the same other flags, and ``model_kwargs={"channels": [16, 32]}``;
     * ``"two_layer"``: :class:`~pyro_aevb.models.HierarchicalVAEModel` / :class:`~pyro_aevb.guides.HierarchicalGuide`
       sized by ``model_kwargs`` (``latent_dims``, ``hidden_dims``; default Burda et al.'s 100/50 latents with
-      200-200/100-100 deterministic layers) and ``activation``, ``likelihood``, ``min_scale``, ``init``.
+      200-200/100-100 deterministic layers) and ``activation``, ``likelihood``, ``min_scale``, ``init``;
+    * ``"dmm"``: :class:`~pyro_aevb.models.DMMModel` / :class:`~pyro_aevb.guides.DMMGuide` of sequences
+      (``seq_len``), its emission MLP, transition and guide RNN all ``hidden_dim`` wide.
 
     ``config.guide`` names a built-in q_phi(z|x) (:func:`pyro_aevb.guides.get_guide`; for ``conv`` and
-    ``two_layer``, ``"normal"`` is the model's own encoder) or an import path.  With
+    ``two_layer``, ``"normal"`` is the model's own encoder; for ``dmm`` its recurrent guide) or an import path.  With
     ``config.bayesian_decoder`` the decoder weights are random (appendix F):
     :class:`~pyro_aevb.models.BayesianVAEModel` and :class:`~pyro_aevb.guides.FullVBGuide`, q(theta) q_phi(z|x).
     Whether the pair follows the contract and suits the estimator is checked by the trainer
@@ -179,7 +194,10 @@ def build_model_guide(config: RunConfig, data_dim: int):
         model, paired = _beyond_the_paper(config, data_dim, init)
         guide = paired if config.guide in GUIDE_NAMES else build(config.guide, config.guide_kwargs, data_dim, "guide")
         return model, guide
-    if config.model == "mlp":
+    if config.model == "dmm":
+        model = DMMModel(data_dim, config.latent_dim, config.hidden_dims, config.hidden_dim, config.likelihood,
+                         config.activation, init, min_scale=config.min_scale)
+    elif config.model == "mlp":
         if config.bayesian_decoder:
             model = BayesianVAEModel(data_dim, config.latent_dim, config.hidden_dims, config.likelihood,
                                      config.activation)
@@ -188,7 +206,9 @@ def build_model_guide(config: RunConfig, data_dim: int):
                              init, min_scale=config.min_scale)
     else:
         model = build(config.model, config.model_kwargs, data_dim, "model")
-    if config.guide in GUIDE_NAMES:
+    if config.model == "dmm" and config.guide in GUIDE_NAMES:
+        guide = DMMGuide(data_dim, config.latent_dim, config.hidden_dim, init=init)
+    elif config.guide in GUIDE_NAMES:
         guide = get_guide(config.guide, data_dim, config.latent_dim, config.hidden_dims, config.activation,
                           init=init)
     else:

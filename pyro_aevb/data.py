@@ -2,7 +2,10 @@
 
 Every dataset is a pair of float32 tensors ``train [N, D]`` and
 ``test [N_test, D]`` (images flattened row-major), kept whole in memory (and on
-the training device), so a minibatch is one indexing operation.
+the training device), so a minibatch is one indexing operation.  With
+``seq_len=T`` a datapoint is a sequence of T frames instead, ``[N, T, D]``:
+windows of a video or of the user's sequences, split in time
+(:mod:`pyro_aevb.sequences`).
 
 MNIST (section 5).  The paper's code used the classic ``mnist.pkl.gz``:
 50,000 training, 10,000 validation and 10,000 test images, grey values
@@ -63,7 +66,8 @@ BINARIZE_SEED = 1234
 
 @dataclass
 class Dataset:
-    """A train/test pair of float32 tensors of shape ``[N, D]``.
+    """A train/test pair of float32 tensors of shape ``[N, D]``, or ``[N, T, D]`` for sequences of T frames
+    (:mod:`pyro_aevb.sequences`; ``data_dim`` is then D, the size of one frame).
 
     :param image_shape: ``(H, W)`` when the rows are images (for sample grids).
     :param binarize: ``"dynamic"`` tells the trainer to redraw binary targets
@@ -83,7 +87,13 @@ class Dataset:
 
     @property
     def data_dim(self) -> int:
-        return self.train.shape[1]
+        """D: values per datapoint, or per frame of a sequence dataset."""
+        return self.train.shape[-1]
+
+    @property
+    def seq_len(self) -> Optional[int]:
+        """T, the frames per datapoint of a sequence dataset ``[N, T, D]``; ``None`` for rows ``[N, D]``."""
+        return self.train.shape[1] if self.train.dim() == 3 else None
 
     def to(self, device) -> "Dataset":
         return Dataset(self.name, self.train.to(device), self.test.to(device), self.image_shape,
@@ -120,6 +130,24 @@ def as_float_matrix(array, what: str) -> Tuple[torch.Tensor, Optional[Tuple[int,
     """Check a user array (shape ``[N, D]`` or ``[N, H, W]``, numeric, finite) and
     return it as float32 ``[N, D]`` with its image shape.  ``uint8`` is read as
     8-bit pixels and scaled by 1/255; bool becomes 0/1; other numbers are kept."""
+    t = as_float_tensor(array, what)
+    if t.dim() not in (2, 3):
+        raise AevbInputError(f"{what}: expected shape [N, D] or [N, H, W], got {list(t.shape)}")
+    if t.shape[0] < 1 or t[0].numel() < 1:
+        raise AevbInputError(f"{what}: empty array of shape {list(t.shape)}")
+    check_finite(t, what)
+    image_shape = tuple(t.shape[1:]) if t.dim() == 3 else None
+    return t.reshape(t.shape[0], -1).contiguous(), image_shape
+
+
+def check_finite(t: torch.Tensor, what: str) -> None:
+    if not torch.isfinite(t).all():
+        n = int((~torch.isfinite(t)).sum())
+        raise AevbInputError(f"{what}: contains {n} NaN or inf values")
+
+
+def as_float_tensor(array, what: str) -> torch.Tensor:
+    """A user array (numpy or torch) as float32, any shape: ``uint8`` / 255, bool as 0/1, other numbers kept."""
     if not isinstance(array, torch.Tensor):
         array = np.asarray(array)
         if array.dtype.kind not in "biuf":
@@ -133,16 +161,7 @@ def as_float_matrix(array, what: str) -> Tuple[torch.Tensor, Optional[Tuple[int,
         t = t.float() / 255.0
     elif t.is_complex() or not (t.is_floating_point() or t.dtype in (torch.int8, torch.int16, torch.int32, torch.int64)):
         raise AevbInputError(f"{what}: dtype {t.dtype} is not a real number type")
-    t = t.float()
-    if t.dim() not in (2, 3):
-        raise AevbInputError(f"{what}: expected shape [N, D] or [N, H, W], got {list(t.shape)}")
-    if t.shape[0] < 1 or t[0].numel() < 1:
-        raise AevbInputError(f"{what}: empty array of shape {list(t.shape)}")
-    if not torch.isfinite(t).all():
-        n = int((~torch.isfinite(t)).sum())
-        raise AevbInputError(f"{what}: contains {n} NaN or inf values")
-    image_shape = tuple(t.shape[1:]) if t.dim() == 3 else None
-    return t.reshape(t.shape[0], -1).contiguous(), image_shape
+    return t.float()
 
 
 def split_train_test(x: torch.Tensor, test_fraction: float = 0.1, split_seed: int = 0):
@@ -297,8 +316,11 @@ def frey_path(path: Optional[str] = None, download: bool = True) -> Path:
     return cached
 
 
-def load_frey(path: Optional[str] = None, test_fraction: float = 0.1, split_seed: int = 0) -> Dataset:
-    """Frey Face: 1,965 images of 28x20 pixels scaled to [0, 1], random 10% held out."""
+FREY_IMAGE_SHAPE = (28, 20)
+
+
+def frey_frames(path: Optional[str] = None) -> Tuple[torch.Tensor, Path]:
+    """The 1,965 frames of the Frey Face video in time order, ``[1965, 560]`` in [0, 1], and the file read."""
     import scipy.io
 
     p = frey_path(path)
@@ -309,19 +331,21 @@ def load_frey(path: Optional[str] = None, test_fraction: float = 0.1, split_seed
     if ff.shape[0] != 560:
         raise AevbInputError(f"{p}: expected 'ff' of shape (560, N), got {ff.shape}")
     x, _ = as_float_matrix(np.ascontiguousarray(ff.T), str(p))  # uint8 -> /255
+    return x, p
+
+
+def load_frey(path: Optional[str] = None, test_fraction: float = 0.1, split_seed: int = 0) -> Dataset:
+    """Frey Face: 1,965 images of 28x20 pixels scaled to [0, 1], random 10% held out."""
+    x, p = frey_frames(path)
     train, test = split_train_test(x, test_fraction, split_seed)
-    return Dataset("frey", train, test, (28, 20), info={"source": str(p), "split_seed": split_seed})
+    return Dataset("frey", train, test, FREY_IMAGE_SHAPE, info={"source": str(p), "split_seed": split_seed})
 
 
 # ----------------------------------------------------------------------------- user arrays
 
-def load_array_file(path: str, test_fraction: float = 0.1, split_seed: int = 0) -> Dataset:
-    """A user's ``.npy``, ``.npz`` or ``.pt`` array of shape ``[N, D]`` or ``[N, H, W]``.
-
-    ``.npz`` and ``.pt`` may hold ``train`` and ``test`` arrays; a single array is
-    split into train and a random ``test_fraction`` with ``split_seed``.
-    """
-    p = Path(path).expanduser()
+def read_array_file(p: Path):
+    """The array (or dict of arrays: ``.npz`` entries, a ``.pt`` dict) in a ``.npy``, ``.npz`` or ``.pt`` file;
+    nothing is unpickled."""
     if not p.exists():
         raise AevbInputError(f"data file not found: {p}")
     suffix = p.suffix.lower()
@@ -343,6 +367,17 @@ def load_array_file(path: str, test_fraction: float = 0.1, split_seed: int = 0) 
         if "pickle" in detail or "weights_only" in detail or "Weights only" in detail:
             detail = "not a plain array file (it would need unpickling, which is not done for safety)"
         raise AevbInputError(f"could not read {p} as an array written by {writer}: {detail}") from e
+    return obj
+
+
+def load_array_file(path: str, test_fraction: float = 0.1, split_seed: int = 0) -> Dataset:
+    """A user's ``.npy``, ``.npz`` or ``.pt`` array of shape ``[N, D]`` or ``[N, H, W]``.
+
+    ``.npz`` and ``.pt`` may hold ``train`` and ``test`` arrays; a single array is
+    split into train and a random ``test_fraction`` with ``split_seed``.
+    """
+    p = Path(path).expanduser()
+    obj = read_array_file(p)
     if isinstance(obj, dict):
         if "train" in obj:
             train, shape = as_float_matrix(obj["train"], f"{p}[train]")
@@ -361,11 +396,17 @@ def load_array_file(path: str, test_fraction: float = 0.1, split_seed: int = 0) 
     return Dataset(p.stem, train, test, shape, info={"source": str(p), "split_seed": split_seed})
 
 
-def load_dataset(name: str, binarize: str = "none", path: Optional[str] = None) -> Dataset:
-    """``"mnist"``, ``"frey"`` or a path to an array file, with the chosen binarization."""
+def load_dataset(name: str, binarize: str = "none", path: Optional[str] = None,
+                 seq_len: Optional[int] = None) -> Dataset:
+    """``"mnist"``, ``"frey"`` or a path to an array file, with the chosen binarization; with ``seq_len`` a
+    dataset of sequences ``[N, seq_len, D]`` split in time (:func:`pyro_aevb.sequences.load_sequences`)."""
     if binarize not in BINARIZE_MODES:
         raise AevbInputError(f"unknown binarization {binarize!r}; choose from {list(BINARIZE_MODES)}")
-    if name == "mnist":
+    if seq_len is not None:
+        from .sequences import load_sequences
+
+        ds = load_sequences(name, seq_len, path)
+    elif name == "mnist":
         ds = load_mnist(path)
     elif name == "frey":
         ds = load_frey(path)

@@ -21,6 +21,7 @@ from .data import Dataset, binarize_static, load_dataset
 from .errors import AevbInputError, StorageError
 from .evaluation.bound import evaluate_bound
 from .evaluation.full_vb import full_vb_bound
+from .sequences import per_frame
 from .specs import build, resolve_spec
 from .trainer import Trainer
 
@@ -33,7 +34,8 @@ BUILT_IN_DATASETS = ("mnist", "frey")
 def prepare_data(config: RunConfig) -> Dataset:
     """Load the dataset of ``config`` and move it to the device.  (The trainer checks it against the
     likelihood's support, once, when it is built.)"""
-    return load_dataset(config.dataset, config.binarize, config.data_path).to(config.resolved_device())
+    return load_dataset(config.dataset, config.binarize, config.data_path, config.seq_len).to(
+        config.resolved_device())
 
 
 def _lock(run_dir: Path) -> Optional[RunLock]:
@@ -183,9 +185,12 @@ def _data_dim(state: dict) -> int:
 
 
 def evaluate_run(run: Run, num_particles: int = 1, splits=("train", "test")) -> dict:
-    """Average per-datapoint bound with estimators A (trace) and B (analytic) on each split."""
+    """Average per-datapoint bound with estimators A (trace) and B (analytic) on each split; for sequence data
+    ``[N, T, D]`` also per frame (``..._per_frame``, the bound / T)."""
     data = run.load_data()
     out = {"train_samples": run.train_samples, "dataset": run.config.dataset}
+    if data.seq_len:
+        out["seq_len"] = data.seq_len
     if run.guide is None:  # e.g. Monte Carlo EM: no variational bound to report
         return out
     estimators = ["trace"]
@@ -201,6 +206,8 @@ def evaluate_run(run: Run, num_particles: int = 1, splits=("train", "test")) -> 
             x = binarize_static(x)  # evaluate on one fixed binarization
         for est in estimators:
             out[f"{split}_elbo_{est}"] = evaluate_bound(run.model, run.guide, x, est, num_particles)
+            if data.seq_len:
+                out[f"{split}_elbo_{est}_per_frame"] = per_frame(out[f"{split}_elbo_{est}"], data.seq_len)
         if global_latents and "analytic" in estimators:  # appendix F: the bound with the theta-KL over the N training points
             fv = full_vb_bound(run.model, run.guide, x, data.train.shape[0], "analytic", num_particles)
             out.update({f"{split}_local_bound": fv.local, f"{split}_full_vb_bound": fv.bound, "kl_theta": fv.kl})

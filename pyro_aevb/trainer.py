@@ -299,7 +299,7 @@ class Trainer:
             "elbo": self.elbo_name, "num_particles": self.num_particles, "batch_size": self.batch_size,
             "seed": self.seed,
             "dataset": self.data.name, "binarize": self.data.binarize, "data_dim": self.data.data_dim,
-            "data_path": None,
+            "seq_len": self.data.seq_len, "data_path": None,
             **training,
         }
         if self.run_dir is not None and (config["model_kwargs"] is None or
@@ -498,6 +498,9 @@ class Trainer:
                 row.update(train_elbo=train_eval["bound"], test_elbo=test_eval["bound"])
                 if "kl_theta" in test_eval:
                     row["kl_theta"] = test_eval["kl_theta"]
+                if self.data.seq_len:  # sequences of T frames: the bounds per frame too (pyro_aevb.sequences)
+                    row.update(train_elbo_per_frame=row["train_elbo"] / self.data.seq_len,
+                               test_elbo_per_frame=row["test_elbo"] / self.data.seq_len)
                 if not (math.isfinite(row["train_elbo"]) and math.isfinite(row["test_elbo"])):
                     self.epoch -= 1
                     raise self._diverged("the evaluated bound", row["test_elbo"], None)

@@ -97,6 +97,10 @@ def _load(args):
     else:
         device = RunConfig(device=args.device).validate().resolved_device()
         data = load_dataset(args.dataset or run.config.dataset, run.config.binarize, args.data_path).to(device)
+    seq_len = data.seq_len or run.config.seq_len
+    if seq_len:
+        raise AevbInputError(f"{args.command} works on images, but the datapoints of this run are sequences of "
+                             f"{seq_len} frames (--seq-len): use evaluate and sample for a sequence model")
     expected = run.config.data_dim
     if expected is not None and data.data_dim != expected:
         raise AevbInputError(f"dataset {data.name!r} has {data.data_dim} values per image but the run's model was "
