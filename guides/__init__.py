@@ -7,9 +7,10 @@ from .amortized import AmortizedNormalGuide
 from .bayesian import FullVBGuide, MeanFieldWeightGuide, global_sites
 from .location_scale import FAMILIES, AmortizedLocScaleGuide
 from .lowrank import AmortizedFullCovGuide, AmortizedLowRankGuide
+from .m2 import M2Guide
 from .registry import GUIDE_NAMES, check_analytic_kl, get_guide
 
 __all__ = [
     "AmortizedFullCovGuide", "AmortizedLocScaleGuide", "AmortizedLowRankGuide", "AmortizedNormalGuide", "FAMILIES",
-    "FullVBGuide", "GUIDE_NAMES", "MeanFieldWeightGuide", "check_analytic_kl", "get_guide", "global_sites",
+    "FullVBGuide", "GUIDE_NAMES", "M2Guide", "MeanFieldWeightGuide", "check_analytic_kl", "get_guide", "global_sites",
 ]

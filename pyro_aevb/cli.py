@@ -33,7 +33,7 @@ from .data import BINARIZE_MODES, load_frey, load_mnist
 from .distributed import init_distributed
 from .errors import AevbError, AevbInputError, Interrupted, StorageError
 from .evaluation.full_vb import posterior_predictive_log_likelihood, predictive_means
-from .evaluation.sampling import prior_means
+from .evaluation.sampling import conditional_means, discrete_latent, prior_means
 from .guides import GUIDE_NAMES
 from .infer.elbo import ESTIMATORS
 from .infer.importance import log_likelihood
@@ -69,8 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--activation", default=d.activation)
     t.add_argument("--likelihood", default=d.likelihood, choices=sorted(LIKELIHOODS))
     t.add_argument("--model", default=d.model,
-                   help=f"the generative model: {', '.join(MODELS)} (the paper's MLP VAE) or your class as "
-                        "package.module:Class or path/to/file.py:Class")
+                   help="the generative model: mlp (the paper's MLP VAE), m2 (the semi-supervised M2 of Kingma et al. "
+                        "2014, with --labels N) or your class as package.module:Class or path/to/file.py:Class")
+    t.add_argument("--labels", type=positive_int, default=None, metavar="N",
+                   help="semi-supervised: keep N training labels, N/K of each of the K classes (fixed seed), the rest "
+                        "unlabelled; for a model or guide that takes labels (m2, or one with set_labels(x, labels))")
     t.add_argument("--model-kwargs", default=None, help="JSON object of constructor arguments for --model CLASS")
     t.add_argument("--guide", default=d.guide,
                    help=f"q(z|x): {', '.join(sorted(GUIDE_NAMES))} (section 2.4) or package.module:Class")
@@ -81,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "initialisation (better with Adam)")
     t.add_argument("--bayesian-decoder", action="store_true",
                    help="full VB over the decoder weights, q(theta) q(z|x) (appendix F)")
-    t.add_argument("--elbo", default=d.elbo, choices=sorted(ESTIMATORS), help="trace = estimator A, analytic = B")
+    t.add_argument("--elbo", default=None, choices=sorted(ESTIMATORS),
+                   help="trace = estimator A, analytic = B (the default; trace where a discrete latent is enumerated)")
     t.add_argument("--num-particles", type=positive_int, default=d.num_particles, help="L, samples of z per datapoint")
     t.add_argument("--optimizer", default=d.optimizer, choices=["adagrad", "adam"])
     t.add_argument("--lr", type=float, default=d.lr)
@@ -121,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=seed, default=0, help="seed of the Monte Carlo estimates")
     e.add_argument("--json", action="store_true", help="print one JSON object")
 
-    s = sub.add_parser("sample", help="PNG grid of decoded samples from the prior")
+    s = sub.add_parser("sample", help="PNG grid of decoded samples from the prior; for a model with a discrete latent "
+                                      "(m2's class) one row per value, the other latents fixed per column")
     s.add_argument("run_dir")
     s.add_argument("--num-samples", type=positive_int, default=100)
     s.add_argument("--seed", type=seed, default=0)
@@ -160,7 +165,7 @@ def _train(args) -> int:
                        optimizer=args.optimizer, lr=args.lr, prior_precision=args.prior_precision,
                        batch_size=args.batch_size, epochs=args.epochs, train_samples=args.train_samples,
                        seed=args.seed, device=args.device, backend=args.backend, compile=args.compile,
-                       min_scale=args.min_scale, clip_grad_norm=args.clip_grad_norm)
+                       min_scale=args.min_scale, clip_grad_norm=args.clip_grad_norm, labels=args.labels)
     if config.epochs is None and config.train_samples is None:
         config.epochs = 1
     if args.distributed:
@@ -214,14 +219,21 @@ def _sample(args) -> int:
     if x_like.shape[0] < args.num_samples:  # shapes only: repeat rows of a small test set
         x_like = data.test[torch.arange(args.num_samples) % data.test.shape[0]]
     structure = inspect_model(run.model, x_like)
-    if structure.global_latents:  # full VB: rows share z, each row one theta ~ q(theta)
+    discrete = None if structure.global_latents else discrete_latent(run.model, x_like, structure)
+    nrow = None
+    if discrete is not None:  # one row per value of the discrete latent (M2: per class), a fixed z per column
+        values = conditional_means(run.model, x_like[:1], discrete, seed=args.seed, structure=structure).shape[0]
+        nrow = max(1, args.num_samples // values)
+        images = conditional_means(run.model, x_like[:nrow], discrete, seed=args.seed, structure=structure)
+        images = images.reshape(-1, x_like.shape[-1])
+    elif structure.global_latents:  # full VB: rows share z, each row one theta ~ q(theta)
         side = max(1, int(args.num_samples ** 0.5))
         images = predictive_means(run.model, run.guide, x_like[:side], num_theta=side, seed=args.seed)
         images = images.reshape(side * side, -1)
     else:
         images = prior_means(run.model, x_like, seed=args.seed, structure=structure).reshape(x_like.shape[0], -1)
     path = save_image_grid(images.clamp(0, 1), data.image_shape,
-                           picture_path(args.out) if args.out else Path(args.run_dir) / "samples.png")
+                           picture_path(args.out) if args.out else Path(args.run_dir) / "samples.png", nrow=nrow)
     print(path)
     return 0
 

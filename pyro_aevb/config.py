@@ -13,16 +13,19 @@ from typing import Optional
 
 import torch
 
-from pyro_aevb.guides import GUIDE_NAMES, FullVBGuide, get_guide
-from pyro_aevb.models import BayesianVAEModel, VAEModel
+from pyro_aevb.guides import GUIDE_NAMES, FullVBGuide, M2Guide, get_guide
+from pyro_aevb.models import BayesianVAEModel, M2Model, VAEModel
 
 from .errors import AevbInputError
 from .nn import INITS
 from .specs import build, is_import_path
 
 OPTIMIZERS = ("adagrad", "adam")
-#: built-in models by short name (``--model``); anything else is ``package.module:Class`` or ``file.py:Class``
-MODELS = ("mlp",)
+#: built-in models by short name (``--model``); anything else is ``package.module:Class`` or ``file.py:Class``.
+#: ``mlp``: the paper's VAE; ``m2``: the semi-supervised M2 of Kingma et al. (2014), which brings its own guide
+MODELS = ("mlp", "m2")
+#: built-in models whose guide is their own (``--guide`` keeps its default; ``--guide-kwargs`` go to that guide)
+OWN_GUIDE = {"m2": "M2Guide: q(y|x) q(z|x,y), constructor arguments alpha_over_n, labelled_batch_size"}
 
 
 @dataclass
@@ -47,6 +50,10 @@ class RunConfig:
     min_scale: float = 0.0  # floor added to a learned likelihood scale (gaussian, laplace)
     guide: str = "normal"  # q(z|x): a name in pyro_aevb.guides.GUIDE_NAMES
     bayesian_decoder: bool = False  # full VB over the decoder weights (appendix F)
+    # semi-supervised training: keep this many training labels, balanced over the classes (pyro_aevb.labels);
+    # num_classes = K, recorded from the data when training starts (for a model of labels, e.g. m2)
+    labels: Optional[int] = None
+    num_classes: Optional[int] = None
     # objective (section 2.3)
     elbo: str = "analytic"
     num_particles: int = 1
@@ -84,9 +91,13 @@ class RunConfig:
         need(not (self.model in MODELS and self.model_kwargs),
              f"--model-kwargs applies to a model class of yours; the built-in {self.model!r} is set by --latent-dim, "
              "--hidden-dim, --num-hidden-layers, --activation, --likelihood, --min-scale and --init")
-        need(not (self.guide in GUIDE_NAMES and self.guide_kwargs),
+        need(not (self.guide in GUIDE_NAMES and self.guide_kwargs and self.model not in OWN_GUIDE),
              f"--guide-kwargs applies to a guide class of yours; the built-in {self.guide!r} is set by --latent-dim, "
              "--hidden-dim, --num-hidden-layers, --activation and --init")
+        need(not (self.model in OWN_GUIDE and self.guide in GUIDE_NAMES and self.guide != "normal"),
+             f"--model {self.model} brings its own guide ({OWN_GUIDE.get(self.model)}); leave --guide out, or give "
+             "a guide class of yours")
+        need(self.labels is None or self.labels >= 1, f"the number of labels must be >= 1, got {self.labels}")
         need(self.min_scale >= 0, f"min scale must be >= 0, got {self.min_scale}")
         need(self.clip_grad_norm is None or self.clip_grad_norm > 0,
              f"gradient-norm clip must be > 0, got {self.clip_grad_norm}")
@@ -99,7 +110,7 @@ class RunConfig:
         need(self.init is None or self.model in MODELS or self.guide in GUIDE_NAMES,
              f"--init {self.init} sets the initialisation of the built-in networks, but the model and the guide "
              "are both classes of yours: initialise them in their constructors")
-        need(not (self.bayesian_decoder and self.model not in MODELS),
+        need(not (self.bayesian_decoder and self.model != "mlp"),
              "--bayesian-decoder makes the built-in decoder's weights random; a model of yours declares its own "
              "global latents (outside the 'data' plate) and brings its own guide")
         need(isinstance(self.model_kwargs, dict) and isinstance(self.guide_kwargs, dict),
@@ -136,13 +147,25 @@ def build_model_guide(config: RunConfig, data_dim: int):
     """The model p_theta(x, z) and guide q_phi(z|x) that ``config`` describes.
 
     ``config.model`` is ``"mlp"`` (the paper's :class:`~pyro_aevb.models.VAEModel`, built from
-    ``latent_dim``, ``hidden_dim``, ... and ``init``) or an import path built with ``model_kwargs``
+    ``latent_dim``, ``hidden_dim``, ... and ``init``), ``"m2"`` (:class:`~pyro_aevb.models.M2Model` with its
+    :class:`~pyro_aevb.guides.M2Guide`, K = ``num_classes``, the guide's arguments from ``guide_kwargs``) or an
+    import path built with ``model_kwargs``
     (:func:`pyro_aevb.specs.build`); ``config.guide`` likewise names a built-in q_phi(z|x)
     (:func:`pyro_aevb.guides.get_guide`) or an import path.  With ``config.bayesian_decoder`` the
     decoder weights are random (appendix F): :class:`~pyro_aevb.models.BayesianVAEModel` and
     :class:`~pyro_aevb.guides.FullVBGuide`, q(theta) q_phi(z|x).  Whether the pair follows the contract
     and suits the estimator is checked by the trainer (:mod:`pyro_aevb.contract`).
     """
+    if config.model == "m2":
+        k = config.num_classes or 10
+        model = M2Model(data_dim, k, config.latent_dim, config.hidden_dims, config.likelihood, config.activation,
+                        config.init or "torch", min_scale=config.min_scale)
+        if config.guide in GUIDE_NAMES:
+            guide = M2Guide(data_dim, k, config.latent_dim, config.hidden_dims, config.activation,
+                            config.init or "torch", **config.guide_kwargs)
+        else:
+            guide = build(config.guide, config.guide_kwargs, data_dim, "guide")
+        return model, guide
     if config.model == "mlp":
         if config.bayesian_decoder:
             model = BayesianVAEModel(data_dim, config.latent_dim, config.hidden_dims, config.likelihood,

@@ -20,12 +20,17 @@ from .contract import check_model_guide
 from .data import Dataset, binarize_static, load_dataset
 from .errors import AevbInputError, StorageError
 from .evaluation.bound import evaluate_bound
+from .evaluation.classify import classification_error, has_classifier
 from .evaluation.full_vb import full_vb_bound
+from .labels import balanced_labels, give_labels, num_classes
 from .specs import build, resolve_spec
 from .trainer import Trainer
 
 # Fields that may differ between a run and its --resume: the budget and where it runs.
-RESUMABLE_FIELDS = {"epochs", "train_samples", "device", "backend", "compile", "data_dim", "lr", "clip_grad_norm"}
+RESUMABLE_FIELDS = {"epochs", "train_samples", "device", "backend", "compile", "data_dim", "num_classes", "lr",
+                    "clip_grad_norm"}
+#: the initialisation of a built-in model's networks when --init is not given (the paper's VAE: section 5)
+DEFAULT_INIT = {"mlp": "paper", "m2": "torch"}
 BUILT_IN_DATASETS = ("mnist", "frey")
 
 
@@ -65,7 +70,7 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
         config.dataset = _absolute(config.dataset)
     config.data_path = _absolute(config.data_path)
     if config.init is None and (config.model in MODELS or config.guide in GUIDE_NAMES):
-        config.init = "paper"  # recorded: what the built-in networks were initialised with
+        config.init = DEFAULT_INIT.get(config.model, "paper")  # recorded: what the built-in networks started from
     config.validate()
     if config.epochs is None and config.train_samples is None:
         raise AevbInputError("give a training budget: epochs or train_samples")
@@ -75,6 +80,8 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
             with warnings.catch_warnings():  # the trainer warns about a fallback checkpoint when it loads it
                 warnings.simplefilter("ignore")
                 saved = RunConfig.from_dict(load_checkpoint_to_resume(run_dir)["config"])
+            if config.elbo is None:  # not given: the run's own
+                config.elbo = saved.elbo
             changed = [f for f, v in config.to_dict().items()
                        if f not in RESUMABLE_FIELDS and getattr(saved, f) != v]
             if changed:
@@ -88,11 +95,21 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
                           "are replaced)", RuntimeWarning, stacklevel=2)
         data = prepare_data(config)
         config.data_dim = data.data_dim
+        labels = None
+        if config.labels is not None:  # checked before anything is built: one line for a dataset without labels
+            labels = balanced_labels(data.train_labels, config.labels, what=f"the {data.name} training set")
+        if data.train_labels is not None:
+            config.num_classes = num_classes(data.train_labels)
         pyro.set_rng_seed(config.seed)
         device = config.resolved_device()
         model, guide = build_model_guide(config, data.data_dim)
         model.to(device)
         guide.to(device)
+        if labels is not None:
+            give_labels([model, guide], data.train, labels)
+        if config.elbo is None:  # not given: estimator B, or A where a discrete latent is summed out (rule 6)
+            enumerated = check_model_guide(model, guide, data.train, None, num_data=data.train.shape[0]).enumerated
+            config.elbo = "trace" if enumerated else "analytic"
         trainer = Trainer(model, guide, data, elbo=config.elbo, num_particles=config.num_particles,
                           optimizer=config.optimizer, lr=config.lr, prior_precision=config.prior_precision,
                           batch_size=config.batch_size, run_dir=run_dir, config=config.to_dict(), progress=progress,
@@ -181,11 +198,15 @@ def _data_dim(state: dict) -> int:
 
 
 def evaluate_run(run: Run, num_particles: int = 1, splits=("train", "test")) -> dict:
-    """Average per-datapoint bound with estimators A (trace) and B (analytic) on each split."""
+    """Average per-datapoint bound with estimators A (trace) and B (analytic) on each split, and
+    ``test_error`` -- the fraction of test points misclassified -- when the guide is a classifier
+    (:mod:`pyro_aevb.evaluation.classify`) and the test set has labels."""
     data = run.load_data()
     out = {"train_samples": run.train_samples, "dataset": run.config.dataset}
     if run.guide is None:  # e.g. Monte Carlo EM: no variational bound to report
         return out
+    if has_classifier(run.guide) and data.test_labels is not None:
+        out["test_error"] = classification_error(run.guide, data.test, data.test_labels)
     estimators = ["trace"]
     try:  # estimator B only where every KL is closed-form: never label a Monte Carlo number analytic
         check_model_guide(run.model, run.guide, data.test, "analytic")

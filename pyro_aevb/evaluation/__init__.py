@@ -1,13 +1,17 @@
-"""Evaluation, one job per module: the bound (:mod:`.bound`), full VB (:mod:`.full_vb`) and
-sampling/reconstruction through ``Predictive`` (:mod:`.sampling`).  The estimators of log p(x) live in
-:mod:`pyro_aevb.infer` (importance sampling, the appendix-D HMC estimator)."""
+"""Evaluation, one job per module: the bound (:mod:`.bound`), full VB (:mod:`.full_vb`),
+sampling/reconstruction through ``Predictive`` (:mod:`.sampling`) and the classification error of a guide
+that is a classifier (:mod:`.classify`).  The estimators of log p(x) live in :mod:`pyro_aevb.infer`
+(importance sampling, the appendix-D HMC estimator)."""
 
 from ..infer.importance import LogLikelihood, log_likelihood, log_weights
 from .bound import evaluate_bound
+from .classify import classification_error, has_classifier, train_supervised
 from .full_vb import (FullVBBound, fix_globals, full_vb_bound, global_kl, posterior_predictive_log_likelihood,
                       predictive_means)
-from .sampling import decode_means, prior_means, reconstruct, sample_globals
+from .sampling import (conditional_means, decode_means, discrete_latent, prior_means, reconstruct,
+                       sample_globals)
 
-__all__ = ["FullVBBound", "LogLikelihood", "decode_means", "evaluate_bound", "fix_globals", "full_vb_bound",
-           "global_kl", "log_likelihood", "log_weights", "posterior_predictive_log_likelihood", "predictive_means",
-           "prior_means", "reconstruct", "sample_globals"]
+__all__ = ["FullVBBound", "LogLikelihood", "classification_error", "conditional_means", "decode_means",
+           "discrete_latent", "evaluate_bound", "fix_globals", "full_vb_bound", "global_kl", "has_classifier",
+           "log_likelihood", "log_weights", "posterior_predictive_log_likelihood", "predictive_means", "prior_means",
+           "reconstruct", "sample_globals", "train_supervised"]
