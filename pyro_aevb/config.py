@@ -24,8 +24,9 @@ OPTIMIZERS = ("adagrad", "adam")
 #: built-in models by short name (``--model``); anything else is ``package.module:Class`` or ``file.py:Class``.
 #: ``mlp``: the paper's VAE; ``m2``: the semi-supervised M2 of Kingma et al. (2014), which brings its own guide
 MODELS = ("mlp", "m2")
-#: built-in models whose guide is their own (``--guide`` keeps its default; ``--guide-kwargs`` go to that guide)
-OWN_GUIDE = {"m2": "M2Guide: q(y|x) q(z|x,y), constructor arguments alpha_over_n, labelled_batch_size"}
+#: built-in models that bring their own guide (``--guide`` keeps its default); ``--model-kwargs`` and
+#: ``--guide-kwargs`` go to their constructors, over what the flags set
+OWN_GUIDE = {"m2": "M2Guide: q(y|x) q(z|x,y)"}
 
 
 @dataclass
@@ -88,7 +89,7 @@ class RunConfig:
         need(self.clip_grad_norm is None or math.isfinite(self.clip_grad_norm),
              f"gradient-norm clip must be finite, got {self.clip_grad_norm}")
         need(0 <= self.seed < 2 ** 32, f"seed must be an integer in [0, 2^32), got {self.seed}")
-        need(not (self.model in MODELS and self.model_kwargs),
+        need(not (self.model in MODELS and self.model not in OWN_GUIDE and self.model_kwargs),
              f"--model-kwargs applies to a model class of yours; the built-in {self.model!r} is set by --latent-dim, "
              "--hidden-dim, --num-hidden-layers, --activation, --likelihood, --min-scale and --init")
         need(not (self.guide in GUIDE_NAMES and self.guide_kwargs and self.model not in OWN_GUIDE),
@@ -147,9 +148,9 @@ def build_model_guide(config: RunConfig, data_dim: int):
     """The model p_theta(x, z) and guide q_phi(z|x) that ``config`` describes.
 
     ``config.model`` is ``"mlp"`` (the paper's :class:`~pyro_aevb.models.VAEModel`, built from
-    ``latent_dim``, ``hidden_dim``, ... and ``init``), ``"m2"`` (:class:`~pyro_aevb.models.M2Model` with its
-    :class:`~pyro_aevb.guides.M2Guide`, K = ``num_classes``, the guide's arguments from ``guide_kwargs``) or an
-    import path built with ``model_kwargs``
+    ``latent_dim``, ``hidden_dim``, ... and ``init``), ``"m2"`` (:class:`~pyro_aevb.models.M2Model` with its own
+    :class:`~pyro_aevb.guides.M2Guide`, K = ``num_classes``, from the same settings with ``model_kwargs`` and
+    ``guide_kwargs`` over them) or an import path built with ``model_kwargs``
     (:func:`pyro_aevb.specs.build`); ``config.guide`` likewise names a built-in q_phi(z|x)
     (:func:`pyro_aevb.guides.get_guide`) or an import path.  With ``config.bayesian_decoder`` the
     decoder weights are random (appendix F): :class:`~pyro_aevb.models.BayesianVAEModel` and
@@ -157,14 +158,12 @@ def build_model_guide(config: RunConfig, data_dim: int):
     and suits the estimator is checked by the trainer (:mod:`pyro_aevb.contract`).
     """
     if config.model == "m2":
-        k = config.num_classes or 10
-        model = M2Model(data_dim, k, config.latent_dim, config.hidden_dims, config.likelihood, config.activation,
-                        config.init or "torch", min_scale=config.min_scale)
-        if config.guide in GUIDE_NAMES:
-            guide = M2Guide(data_dim, k, config.latent_dim, config.hidden_dims, config.activation,
-                            config.init or "torch", **config.guide_kwargs)
-        else:
-            guide = build(config.guide, config.guide_kwargs, data_dim, "guide")
+        shared = dict(data_dim=data_dim, num_classes=config.num_classes or 10, latent_dim=config.latent_dim,
+                      hidden_dims=config.hidden_dims, activation=config.activation, init=config.init or "torch")
+        model = _construct(M2Model, {**shared, "likelihood": config.likelihood, "min_scale": config.min_scale,
+                                     **config.model_kwargs}, "model")
+        guide = (_construct(M2Guide, {**shared, **config.guide_kwargs}, "guide") if config.guide in GUIDE_NAMES
+                 else build(config.guide, config.guide_kwargs, data_dim, "guide"))
         return model, guide
     if config.model == "mlp":
         if config.bayesian_decoder:
@@ -183,3 +182,11 @@ def build_model_guide(config: RunConfig, data_dim: int):
     if config.bayesian_decoder:
         guide = FullVBGuide(model, guide, data_dim)
     return model, guide
+
+
+def _construct(cls, kwargs: dict, role: str):
+    """A built-in class from the flags and the JSON kwargs over them; a bad argument is one line (status 2)."""
+    try:
+        return cls(**kwargs)
+    except TypeError as e:
+        raise AevbInputError(f"cannot build the {role} {cls.__name__} with {sorted(kwargs)}: {e}") from None
