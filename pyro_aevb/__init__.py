@@ -30,8 +30,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AevbInputError", "Dataset", "ImportanceWeightedELBO", "ModelStructure", "MonteCarloEM", "Run", "RunConfig",
-    "Trainer", "WakeSleep", "balanced_labels", "build_model_guide", "check_model_guide", "data_plate", "evaluate_bound", "evaluate_run",
-    "full_vb_bound", "give_labels", "hmc_log_likelihood", "inspect_model", "load_array_file", "load_dataset", "load_frey",
-    "load_mnist", "load_run", "log_likelihood", "make_elbo", "make_optimizer", "posterior_predictive_log_likelihood",
-    "prior_means", "reconstruct", "train",
+    "Trainer", "WakeSleep", "balanced_labels", "build_model_guide", "check_model_guide", "data_plate",
+    "evaluate_bound", "evaluate_run", "full_vb_bound", "give_labels", "hmc_log_likelihood", "inspect_model",
+    "load_array_file", "load_dataset", "load_frey", "load_mnist", "load_run", "log_likelihood", "make_elbo",
+    "make_optimizer", "posterior_predictive_log_likelihood", "prior_means", "reconstruct", "train",
 ]

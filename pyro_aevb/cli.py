@@ -27,13 +27,13 @@ import torch
 from .applications.commands import HANDLERS as APPLICATIONS, add_commands
 from .argtypes import nonnegative_int, picture_path, positive_int, seed
 from .checkpoint import CHECKPOINT, dumps, read_metrics
-from .config import MODELS, RunConfig
+from .config import RunConfig
 from .contract import check_model_guide, inspect_model
 from .data import BINARIZE_MODES, load_frey, load_mnist
 from .distributed import init_distributed
 from .errors import AevbError, AevbInputError, Interrupted, StorageError
 from .evaluation.full_vb import posterior_predictive_log_likelihood, predictive_means
-from .evaluation.sampling import conditional_means, discrete_latent, prior_means
+from .evaluation.sampling import conditional_means, discrete_latent, num_values, prior_means
 from .guides import GUIDE_NAMES
 from .infer.elbo import ESTIMATORS
 from .infer.importance import log_likelihood
@@ -222,8 +222,7 @@ def _sample(args) -> int:
     discrete = None if structure.global_latents else discrete_latent(run.model, x_like, structure)
     nrow = None
     if discrete is not None:  # one row per value of the discrete latent (M2: per class), a fixed z per column
-        values = conditional_means(run.model, x_like[:1], discrete, seed=args.seed, structure=structure).shape[0]
-        nrow = max(1, args.num_samples // values)
+        nrow = max(1, args.num_samples // num_values(run.model, x_like, discrete))
         images = conditional_means(run.model, x_like[:nrow], discrete, seed=args.seed, structure=structure)
         images = images.reshape(-1, x_like.shape[-1])
     elif structure.global_latents:  # full VB: rows share z, each row one theta ~ q(theta)

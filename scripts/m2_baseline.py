@@ -42,8 +42,8 @@ def main(argv=None) -> dict:
     network = M2Guide(data.data_dim, 10, 1, (args.hidden_dim,) * args.num_hidden_layers, args.activation).classifier
     start = time.perf_counter()
     classifier = train_supervised(network, data.train, labels, args.steps, args.batch_size, args.lr, args.seed)
-    result = {"labels": args.labels, "baseline_test_error": classification_error(classifier, data.test, data.test_labels),
-              "steps": args.steps, "batch_size": args.batch_size, "wall_seconds": time.perf_counter() - start}
+    error = classification_error(classifier, data.test, data.test_labels)
+    result = {"labels": args.labels, "baseline_test_error": error, "steps": args.steps, "batch_size": args.batch_size, "wall_seconds": time.perf_counter() - start}
     print(json.dumps(result) if args.json else "\n".join(f"{k:20s} {v}" for k, v in result.items()))
     return result
 

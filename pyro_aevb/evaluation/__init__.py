@@ -8,10 +8,10 @@ from .bound import evaluate_bound
 from .classify import classification_error, has_classifier, train_supervised
 from .full_vb import (FullVBBound, fix_globals, full_vb_bound, global_kl, posterior_predictive_log_likelihood,
                       predictive_means)
-from .sampling import (conditional_means, decode_means, discrete_latent, prior_means, reconstruct,
+from .sampling import (conditional_means, decode_means, discrete_latent, num_values, prior_means, reconstruct,
                        sample_globals)
 
 __all__ = ["FullVBBound", "LogLikelihood", "classification_error", "conditional_means", "decode_means",
            "discrete_latent", "evaluate_bound", "fix_globals", "full_vb_bound", "global_kl", "has_classifier",
-           "log_likelihood", "log_weights", "posterior_predictive_log_likelihood", "predictive_means", "prior_means",
-           "reconstruct", "sample_globals", "train_supervised"]
+           "log_likelihood", "log_weights", "num_values", "posterior_predictive_log_likelihood", "predictive_means",
+           "prior_means", "reconstruct", "sample_globals", "train_supervised"]

@@ -115,6 +115,14 @@ def discrete_latent(model: Callable, x_like: torch.Tensor, structure: Optional[M
 
 
 @torch.no_grad()
+def num_values(model: Callable, x_like: torch.Tensor, site: str) -> int:
+    """The number of values of the discrete latent ``site`` (the size of its prior's support)."""
+    with local_param_store(), seeded(0, x_like.device):
+        fn = poutine.trace(model).get_trace(x_like[:1]).nodes[site]["fn"]
+    return int(fn.enumerate_support(expand=False).shape[0])
+
+
+@torch.no_grad()
 def conditional_means(model: Callable, x_like: torch.Tensor, site: str, seed: Optional[int] = 0,
                       structure: Optional[ModelStructure] = None) -> torch.Tensor:
     """Decoded samples with the discrete latent ``site`` set to each of its values: ``[V, C, D]`` for V values
