@@ -10,10 +10,11 @@ from .hierarchical import HierarchicalGuide
 from .dmm import DMMGuide
 from .location_scale import FAMILIES, AmortizedLocScaleGuide
 from .lowrank import AmortizedFullCovGuide, AmortizedLowRankGuide
+from .m2 import M2Guide
 from .registry import GUIDE_NAMES, check_analytic_kl, get_guide
 
 __all__ = [
     "AmortizedFullCovGuide", "AmortizedLocScaleGuide", "AmortizedLowRankGuide", "AmortizedNormalGuide",
-    "ConvNormalGuide", "DMMGuide", "FAMILIES", "FullVBGuide", "HierarchicalGuide", "GUIDE_NAMES", "MeanFieldWeightGuide",
-    "check_analytic_kl", "get_guide", "global_sites",
+    "ConvNormalGuide", "DMMGuide", "FAMILIES", "FullVBGuide", "HierarchicalGuide", "GUIDE_NAMES", "M2Guide",
+    "MeanFieldWeightGuide", "check_analytic_kl", "get_guide", "global_sites",
 ]

@@ -33,7 +33,7 @@ from .data import BINARIZE_MODES, load_frey, load_mnist
 from .distributed import init_distributed
 from .errors import AevbError, AevbInputError, Interrupted, StorageError
 from .evaluation.full_vb import posterior_predictive_log_likelihood, predictive_means
-from .evaluation.sampling import prior_means
+from .evaluation.sampling import conditional_means, discrete_latent, num_values, prior_means
 from .evaluation.terms import latent_site_terms
 from .guides import GUIDE_NAMES
 from .infer.elbo import ESTIMATORS
@@ -78,10 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"the generative model: {', '.join(MODELS)} (mlp: the paper's VAE; conv: convolutional, "
                         "sized by --latent-dim/--hidden-dim and --model-kwargs '{\"channels\": [16, 32]}'; two_layer: "
                         "two stochastic layers, sized by --model-kwargs; docs/beyond/conv_two_layer.md; dmm: the deep "
-                        "Markov model of sequences, with --seq-len, docs/beyond/dmm.md) or your class as "
+                        "Markov model of sequences, with --seq-len, docs/beyond/dmm.md; m2: the semi-supervised M2 of "
+                        "Kingma et al. 2014, with --labels N, docs/beyond/m2.md) or your class as "
                         "package.module:Class or path/to/file.py:Class")
+    t.add_argument("--labels", type=positive_int, default=None, metavar="N",
+                   help="semi-supervised: keep N training labels, N/K of each of the K classes (fixed seed), the rest "
+                        "unlabelled; for a model or guide that takes labels (m2, or one with set_labels(x, labels))")
     t.add_argument("--model-kwargs", default=None,
-                   help="JSON object of constructor arguments for --model CLASS (or conv, two_layer)")
+                   help="JSON object of constructor arguments for --model CLASS (or conv, two_layer, m2)")
     t.add_argument("--guide", default=d.guide,
                    help=f"q(z|x): {', '.join(sorted(GUIDE_NAMES))} (section 2.4) or package.module:Class")
     t.add_argument("--guide-kwargs", default=None, help="JSON object of constructor arguments for --guide CLASS")
@@ -91,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "initialisation (better with Adam)")
     t.add_argument("--bayesian-decoder", action="store_true",
                    help="full VB over the decoder weights, q(theta) q(z|x) (appendix F)")
-    t.add_argument("--elbo", default=d.elbo, choices=sorted(ESTIMATORS), help="trace = estimator A, analytic = B")
+    t.add_argument("--elbo", default=None, choices=sorted(ESTIMATORS),
+                   help="trace = estimator A, analytic = B (the default; trace where a discrete latent is enumerated)")
     t.add_argument("--num-particles", type=positive_int, default=d.num_particles, help="L, samples of z per datapoint")
     t.add_argument("--optimizer", default=d.optimizer, choices=["adagrad", "adam"])
     t.add_argument("--lr", type=float, default=d.lr)
@@ -133,7 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=seed, default=0, help="seed of the Monte Carlo estimates")
     e.add_argument("--json", action="store_true", help="print one JSON object")
 
-    s = sub.add_parser("sample", help="PNG grid of decoded samples from the prior (sequences: one per row)")
+    s = sub.add_parser("sample", help="PNG grid of decoded samples from the prior (sequences: one per row; a model "
+                                      "with a discrete latent, m2's class: one row per value, the other latents "
+                                      "fixed per column)")
     s.add_argument("run_dir")
     s.add_argument("--num-samples", type=positive_int, default=None,
                    help="images (default 100), or sequences for a sequence run (default 8; rows = sequences, "
@@ -184,7 +191,7 @@ def _train(args) -> int:
                        optimizer=args.optimizer, lr=args.lr, prior_precision=args.prior_precision,
                        batch_size=args.batch_size, epochs=args.epochs, train_samples=args.train_samples,
                        seed=args.seed, device=args.device, backend=args.backend, compile=args.compile,
-                       min_scale=args.min_scale, clip_grad_norm=args.clip_grad_norm)
+                       min_scale=args.min_scale, clip_grad_norm=args.clip_grad_norm, labels=args.labels)
     if config.epochs is None and config.train_samples is None:
         config.epochs = 1
     if args.distributed:
@@ -245,8 +252,14 @@ def _sample(args) -> int:
     if x_like.shape[0] < num:  # shapes only: repeat rows of a small test set
         x_like = data.test[torch.arange(num) % data.test.shape[0]]
     structure = inspect_model(run.model, x_like)
-    if structure.global_latents:  # full VB: rows share z, each row one theta ~ q(theta)
-        side = max(1, int(args.num_samples ** 0.5))
+    discrete = None if structure.global_latents else discrete_latent(run.model, x_like, structure)
+    nrow = None
+    if discrete is not None:  # one row per value of the discrete latent (M2: per class), a fixed z per column
+        nrow = max(1, num // num_values(run.model, x_like, discrete))
+        images = conditional_means(run.model, x_like[:nrow], discrete, seed=args.seed, structure=structure)
+        images = images.reshape(-1, x_like.shape[-1])
+    elif structure.global_latents:  # full VB: rows share z, each row one theta ~ q(theta)
+        side = max(1, int(num ** 0.5))
         images = predictive_means(run.model, run.guide, x_like[:side], num_theta=side, seed=args.seed)
         images = images.reshape(side * side, -1)
     else:
@@ -254,7 +267,7 @@ def _sample(args) -> int:
     # sequences [S, T, D]: a strip, one row per sequence and one column per time step
     path = save_image_grid(images.reshape(-1, data.data_dim).clamp(0, 1), data.image_shape,
                            picture_path(args.out) if args.out else Path(args.run_dir) / "samples.png",
-                           nrow=data.seq_len)
+                           nrow=nrow or data.seq_len)
     print(path)
     return 0
 

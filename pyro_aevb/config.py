@@ -14,8 +14,9 @@ from typing import Optional
 
 import torch
 
-from pyro_aevb.guides import GUIDE_NAMES, ConvNormalGuide, DMMGuide, FullVBGuide, HierarchicalGuide, get_guide
-from pyro_aevb.models import BayesianVAEModel, ConvVAEModel, DMMModel, HierarchicalVAEModel, VAEModel
+from pyro_aevb.guides import (GUIDE_NAMES, ConvNormalGuide, DMMGuide, FullVBGuide, HierarchicalGuide, M2Guide,
+                              get_guide)
+from pyro_aevb.models import BayesianVAEModel, ConvVAEModel, DMMModel, HierarchicalVAEModel, M2Model, VAEModel
 
 from .errors import AevbInputError
 from .nn import INITS
@@ -24,15 +25,18 @@ from .specs import build, is_import_path
 OPTIMIZERS = ("adagrad", "adam")
 #: built-in models by short name (``--model``); anything else is ``package.module:Class`` or ``file.py:Class``.
 #: ``mlp``: the paper's VAE; ``conv``: convolutional encoder / transposed-convolution decoder; ``two_layer``: two
-#: stochastic layers (Burda et al. 2015); ``dmm``: the deep Markov model of sequences (needs ``seq_len``).  The
-#: last three bring their own q(z|x) (``--guide normal``).
-MODELS = ("mlp", "conv", "two_layer", "dmm")
-#: --model-kwargs each built-in model takes (the rest of its shape comes from the flags, see build_model_guide)
+#: stochastic layers (Burda et al. 2015); ``dmm``: the deep Markov model of sequences (needs ``seq_len``); ``m2``:
+#: the semi-supervised M2 of Kingma et al. (2014).  All but ``mlp`` bring their own guide (``--guide normal``).
+MODELS = ("mlp", "conv", "two_layer", "dmm", "m2")
+#: --model-kwargs each built-in model takes (the rest of its shape comes from the flags, see build_model_guide);
+#: m2's --model-kwargs / --guide-kwargs go to its constructors over what the flags set (OWN_GUIDE)
 MODEL_KWARGS = {"mlp": (), "conv": ("channels",), "two_layer": ("latent_dims", "hidden_dims"), "dmm": ()}
+#: built-in models whose --model-kwargs and --guide-kwargs go to their constructors, over what the flags set
+OWN_GUIDE = {"m2": "M2Guide: q(y|x) q(z|x,y)"}
 #: the initialisation of each built-in model when --init is not given: the paper's N(0, 0.01^2) for the paper's
 #: MLP (and the DMM, as measured in docs/beyond/dmm.md with --init given); PyTorch's default for the deeper
-#: networks, which N(0, 0.01^2) starts nearly dead (models/conv.py)
-DEFAULT_INIT = {"mlp": "paper", "conv": "torch", "two_layer": "torch", "dmm": "paper"}
+#: networks, which N(0, 0.01^2) starts nearly dead (models/conv.py), and for M2 (docs/beyond/m2.md)
+DEFAULT_INIT = {"mlp": "paper", "conv": "torch", "two_layer": "torch", "dmm": "paper", "m2": "torch"}
 
 
 @dataclass
@@ -59,6 +63,10 @@ class RunConfig:
     min_scale: float = 0.0  # floor added to a learned likelihood scale (gaussian, laplace)
     guide: str = "normal"  # q(z|x): a name in pyro_aevb.guides.GUIDE_NAMES
     bayesian_decoder: bool = False  # full VB over the decoder weights (appendix F)
+    # semi-supervised training: keep this many training labels, balanced over the classes (pyro_aevb.labels);
+    # num_classes = K, recorded from the data when training starts (for a model of labels, e.g. m2)
+    labels: Optional[int] = None
+    num_classes: Optional[int] = None
     # objective (section 2.3)
     elbo: str = "analytic"
     num_particles: int = 1
@@ -103,9 +111,13 @@ class RunConfig:
         need(not (self.model in ("conv", "two_layer") and self.guide in GUIDE_NAMES and self.guide != "normal"),
              f"--model {self.model} brings its own Gaussian q(z|x) (--guide normal); --guide {self.guide} builds an "
              "MLP encoder for --model mlp (or give a guide class of yours)")
-        need(not (self.guide in GUIDE_NAMES and self.guide_kwargs),
+        need(not (self.guide in GUIDE_NAMES and self.guide_kwargs and self.model not in OWN_GUIDE),
              f"--guide-kwargs applies to a guide class of yours; the built-in {self.guide!r} is set by --latent-dim, "
              "--hidden-dim, --num-hidden-layers, --activation and --init")
+        need(not (self.model in OWN_GUIDE and self.guide in GUIDE_NAMES and self.guide != "normal"),
+             f"--model {self.model} brings its own guide ({OWN_GUIDE.get(self.model)}); leave --guide out, or give "
+             "a guide class of yours")
+        need(self.labels is None or self.labels >= 1, f"the number of labels must be >= 1, got {self.labels}")
         need(self.min_scale >= 0, f"min scale must be >= 0, got {self.min_scale}")
         need(self.clip_grad_norm is None or self.clip_grad_norm > 0,
              f"gradient-norm clip must be > 0, got {self.clip_grad_norm}")
@@ -119,7 +131,7 @@ class RunConfig:
              f"--init {self.init} sets the initialisation of the built-in networks, but the model and the guide "
              "are both classes of yours: initialise them in their constructors")
         need(self.seq_len is None or self.seq_len >= 1, f"--seq-len must be >= 1 frame, got {self.seq_len}")
-        need(not (self.model in ("mlp", "conv", "two_layer") and self.seq_len is not None),
+        need(not (self.model in ("mlp", "conv", "two_layer", "m2") and self.seq_len is not None),
              f"--seq-len makes every datapoint a sequence of frames [T, D], but the {self.model} model treats "
              "datapoints as "
              "i.i.d. rows: use --model dmm or a sequence model of yours")
@@ -180,7 +192,9 @@ def build_model_guide(config: RunConfig, data_dim: int):
       sized by ``model_kwargs`` (``latent_dims``, ``hidden_dims``; default Burda et al.'s 100/50 latents with
       200-200/100-100 deterministic layers) and ``activation``, ``likelihood``, ``min_scale``, ``init``;
     * ``"dmm"``: :class:`~pyro_aevb.models.DMMModel` / :class:`~pyro_aevb.guides.DMMGuide` of sequences
-      (``seq_len``), its emission MLP, transition and guide RNN all ``hidden_dim`` wide.
+      (``seq_len``), its emission MLP, transition and guide RNN all ``hidden_dim`` wide;
+    * ``"m2"``: :class:`~pyro_aevb.models.M2Model` with its own :class:`~pyro_aevb.guides.M2Guide`, K =
+      ``num_classes``, from the same settings with ``model_kwargs`` and ``guide_kwargs`` over them.
 
     ``config.guide`` names a built-in q_phi(z|x) (:func:`pyro_aevb.guides.get_guide`; for ``conv`` and
     ``two_layer``, ``"normal"`` is the model's own encoder; for ``dmm`` its recurrent guide) or an import path.  With
@@ -190,6 +204,14 @@ def build_model_guide(config: RunConfig, data_dim: int):
     (:mod:`pyro_aevb.contract`).
     """
     init = config.init or DEFAULT_INIT.get(config.model, "paper")
+    if config.model == "m2":
+        shared = dict(data_dim=data_dim, num_classes=config.num_classes or 10, latent_dim=config.latent_dim,
+                      hidden_dims=config.hidden_dims, activation=config.activation, init=init)
+        model = _construct(M2Model, {**shared, "likelihood": config.likelihood, "min_scale": config.min_scale,
+                                     **config.model_kwargs}, "model")
+        guide = (_construct(M2Guide, {**shared, **config.guide_kwargs}, "guide") if config.guide in GUIDE_NAMES
+                 else build(config.guide, config.guide_kwargs, data_dim, "guide"))
+        return model, guide
     if config.model in ("conv", "two_layer"):
         model, paired = _beyond_the_paper(config, data_dim, init)
         guide = paired if config.guide in GUIDE_NAMES else build(config.guide, config.guide_kwargs, data_dim, "guide")
@@ -237,3 +259,11 @@ def _beyond_the_paper(config: RunConfig, data_dim: int, init: str):
     except (TypeError, ValueError) as e:  # e.g. "channels": "wide" in --model-kwargs
         raise AevbInputError(f"cannot build --model {config.model} with --model-kwargs "
                              f"{json.dumps(config.model_kwargs)}: {type(e).__name__}: {e}") from None
+
+
+def _construct(cls, kwargs: dict, role: str):
+    """A built-in class from the flags and the JSON kwargs over them; a bad argument is one line (status 2)."""
+    try:
+        return cls(**kwargs)
+    except TypeError as e:
+        raise AevbInputError(f"cannot build the {role} {cls.__name__} with {sorted(kwargs)}: {e}") from None

@@ -34,6 +34,16 @@ Pyro programs with this signature and structure::
    bound's term); importance sampling of
    log p(x), the IWAE bound, wake-sleep, MCEM and the appendix-D estimator work
    per datapoint and refuse global latents (full VB has its own evaluators).
+6. **Enumerated discrete latents**: a discrete site with finite support marked
+   ``infer={"enumerate": "parallel"}`` (e.g. by :func:`pyro.infer.config_enumerate`)
+   is summed over exactly instead of sampled, so it needs no ``rsample``:
+   estimator A becomes Pyro's ``TraceEnum_ELBO`` (:func:`pyro_aevb.infer.make_elbo`),
+   the enumeration dimensions sitting to the left of the plates and particles.
+   Marked in the guide, the guide samples it as any latent (and may condition
+   later latents on it, e.g. q(z|x,y) of the M2 model); marked in the model only,
+   the model sums it out and the guide leaves it alone.  Estimator B and the
+   IWAE bound cannot enumerate and refuse it; importance sampling of log p(x)
+   samples a guide's discrete site and refuses one summed out in the model.
 
 :func:`check_model_guide` traces the guide and the model (replayed on the
 guide) once on two rows of the data, as a minibatch of a larger dataset, with
@@ -86,6 +96,7 @@ class ModelStructure:
     :ivar mean_field: the guide samples the latents in the model's order (Pyro's sufficient condition for a
         closed-form KL per site, i.e. estimator B); False e.g. for a hierarchical guide x -> z1 -> z2 of a model
         z2 -> z1 -> x.
+    :ivar enumerated: latent sites summed out by enumeration (rule 6), in the guide or in the model alone.
     """
 
     local_latents: Tuple[str, ...]
@@ -95,6 +106,7 @@ class ModelStructure:
     data_dim: int
     latent_axes: Tuple[int, ...] = ()
     mean_field: bool = True
+    enumerated: Tuple[str, ...] = ()
 
     @property
     def particle_dim(self) -> int:
@@ -199,7 +211,13 @@ def _nesting(traces) -> int:
     return depth
 
 
-def _structure(model_trace, nesting: int) -> ModelStructure:
+def is_enumerated(site: dict) -> bool:
+    """A discrete site with finite support marked for enumeration (``infer={"enumerate": ...}``)."""
+    return (site["type"] == "sample" and site["infer"].get("enumerate") in ("parallel", "sequential")
+            and bool(getattr(site["fn"], "has_enumerate_support", False)))
+
+
+def _structure(model_trace, nesting: int, guide_trace=None) -> ModelStructure:
     local, glob, obs, axes = [], [], [], []
     data_dims = set()
     for name, site in model_trace.nodes.items():
@@ -222,7 +240,10 @@ def _structure(model_trace, nesting: int) -> ModelStructure:
     if len(data_dims) != 1 or None in data_dims:
         raise AevbInputError(f"the 'data' plate must be vectorised at one dim for every site, got dims "
                              f"{sorted(map(str, data_dims))}; {HOW_TO}")
-    return ModelStructure(tuple(local), tuple(glob), tuple(obs), nesting, data_dims.pop(), tuple(axes))
+    enumerated = tuple(name for name in glob + local if is_enumerated(model_trace.nodes[name]) or (
+        guide_trace is not None and name in guide_trace.nodes and is_enumerated(guide_trace.nodes[name])))
+    return ModelStructure(tuple(local), tuple(glob), tuple(obs), nesting, data_dims.pop(), tuple(axes),
+                          enumerated=enumerated)
 
 
 def inspect_model(model: Callable, x: torch.Tensor, num_data: Optional[int] = None) -> ModelStructure:
@@ -278,7 +299,7 @@ def check_model_guide(model: Callable, guide: Callable, x: torch.Tensor, estimat
         _plate_checks(guide_trace, "guide", m, n)
         _plate_checks(model_trace, "model", m, n)
         nesting = _nesting([guide_trace, model_trace])
-        structure = _structure(model_trace, nesting)
+        structure = _structure(model_trace, nesting, guide_trace)
         _match_checks(model_trace, guide_trace, nesting)
         model_order, guide_order = _latent_order(model_trace, guide_trace), _latent_order(guide_trace, model_trace)
         structure = replace(structure, mean_field=model_order == guide_order)
@@ -293,13 +314,19 @@ def check_model_guide(model: Callable, guide: Callable, x: torch.Tensor, estimat
                 f"(estimator A) or --elbo iwae")
         if "local_only" in needs:
             require_local_only(structure, {"iwae": "the IWAE bound"}.get(estimator, "importance sampling of log p(x)"))
+        _enumeration_checks(structure, guide_trace, estimator)
         for name in structure.latents:
+            if name in structure.enumerated:
+                continue  # summed out exactly: no reparameterization, no KL (rule 6)
             q, p = guide_trace.nodes[name]["fn"], model_trace.nodes[name]["fn"]
             if "reparameterized" in needs and not getattr(q, "has_rsample", False):
+                enumerate_hint = (" or, as it has finite support, sum it out: infer={'enumerate': 'parallel'} at "
+                                  "the guide's site (pyro.infer.config_enumerate)"
+                                  if getattr(q, "has_enumerate_support", False) else "")
                 raise AevbInputError(
                     f"guide site {name!r} is {_describe(q)}, which cannot be reparameterized (no rsample): AEVB's "
                     f"estimators need z = g_phi(eps, x) (section 2.4); use a reparameterizable family "
-                    f"(Normal, Laplace, ... see pyro_aevb.guides)")
+                    f"(Normal, Laplace, ... see pyro_aevb.guides){enumerate_hint}")
             if "analytic_kl" in needs:
                 try:
                     kl_divergence(q, p)
@@ -308,12 +335,52 @@ def check_model_guide(model: Callable, guide: Callable, x: torch.Tensor, estimat
                         f"estimator B (--elbo analytic) needs KL(q || p) in closed form, but site {name!r} has "
                         f"q = {_describe(q)} and p = {_describe(p)} with no analytic KL; use --elbo trace (estimator "
                         f"A) or a guide with an analytic KL (normal, laplace, gumbel, lowrank, fullcov)") from None
+        if structure.enumerated and estimator == "trace":
+            _enumerated_trial(model, guide, xb, idx, n, nesting)
     return structure
 
 
 def _latent_order(trace, other) -> Tuple[str, ...]:
     """The latent sites of ``trace`` that ``other`` samples too, in ``trace``'s program order."""
     return tuple(name for name, site in trace.nodes.items() if is_latent(site) and name in other.nodes)
+
+
+def _enumeration_checks(structure: ModelStructure, guide_trace, estimator: Optional[str]) -> None:
+    """Rule 6: which estimators can sum out an enumerated site."""
+    if not structure.enumerated:
+        return
+    names = ", ".join(map(repr, structure.enumerated))
+    if estimator == "analytic":
+        raise AevbInputError(f"estimator B (--elbo analytic) cannot sum out the enumerated discrete latent(s) {names}: "
+                             "use --elbo trace (estimator A, which enumerates them exactly with Pyro's TraceEnum_ELBO)")
+    if estimator == "iwae":
+        raise AevbInputError(f"the IWAE bound cannot sum out the enumerated discrete latent(s) {names}: use --elbo "
+                             "trace (estimator A, TraceEnum_ELBO)")
+    summed_in_model = [name for name in structure.enumerated if name not in guide_trace.nodes]
+    if estimator == "importance" and summed_in_model:
+        raise AevbInputError(f"importance sampling of log p(x) draws every latent from the guide, but "
+                             f"{', '.join(map(repr, summed_in_model))} is summed out in the model and not sampled "
+                             "by the guide")
+
+
+def _enumerated_trial(model, guide, xb, idx, n, nesting) -> None:
+    """One TraceEnum_ELBO evaluation on the probe rows: shapes that do not broadcast over the enumeration
+    dimension (to the left of the plates) fail here with one line instead of in the first training step."""
+    from .infer.elbo import make_elbo  # the objectives import this module
+
+    elbo = make_elbo("trace", 1, nesting, enumerate=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            elbo.loss(model, guide, xb, idx, n)
+    except AevbInputError:
+        raise
+    except Exception as e:  # noqa: BLE001 -- a user's program that does not broadcast is one clear line
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise AevbInputError(
+            f"model and guide fail under enumeration (Pyro's TraceEnum_ELBO on two rows): {type(e).__name__}: {msg} "
+            f"-- an enumerated site's value has extra dimensions on the left (e.g. [K, 1] for a site in the data "
+            f"plate), so code that uses it must broadcast (pyro_aevb.nn.cat_broadcast, not torch.cat)") from e
 
 
 def _support_error(name: str, role: str, fn, error: Exception) -> AevbInputError:
@@ -370,9 +437,10 @@ def check_data_support(model: Callable, x: torch.Tensor, what: str = "the data",
 def _match_checks(model_trace, guide_trace, nesting: int) -> None:
     """Pyro's model/guide checks, with its warnings turned into errors that say what to change."""
     model_latents = {name for name, site in model_trace.nodes.items() if is_latent(site)}
+    summed_in_model = {name for name in model_latents if is_enumerated(model_trace.nodes[name])}
     guide_latents = {name for name, site in guide_trace.nodes.items()
                      if is_latent(site) and not site["infer"].get("is_auxiliary")}
-    missing = sorted(model_latents - guide_latents)
+    missing = sorted(model_latents - guide_latents - summed_in_model)  # rule 6: the model sums those out
     extra = sorted(guide_latents - model_latents)
     if missing:
         also = f" (it samples {', '.join(map(repr, extra))} instead: a misspelt name?)" if extra else ""
@@ -381,7 +449,7 @@ def _match_checks(model_trace, guide_trace, nesting: int) -> None:
     if extra:
         raise AevbInputError(f"the guide samples {', '.join(map(repr, extra))}, which the model does not have: rename "
                              "them to the model's latent sites or mark them infer={'is_auxiliary': True}")
-    for name in sorted(model_latents):
+    for name in sorted(model_latents & guide_latents):
         in_model, in_guide = data_frame(model_trace.nodes[name]), data_frame(guide_trace.nodes[name])
         if (in_model is None) != (in_guide is None):
             where = "inside" if in_model is not None else "outside"

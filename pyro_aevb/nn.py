@@ -176,3 +176,28 @@ def check_layers(latent_dims: Sequence[int], hidden_dims: Sequence[Sequence[int]
     if min((w for h in hidden for w in h), default=1) < 1:
         raise AevbInputError(f"hidden widths must be >= 1, got {hidden_dims!r}")
     return latent, hidden
+
+
+def cat_broadcast(*tensors: torch.Tensor) -> torch.Tensor:
+    """Concatenate along the last dimension after broadcasting the others: e.g. a one-hot class ``[K, 1, K]``
+    (enumerated by Pyro to the left of the data plate) with images ``[M, D]`` gives ``[K, M, K + D]``."""
+    batch = torch.broadcast_shapes(*(t.shape[:-1] for t in tensors))
+    return torch.cat([t.expand(batch + t.shape[-1:]) for t in tensors], dim=-1)
+
+
+class JoinedInputMLP(nn.Module):
+    """``mlp(a_dim + b_dim, hidden_dims, out_dim)`` applied to ``[a, b]``, its first layer split as
+    ``W [a; b] = W_a a + W_b b``: the same function, but ``a`` (the images, ``[M, D]``) is multiplied once while
+    ``b`` (e.g. an enumerated one-hot class, ``[K, 1, K]``) broadcasts -- K times fewer products than
+    ``mlp(cat_broadcast(a, b))``."""
+
+    def __init__(self, a_dim: int, b_dim: int, hidden_dims: Sequence[int], out_dim: int, activation: str = "tanh"):
+        super().__init__()
+        if not hidden_dims:
+            raise AevbInputError("JoinedInputMLP needs at least one hidden layer")
+        self.input_a = nn.Linear(a_dim, hidden_dims[0])
+        self.input_b = nn.Linear(b_dim, hidden_dims[0], bias=False)
+        self.rest = nn.Sequential(ACTIVATIONS[activation](), *mlp(hidden_dims[0], hidden_dims[1:], out_dim, activation))
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return self.rest(self.input_a(a) + self.input_b(b))

@@ -20,14 +20,16 @@ from .contract import check_model_guide
 from .data import Dataset, binarize_static, load_dataset
 from .errors import AevbInputError, StorageError
 from .evaluation.bound import evaluate_bound
+from .evaluation.classify import classification_error, has_classifier
 from .evaluation.full_vb import full_vb_bound
 from .sequences import per_frame
+from .labels import balanced_labels, give_labels, num_classes
 from .specs import build, resolve_spec
 from .trainer import Trainer
 
 # Fields that may differ between a run and its --resume: the budget and where it runs.
-RESUMABLE_FIELDS = {"epochs", "train_samples", "device", "backend", "compile", "data_dim", "image_shape", "lr",
-                    "clip_grad_norm"}
+RESUMABLE_FIELDS = {"epochs", "train_samples", "device", "backend", "compile", "data_dim", "image_shape",
+                    "num_classes", "lr", "clip_grad_norm"}
 BUILT_IN_DATASETS = ("mnist", "frey")
 
 
@@ -78,6 +80,8 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
             with warnings.catch_warnings():  # the trainer warns about a fallback checkpoint when it loads it
                 warnings.simplefilter("ignore")
                 saved = RunConfig.from_dict(load_checkpoint_to_resume(run_dir)["config"])
+            if config.elbo is None:  # not given: the run's own
+                config.elbo = saved.elbo
             changed = [f for f, v in config.to_dict().items()
                        if f not in RESUMABLE_FIELDS and getattr(saved, f) != v]
             if changed:
@@ -92,11 +96,21 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
         data = prepare_data(config)
         config.data_dim = data.data_dim
         config.image_shape = list(data.image_shape) if data.image_shape else None
+        labels = None
+        if config.labels is not None:  # checked before anything is built: one line for a dataset without labels
+            labels = balanced_labels(data.train_labels, config.labels, what=f"the {data.name} training set")
+        if data.train_labels is not None:
+            config.num_classes = num_classes(data.train_labels)
         pyro.set_rng_seed(config.seed)
         device = config.resolved_device()
         model, guide = build_model_guide(config, data.data_dim)
         model.to(device)
         guide.to(device)
+        if labels is not None:
+            give_labels([model, guide], data.train, labels)
+        if config.elbo is None:  # not given: estimator B, or A where a discrete latent is summed out (rule 6)
+            enumerated = check_model_guide(model, guide, data.train, None, num_data=data.train.shape[0]).enumerated
+            config.elbo = "trace" if enumerated else "analytic"
         trainer = Trainer(model, guide, data, elbo=config.elbo, num_particles=config.num_particles,
                           optimizer=config.optimizer, lr=config.lr, prior_precision=config.prior_precision,
                           batch_size=config.batch_size, run_dir=run_dir, config=config.to_dict(), progress=progress,
@@ -186,13 +200,17 @@ def _data_dim(state: dict) -> int:
 
 def evaluate_run(run: Run, num_particles: int = 1, splits=("train", "test")) -> dict:
     """Average per-datapoint bound with estimators A (trace) and B (analytic) on each split; for sequence data
-    ``[N, T, D]`` also per frame (``..._per_frame``, the bound / T)."""
+    ``[N, T, D]`` also per frame (``..._per_frame``, the bound / T); and ``test_error`` -- the fraction of test
+    points misclassified -- when the guide is a classifier (:mod:`pyro_aevb.evaluation.classify`) and the test
+    set has labels."""
     data = run.load_data()
     out = {"train_samples": run.train_samples, "dataset": run.config.dataset}
     if data.seq_len:
         out["seq_len"] = data.seq_len
     if run.guide is None:  # e.g. Monte Carlo EM: no variational bound to report
         return out
+    if has_classifier(run.guide) and data.test_labels is not None:
+        out["test_error"] = classification_error(run.guide, data.test, data.test_labels)
     estimators = ["trace"]
     try:  # estimator B only where every KL is closed-form: never label a Monte Carlo number analytic
         check_model_guide(run.model, run.guide, data.test, "analytic")

@@ -288,7 +288,8 @@ class Trainer:
         self.backend = "fused" if fused else "pyro"
         if fused:
             return FusedELBO(model, guide, elbo, self.num_particles)
-        return make_elbo(elbo, self.num_particles, self.structure.max_plate_nesting)(model, guide)
+        return make_elbo(elbo, self.num_particles, self.structure.max_plate_nesting,
+                         bool(self.structure.enumerated))(model, guide)
 
     def _default_config(self, model_kwargs, guide_kwargs, **training) -> dict:
         """What a run trained from Python records: the classes, their constructor arguments, the settings."""

@@ -9,7 +9,8 @@ first: a model with a plate nested inside ``data`` has it further left).  The ap
 and go back to per-site values (e.g. to decode with ``poutine.condition``) with the inverse map.
 :class:`LatentLayout` is this pair of maps, read off one guide trace; nothing assumes a site called "z".
 Global latents (full VB's theta) are not part of Z: the applications fix them at one draw of q(theta) first
-(:func:`fix_global_latents`).
+(:func:`fix_global_latents`).  Z is a continuous code: a model with an enumerated discrete latent (contract
+rule 6, e.g. M2's class y) is refused by :func:`fix_global_latents` with one line.
 """
 
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import torch
 from pyro import poutine
 
 from ..contract import ModelStructure, check_model_guide
+from ..errors import AevbInputError
 from ..evaluation.full_vb import fix_globals
 from ..evaluation.sampling import sample_globals
 
@@ -88,4 +90,8 @@ def fix_global_latents(model: Callable, guide: Callable, x: torch.Tensor):
         if structure.global_latents:
             model, guide = fix_globals(model, guide, sample_globals(guide, x))
             structure = check_model_guide(model, guide, x, None)
+    if structure.enumerated:
+        raise AevbInputError(f"the applications (encode, reconstruct, inpaint, denoise, latent-map, interpolate) work "
+                             f"with a continuous code Z, but {', '.join(map(repr, structure.enumerated))} is a "
+                             "discrete latent (enumerated); evaluate, sample and the bound work with such a model")
     return model, guide, structure

@@ -31,7 +31,7 @@ def evaluate_bound(model: Callable, guide: Callable, x: torch.Tensor, estimator:
         raise AevbInputError(f"batch_size must be >= 1, got {batch_size}")
     with local_param_store():
         structure = check_model_guide(model, guide, x, estimator)
-        elbo = make_elbo(estimator, num_particles, structure.max_plate_nesting)
+        elbo = make_elbo(estimator, num_particles, structure.max_plate_nesting, bool(structure.enumerated))
         n = x.shape[0]
         total = 0.0
         for start in range(0, n, batch_size):

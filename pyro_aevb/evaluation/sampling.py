@@ -99,3 +99,48 @@ def reconstruct(model: Callable, guide: Callable, x: torch.Tensor, seed: Optiona
         draw = _one_draw(Predictive(model, guide=guide, num_samples=1, return_sites=names), x,
                          _value_dims(model, x, names))
         return decode_means(model, draw, x)
+
+
+def discrete_latent(model: Callable, x_like: torch.Tensor, structure: Optional[ModelStructure] = None
+                    ) -> Optional[str]:
+    """The first local latent of the model whose prior has a finite support (``has_enumerate_support``), e.g.
+    the class y of M2; ``None`` if there is none."""
+    with local_param_store(), seeded(0, x_like.device), torch.no_grad():
+        structure = structure or inspect_model(model, x_like)
+        trace = poutine.trace(model).get_trace(x_like)
+    for name in structure.local_latents:
+        if getattr(trace.nodes[name]["fn"], "has_enumerate_support", False):
+            return name
+    return None
+
+
+@torch.no_grad()
+def num_values(model: Callable, x_like: torch.Tensor, site: str) -> int:
+    """The number of values of the discrete latent ``site`` (the size of its prior's support)."""
+    with local_param_store(), seeded(0, x_like.device):
+        fn = poutine.trace(model).get_trace(x_like[:1]).nodes[site]["fn"]
+    return int(fn.enumerate_support(expand=False).shape[0])
+
+
+@torch.no_grad()
+def conditional_means(model: Callable, x_like: torch.Tensor, site: str, seed: Optional[int] = 0,
+                      structure: Optional[ModelStructure] = None) -> torch.Tensor:
+    """Decoded samples with the discrete latent ``site`` set to each of its values: ``[V, C, D]`` for V values
+    and C = ``len(x_like)`` columns.  The other local latents are drawn once per column from the prior and
+    kept for every row, so a column shows one "style" z under every class y: the analogies of Kingma et al.
+    (2014, Fig. 1), from the prior.  (A model whose other latents depend on ``site`` has them drawn at a value
+    of ``site`` from its prior.)  Models with global latents are refused.
+    """
+    _require_rows(x_like, "x_like")
+    with local_param_store(), seeded(seed, x_like.device):
+        structure = structure or inspect_model(model, x_like)
+        if structure.global_latents:
+            raise AevbInputError("class-conditional samples need a model without global latents")
+        if site not in structure.local_latents:
+            raise AevbInputError(f"{site!r} is not a local latent of the model ({list(structure.local_latents)})")
+        others = [name for name in structure.local_latents if name != site]
+        draw = _one_draw(Predictive(model, num_samples=1, return_sites=others), x_like,
+                         _value_dims(model, x_like, others)) if others else {}
+        fn = poutine.trace(model).get_trace(x_like).nodes[site]["fn"]
+        values = fn.enumerate_support(expand=True)  # [V, C, *event]
+        return torch.stack([decode_means(model, dict(draw, **{site: value}), x_like) for value in values])

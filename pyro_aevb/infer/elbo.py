@@ -15,6 +15,15 @@ For one datapoint x with L samples z^(l) = g_phi(eps^(l), x) from q_phi(z|x):
 * the IWAE bound (Burda et al., 2015), ``"iwae"`` ->
   :class:`~pyro_aevb.infer.iwae.ImportanceWeightedELBO`.
 
+* estimator A with discrete latents summed out (``enumerate=True``: a site marked
+  ``infer={"enumerate": "parallel"}``, contract rule 6) -> :class:`pyro.infer.TraceEnum_ELBO`::
+
+      L = E_q(z|x) [ log sum_y p_theta(x, y, z) ]                 (y summed in the model), or
+      L = sum_y q(y|x) E_q(z|x,y) [ log p_theta(x, y, z) - log q(z|x,y) ] + H(q(y|x))   (in the guide)
+
+  e.g. eq. (7) of Kingma, Rezende, Mohamed & Welling (2014).  The continuous latents are still sampled by
+  reparameterization; estimator B and the IWAE bound have no enumerating form and are refused.
+
 Both A and B are unbiased for the same bound; B has lower variance when the KL
 is analytic.  L is ``num_particles``; particles are vectorised over a plate to
 the left of the model's own plates (``max_plate_nesting`` comes from the
@@ -22,7 +31,7 @@ checked :class:`~pyro_aevb.contract.ModelStructure`, not from an assumption).
 Minibatch scaling by N/M comes from the ``data`` plate (eq. 8).
 """
 
-from pyro.infer import ELBO, Trace_ELBO, TraceMeanField_ELBO
+from pyro.infer import ELBO, Trace_ELBO, TraceEnum_ELBO, TraceMeanField_ELBO
 
 from ..errors import AevbInputError
 from .iwae import ImportanceWeightedELBO
@@ -34,14 +43,24 @@ ESTIMATORS = {
 }
 
 
-def make_elbo(name: str = "analytic", num_particles: int = 1, max_plate_nesting: int = 1) -> ELBO:
+def make_elbo(name: str = "analytic", num_particles: int = 1, max_plate_nesting: int = 1,
+              enumerate: bool = False) -> ELBO:
     """Build estimator ``name`` with L = ``num_particles`` samples per datapoint.
 
-    :param max_plate_nesting: the model's plate depth (``ModelStructure.max_plate_nesting``).
+    :param max_plate_nesting: the model's plate depth (``ModelStructure.max_plate_nesting``); enumerated
+        sites take the dimensions to the left of these plates and of the particles.
+    :param enumerate: the model or guide has enumerated sites (``bool(ModelStructure.enumerated)``): estimator
+        A is then :class:`~pyro.infer.TraceEnum_ELBO`.
     """
     if name not in ESTIMATORS:
         raise AevbInputError(f"unknown objective {name!r}; choose from {sorted(ESTIMATORS)}")
     if int(num_particles) < 1:
         raise AevbInputError(f"num_particles must be >= 1, got {num_particles}")
+    if enumerate:
+        if name != "trace":
+            raise AevbInputError(f"objective {name!r} cannot sum out enumerated discrete latents: use 'trace' "
+                                 "(estimator A, TraceEnum_ELBO)")
+        return TraceEnum_ELBO(num_particles=int(num_particles), vectorize_particles=True,
+                              max_plate_nesting=int(max_plate_nesting))
     return ESTIMATORS[name](num_particles=int(num_particles), vectorize_particles=True,
                             max_plate_nesting=int(max_plate_nesting))
