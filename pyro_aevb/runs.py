@@ -16,7 +16,7 @@ import torch
 from .checkpoint import CHECKPOINT, METRICS, RunLock, load_checkpoint, load_checkpoint_to_resume, read_metrics
 from .config import DEFAULT_INIT, MODELS, RunConfig, build_model_guide
 from .guides import GUIDE_NAMES
-from .contract import check_model_guide
+from .contract import check_data_support, check_model_guide
 from .data import Dataset, binarize_static, load_dataset
 from .errors import AevbInputError, StorageError
 from .evaluation.bound import evaluate_bound
@@ -109,7 +109,10 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
         if labels is not None:
             give_labels([model, guide], data.train, labels)
         if config.elbo is None:  # not given: estimator B, or A where a discrete latent is summed out (rule 6)
-            enumerated = check_model_guide(model, guide, data.train, None, num_data=data.train.shape[0]).enumerated
+            # the data first, as the trainer checks them: data outside the support is named as such
+            probe = binarize_static(data.train[:64]) if data.binarize == "dynamic" else data.train
+            check_data_support(model, probe, f"{data.name} training data")
+            enumerated = check_model_guide(model, guide, probe, None, num_data=data.train.shape[0]).enumerated
             config.elbo = "trace" if enumerated else "analytic"
         trainer = Trainer(model, guide, data, elbo=config.elbo, num_particles=config.num_particles,
                           optimizer=config.optimizer, lr=config.lr, prior_precision=config.prior_precision,
