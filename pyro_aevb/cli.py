@@ -24,6 +24,8 @@ from pathlib import Path
 import pyro
 import torch
 
+from pyro_aevb import guides, models
+
 from .applications.commands import HANDLERS as APPLICATIONS, add_commands
 from .argtypes import nonnegative_int, picture_path, positive_int, seed
 from .checkpoint import CHECKPOINT, dumps, read_metrics
@@ -235,6 +237,10 @@ def _evaluate(args) -> int:
     if args.latent_terms:
         if run.guide is None:
             raise AevbInputError("the latent terms are expectations under the run's guide; this run has none")
+        enumerated = check_model_guide(run.model, run.guide, run.load_data().test, None).enumerated
+        if enumerated:
+            raise AevbInputError(f"--latent-terms reports KL and active units of continuous latents; this run sums "
+                                 f"out the discrete latent(s) {', '.join(map(repr, enumerated))} by enumeration")
         result.update(latent_site_terms(run.model, run.guide, run.load_data().test).metrics("test_"))
     if args.json:
         print(dumps(result))
@@ -307,6 +313,8 @@ def _reproduce(args) -> int:
             kwargs["eval_points"] = args.eval_points
         if args.methods is not None:
             kwargs["methods"] = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+            if not kwargs["methods"]:
+                raise AevbInputError("--methods must name at least one method, e.g. aevb,wake_sleep")
     elif args.jobs != 1 or args.device != "cpu" or args.redraw or args.methods is not None or args.eval_points:
         raise AevbInputError(f"--jobs, --device, --methods and --redraw apply to fig2 and fig3 (resumable sweeps), "
                              f"not {args.figure}")
@@ -348,6 +356,21 @@ def main(argv=None) -> int:
             signal.signal(signal.SIGTERM, previous_sigterm)
 
 
+def _user_frame(tb):
+    """``file:line`` of the innermost frame of an exception that lies outside this package and the installed
+    libraries (a model or guide of the user's, loaded by import path), or ``None``."""
+    library = (str(Path(__file__).resolve().parent), str(Path(models.__file__).resolve().parent),
+               str(Path(guides.__file__).resolve().parent), str(Path(torch.__file__).resolve().parents[1]),
+               str(Path(pyro.__file__).resolve().parents[1]), str(Path(os.__file__).resolve().parent))
+    where = None
+    while tb is not None:
+        filename = str(Path(tb.tb_frame.f_code.co_filename).resolve())
+        if not filename.startswith(library) and not filename.startswith("<"):
+            where = f"{Path(filename).name}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return where
+
+
 def _run_command(argv) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -365,6 +388,13 @@ def _run_command(argv) -> int:
     except Exception as e:  # noqa: BLE001 -- a bug: still one line, and the traceback on request
         if os.environ.get("PYRO_AEVB_DEBUG"):
             raise
+        where = _user_frame(e.__traceback__)
+        if where is not None:  # raised in a model or guide of yours: bad input, not a bug of the library
+            print(f"pyro-aevb: error: your code raised {type(e).__name__} at {where}: "
+                  f"{str(e).splitlines()[0] if str(e) else ''} (with --num-particles > 1, --elbo iwae, --iw-samples "
+                  "or --latent-terms the latents carry extra dimensions on the left -- particles, samples -- so the "
+                  "model and guide must broadcast over them; PYRO_AEVB_DEBUG=1 shows the traceback)", file=sys.stderr)
+            return AevbInputError.exit_status
         print(f"pyro-aevb: internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
               "(a bug in pyro-aevb: run again with PYRO_AEVB_DEBUG=1 for the traceback and report it)",
               file=sys.stderr)

@@ -21,6 +21,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 import pyro
 
+from pyro_aevb.checkpoint import dumps
 from pyro_aevb.data import Dataset, load_frey, load_mnist
 from pyro_aevb.errors import AevbInputError
 from pyro_aevb.evaluation.bound import evaluate_bound
@@ -61,9 +62,14 @@ def prepare_run(settings: dict, dataset: str, train_samples: Optional[int], out_
     return settings, total, out, data, x_train, x_test
 
 
+MAX_TRAIN_SAMPLES = 10 ** 12  # 100,000 times the paper's budget
+
+
 def checkpoints(total: int, batch_size: int, num: int, first: Optional[int] = None) -> List[int]:
     """``num`` training-sample counts spaced evenly on a log axis from ``first`` (default total/1000)
     to ``total``, rounded up to multiples of M."""
+    if not 1 <= total <= MAX_TRAIN_SAMPLES:
+        raise AevbInputError(f"training samples per run must be between 1 and {MAX_TRAIN_SAMPLES:.0e}, got {total}")
     first = max(batch_size, min(total, first if first is not None else total // 1000))
     if num <= 1:
         return [int(total)]
@@ -119,7 +125,7 @@ def write_csv(path: Path, rows: Sequence[dict]) -> None:
 
 
 def write_json(path: Path, obj) -> None:
-    Path(path).write_text(json.dumps(obj, indent=2) + "\n")
+    Path(path).write_text(dumps(obj, indent=2) + "\n")  # strict JSON: a non-finite number is null
 
 
 def _fmt(v, prec=1):

@@ -17,7 +17,7 @@ from pyro_aevb.errors import AevbInputError
 
 from . import paper
 from .common import check_choice, checkpoints, comparison_table, final_numbers, load, pyplot, write_csv, write_results
-from .sweep import BATCH_SIZE, RunSpec, collect, run_sweep
+from .sweep import BATCH_SIZE, RunSpec, check_manifest, collect, run_sweep
 
 BUDGET_SETTINGS = {
     # training samples per run; bounds averaged over the first eval_test test points and as many training
@@ -61,7 +61,9 @@ def run(out_dir, dataset: str = "mnist", budget: str = "quick", seed: int = 0,
     def draw():
         return draw_figure(out, runs, dataset, budget)
 
-    if not redraw:
+    if redraw:
+        check_manifest(out, runs, write=False)  # draw only what this folder's sweep is
+    else:
         run_sweep(runs, out, jobs, log, on_done=draw)
     return draw()
 

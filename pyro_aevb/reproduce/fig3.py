@@ -17,7 +17,7 @@ from pyro_aevb.errors import AevbInputError
 
 from . import paper
 from .common import check_choice, checkpoints, comparison_table, pyplot, write_csv, write_results
-from .sweep import BATCH_SIZE, METHODS, RunSpec, collect, run_sweep
+from .sweep import BATCH_SIZE, METHODS, RunSpec, check_manifest, collect, run_sweep
 
 BUDGET_SETTINGS = {
     # training samples per run; log p(x) estimated on eval_points train and test points at `points` stops
@@ -63,7 +63,9 @@ def run(out_dir, dataset: str = "mnist", budget: str = "quick", seed: int = 0,
     def draw():
         return draw_figure(out, runs, budget)
 
-    if not redraw:
+    if redraw:
+        check_manifest(out, runs, write=False)  # draw only what this folder's sweep is
+    else:
         run_sweep(runs, out, jobs, log, on_done=draw)
     return draw()
 
@@ -108,7 +110,7 @@ def plot(rows, num_train, methods, path) -> Path:
                 continue
             xs = [r["train_samples"] for r in pts]
             ax.plot(xs, [r["train"] for r in pts], colors[m] + "-o", ms=3, label=f"{names[m]} (train)")
-            ax.plot(xs, [r["test"] for r in pts], colors[m] + "--o", ms=3, label=f"{names[m]} (test)")
+            ax.plot(xs, [r["test"] for r in pts], colors[m] + "--s", ms=3, mfc="none", label=f"{names[m]} (test)")
             ref = paper.FIG3.get(m, {}).get(n)
             if ref:
                 ax.plot([end], [ref["train"]], "*", color=colors[m], ms=7)

@@ -28,6 +28,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
+from queue import Empty
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -118,7 +119,7 @@ def is_finished(out, spec: RunSpec) -> bool:
         return False
     if spec.estimate is None:
         return True
-    return {r["train_samples"] for r in _read_estimates(path)} >= set(spec.points)
+    return {r.get("stop", r["train_samples"]) for r in _read_estimates(path)} >= set(spec.points)
 
 
 def _dataset(spec: RunSpec) -> Dataset:
@@ -158,12 +159,12 @@ def run_one(spec: RunSpec, out, log: Callable = print) -> dict:
     trainer = _trainer(spec, data, model, guide, path, resume, progress)
     try:
         estimates = _read_estimates(path) if spec.estimate else []
-        done = {r["train_samples"] for r in estimates}
+        done = {r.get("stop", r["train_samples"]) for r in estimates}
         for p in spec.points:
             if trainer.train_samples < p:
                 trainer.fit(train_samples=p)
-            if spec.estimate and p not in done and trainer.train_samples == p:
-                estimates.append(_estimate(spec, model, data, p, trainer.wall_seconds))
+            if spec.estimate and p not in done and trainer.train_samples >= p:
+                estimates.append(_estimate(spec, model, data, p, trainer.train_samples, trainer.wall_seconds))
                 _write_json(path / ESTIMATES, estimates)
                 done.add(p)
                 log(f"  {spec.figure} {spec.name:>15s}: {p:>11d} samples  log p(x): train "
@@ -174,13 +175,13 @@ def run_one(spec: RunSpec, out, log: Callable = print) -> dict:
     return {"name": spec.name, "train_samples": trainer.train_samples, "wall_seconds": trainer.wall_seconds}
 
 
-def _estimate(spec: RunSpec, model, data: Dataset, samples: int, wall: float) -> dict:
+def _estimate(spec: RunSpec, model, data: Dataset, stop: int, samples: int, wall: float) -> dict:
     """Appendix D's estimate of log p(x) on the first ``eval_points`` training and test points, in a seeded
     stream of its own (so that it neither perturbs training nor depends on whether the run was resumed)."""
     n = spec.estimate["eval_points"]
-    row = {"train_samples": samples, "wall_seconds": round(wall, 2)}
+    row = {"stop": stop, "train_samples": samples, "wall_seconds": round(wall, 2)}
     start = time.perf_counter()
-    with seeded(spec.seed + samples, data.train.device):
+    with seeded(spec.seed + stop, data.train.device):
         for split, x in (("train", data.train[:n]), ("test", data.test[:n])):
             est = hmc_log_likelihood(model, x, num_warmup=spec.estimate["num_warmup"])
             row[split], row[f"{split}_stderr"] = est.mean, est.stderr
@@ -212,15 +213,20 @@ def collect(out, specs: Sequence[RunSpec]) -> List[dict]:
     return rows
 
 
-def _check_manifest(out: Path, specs: Sequence[RunSpec]) -> None:
-    """Refuse to continue a different sweep in ``out``; record this one."""
+def check_manifest(out: Path, specs: Sequence[RunSpec], write: bool = True) -> None:
+    """Refuse to continue (or draw, ``write=False``) a different sweep in ``out``; record this one."""
     identity = {s.name: s.identity() for s in specs}
-    path = out / MANIFEST
+    folder = {"figure": specs[0].figure, "dataset": specs[0].dataset}
+    path = Path(out) / MANIFEST
     if path.exists():
         try:
             recorded = json.loads(path.read_text())
         except (OSError, ValueError) as e:
             raise AevbInputError(f"{path} is unreadable ({e}): delete it, or choose another --out") from None
+        for key, value in folder.items():
+            if recorded.get(key, value) != value:
+                raise AevbInputError(f"{out} holds a {recorded.get('figure')} sweep of {recorded.get('dataset')}, "
+                                     f"not {folder['figure']} of {folder['dataset']}: choose another --out")
         for name, ident in identity.items():
             old = recorded.get("runs", {}).get(name)
             if old is not None and old != ident:
@@ -229,7 +235,8 @@ def _check_manifest(out: Path, specs: Sequence[RunSpec]) -> None:
                                      f"({', '.join(f'{k}={old.get(k)!r}' for k in changed)}): choose another --out "
                                      "(or delete that folder to start again)")
         identity = {**recorded.get("runs", {}), **identity}
-    _write_json(path, {"runs": identity})
+    if write:
+        _write_json(path, {**folder, "runs": identity})
 
 
 def _init_worker(threads: int) -> None:
@@ -244,9 +251,13 @@ def _init_worker(threads: int) -> None:
             pass
 
 
-def _isolated_run(task) -> dict:
+def _worker(spec: RunSpec, out, threads: int, queue) -> None:
+    _init_worker(threads)
+    queue.put(_isolated_run(spec, out))
+
+
+def _isolated_run(spec: RunSpec, out) -> dict:
     """A worker's run: a failure is reported, not raised, so that the other runs go on."""
-    spec, out = task
     try:
         return run_one(spec, out, log=lambda line: print(line, flush=True))
     except Exception as e:  # noqa: BLE001 -- reported by run_sweep once the other runs are done
@@ -263,7 +274,7 @@ def run_sweep(specs: Sequence[RunSpec], out, jobs: int = 1, log: Callable = prin
     out.mkdir(parents=True, exist_ok=True)
     lock = RunLock(out).acquire()
     try:
-        _check_manifest(out, specs)
+        check_manifest(out, specs)
         pending = [s for s in specs if not is_finished(out, s)]
         if len(pending) < len(specs):
             log(f"{len(specs) - len(pending)} of {len(specs)} runs already finished in {out}")
@@ -286,16 +297,36 @@ def _train_all(pending: Sequence[RunSpec], out: Path, jobs: int, log: Callable, 
                 on_done()
         return results
     threads = max(1, torch.get_num_threads() // int(jobs)) if pending[0].device == "cpu" else 1
-    # a fresh process per run; leaving the block (finished, failed or interrupted) terminates the workers,
-    # and each run keeps its last checkpoint for the next call
-    with get_context("spawn").Pool(int(jobs), initializer=_init_worker, initargs=(threads,),
-                                   maxtasksperchild=1) as pool:
-        for result in pool.imap_unordered(_isolated_run, [(spec, out) for spec in pending]):
+    # one fresh process per run, at most `jobs` at a time; results come back on a queue.  (Not
+    # multiprocessing.Pool: its terminate() can deadlock on idle workers that hold the task queue's lock.)
+    ctx = get_context("spawn")
+    queue = ctx.Queue()
+    waiting, running = list(pending), {}
+    try:
+        while waiting or running:
+            while waiting and len(running) < int(jobs):
+                spec = waiting.pop(0)
+                running[spec.name] = ctx.Process(target=_worker, args=(spec, out, threads, queue), daemon=True)
+                running[spec.name].start()
+            try:
+                result = queue.get(timeout=5)
+            except Empty:  # a worker that died without a word (killed, out of memory) is reported, not waited for
+                for name, proc in list(running.items()):
+                    if not proc.is_alive():
+                        running.pop(name)
+                        results[name] = {"name": name, "error": f"its worker process ended with status "
+                                                                f"{proc.exitcode}", "kind": Interrupted}
+                continue
+            running.pop(result["name"]).join()
             results[result["name"]] = result
             if "error" in result:
                 log(f"  run {result['name']} failed: {result['error']}")
             elif on_done:
                 on_done()
+    except BaseException:
+        for proc in running.values():
+            proc.terminate()  # each run keeps its last checkpoint; the next call continues it
+        raise
     failed = {name: r["error"] for name, r in results.items() if "error" in r}
     if failed:  # the first failure's kind sets the exit status (a bug: 70)
         kind = next(r["kind"] for r in results.values() if "error" in r)
