@@ -84,10 +84,7 @@ class ConvEncoder(nn.Module):
 
     def __init__(self, image_shape: Sequence[int], channels: Sequence[int] = (32, 64), activation: str = "relu"):
         super().__init__()
-        self.image_shape, self.channels = _image_shape(image_shape), _channels(channels)
-        if activation not in ACTIVATIONS:
-            raise AevbInputError(f"unknown activation {activation!r}; choose from {sorted(ACTIVATIONS)}")
-        m = 2 ** len(self.channels)
+        self.image_shape, self.channels, m = _conv_geometry(image_shape, channels, activation)
         h, w = self.image_shape
         self.padding = (0, -w % m, 0, -h % m)  # F.pad order: left, right, top, bottom
         layers, c_in = [], 1
@@ -118,10 +115,7 @@ class ConvDecoder(nn.Module):
     def __init__(self, image_shape: Sequence[int], channels: Sequence[int] = (32, 64), out_channels: int = 1,
                  activation: str = "relu"):
         super().__init__()
-        self.image_shape, self.channels = _image_shape(image_shape), _channels(channels)
-        if activation not in ACTIVATIONS:
-            raise AevbInputError(f"unknown activation {activation!r}; choose from {sorted(ACTIVATIONS)}")
-        m = 2 ** len(self.channels)
+        self.image_shape, self.channels, m = _conv_geometry(image_shape, channels, activation)
         h, w = self.image_shape
         self.feature_shape = (self.channels[-1], -(-h // m), -(-w // m))
         self.in_dim = self.feature_shape[0] * self.feature_shape[1] * self.feature_shape[2]
@@ -157,8 +151,26 @@ def _image_shape(image_shape) -> tuple:
     return tuple(int(s) for s in image_shape)
 
 
+def _int_list(values, name: str) -> tuple:
+    """A list of whole numbers (a string or 8.5 is refused rather than read digit by digit or truncated)."""
+    ok = not isinstance(values, (str, bytes)) and hasattr(values, "__iter__")
+    values = list(values) if ok else []
+    if not ok or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and float(v).is_integer()
+                         for v in values):
+        raise AevbInputError(f"{name} must be a list of whole numbers, e.g. [16, 32]")
+    return tuple(int(v) for v in values)
+
+
+def _conv_geometry(image_shape, channels, activation: str):
+    """Checked ``(image_shape, channels)`` of a convolution stack and its down-sampling factor 2^L."""
+    image_shape, channels = _image_shape(image_shape), _channels(channels)
+    if activation not in ACTIVATIONS:
+        raise AevbInputError(f"unknown activation {activation!r}; choose from {sorted(ACTIVATIONS)}")
+    return image_shape, channels, 2 ** len(channels)
+
+
 def _channels(channels) -> tuple:
-    channels = tuple(int(c) for c in channels)
+    channels = _int_list(channels, "channels")
     if not channels or min(channels) < 1:
         raise AevbInputError(f"channels must be a non-empty list of positive widths, got {list(channels)}")
     return channels
@@ -166,13 +178,13 @@ def _channels(channels) -> tuple:
 
 def check_layers(latent_dims: Sequence[int], hidden_dims: Sequence[Sequence[int]]) -> tuple:
     """``(latent_dims, hidden_dims)`` as tuples, one list of deterministic widths per stochastic layer."""
-    latent = tuple(int(d) for d in latent_dims)
+    latent = _int_list(latent_dims, "latent_dims")
     if not latent or min(latent) < 1:
         raise AevbInputError(f"latent_dims must be a non-empty list of positive sizes, got {list(latent_dims)}")
     if len(hidden_dims) != len(latent) or any(isinstance(h, (int, float)) for h in hidden_dims):
         raise AevbInputError(f"hidden_dims must give one list of widths per stochastic layer ({len(latent)}), e.g. "
                              f"[[200, 200], [100, 100]]; got {hidden_dims!r}")
-    hidden = tuple(tuple(int(w) for w in h) for h in hidden_dims)
+    hidden = tuple(_int_list(h, "hidden_dims") for h in hidden_dims)
     if min((w for h in hidden for w in h), default=1) < 1:
         raise AevbInputError(f"hidden widths must be >= 1, got {hidden_dims!r}")
     return latent, hidden

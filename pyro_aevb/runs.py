@@ -108,12 +108,13 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
         guide.to(device)
         if labels is not None:
             give_labels([model, guide], data.train, labels)
-        if config.elbo is None:  # not given: estimator B, or A where a discrete latent is summed out (rule 6)
+        if config.elbo is None:  # not given: estimator B, or A where B is not the bound (rule 6, mean field)
             # the data first, as the trainer checks them: data outside the support is named as such
             probe = binarize_static(data.train[:64]) if data.binarize == "dynamic" else data.train
             check_data_support(model, probe, f"{data.name} training data")
-            enumerated = check_model_guide(model, guide, probe, None, num_data=data.train.shape[0]).enumerated
-            config.elbo = "trace" if enumerated else "analytic"
+            structure = check_model_guide(model, guide, probe, None, num_data=data.train.shape[0])
+            # B where it is the bound; A where a latent is enumerated or the guide is not mean-field (two_layer)
+            config.elbo = "trace" if structure.enumerated or not structure.mean_field else "analytic"
         trainer = Trainer(model, guide, data, elbo=config.elbo, num_particles=config.num_particles,
                           optimizer=config.optimizer, lr=config.lr, prior_precision=config.prior_precision,
                           batch_size=config.batch_size, run_dir=run_dir, config=config.to_dict(), progress=progress,
