@@ -405,3 +405,37 @@ def test_user_errors_in_constructors_data_and_arguments_are_one_clear_line(binar
         prior_means(TwoLatentModel(196), torch.zeros(3, 190))
     with pytest.raises(AevbInputError, match="tensor of data rows"):
         prior_means(TwoLatentModel(196), 4)
+
+
+def test_an_exception_in_your_own_guide_is_one_line_naming_your_file(tmp_path, capsys):
+    """A guide that does not broadcast over a leading particle dimension passes the one-particle start-up check
+    but fails under --elbo iwae: one line, status 2, naming the user's file and line (it used to be status 70,
+    "a bug in pyro-aevb")."""
+    import numpy as np
+
+    from pyro_aevb.cli import main
+
+    (tmp_path / "mine.py").write_text(
+        "import torch, pyro, pyro.distributions as dist\n"
+        "from pyro_aevb.plates import data_plate\n"
+        "class M(torch.nn.Module):\n"
+        "    def __init__(self, data_dim=784):\n"
+        "        super().__init__(); self.lin = torch.nn.Linear(2, data_dim)\n"
+        "    def forward(self, x, idx=None, num_data=None):\n"
+        "        with data_plate(x, idx, num_data):\n"
+        "            z = pyro.sample('z', dist.Normal(torch.zeros(x.shape[0], 2), 1.).to_event(1))\n"
+        "            pyro.sample('x', dist.ContinuousBernoulli(logits=self.lin(z)).to_event(1), obs=x)\n"
+        "class G(torch.nn.Module):\n"
+        "    def __init__(self, data_dim=784):\n"
+        "        super().__init__(); self.lin = torch.nn.Linear(data_dim, 4)\n"
+        "    def forward(self, x, idx=None, num_data=None):\n"
+        "        h = self.lin(x)\n"
+        "        with data_plate(x, idx, num_data):\n"
+        "            z = pyro.sample('z', dist.Normal(h[:, :2], h[:, 2:].exp()).to_event(1))\n"
+        "            torch.cat([z, x[..., :1]], -1)  # fails when z has a particle dimension\n")
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((200, 784), dtype=np.float32))
+    code = main(["train", "--dataset", str(tmp_path / "x.npy"), "--model", f"{tmp_path / 'mine.py'}:M",
+                 "--guide", f"{tmp_path / 'mine.py'}:G", "--elbo", "iwae", "--num-particles", "3", "--epochs", "1",
+                 "--out", str(tmp_path / "run"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "mine.py:17" in err and "broadcast" in err

@@ -147,3 +147,22 @@ def test_eval_every_writes_rows_every_k_epochs_and_at_the_end_of_each_fit(mnist,
                      for r in unbroken.metrics]
     with pytest.raises(AevbInputError, match="eval_every"):
         Trainer(VAEModel(784, 2, (20,)), AmortizedNormalGuide(784, 2, (20,)), data, eval_every=0)
+
+
+def test_redraw_refuses_a_folder_of_another_figure_or_dataset(tmp_path, capsys):
+    """--redraw draws only the sweep the folder holds: another dataset is one line, status 2 (it used to relabel
+    MNIST bounds as Frey Face's)."""
+    run_sweep([_spec(points=(300,))], tmp_path, log=lambda _: None)
+    assert main(["reproduce", "fig2", "--dataset", "frey", "--redraw", "--out", str(tmp_path)]) == 2
+    assert "holds a fig2 sweep of mnist" in capsys.readouterr().err
+
+
+def test_fig3_estimates_at_a_stop_the_run_overshoots(tmp_path):
+    """A budget that is not a multiple of M: the run passes its last stop (1050 -> 1100 samples) and still
+    estimates there, once (it used to wait for an exact match that never came)."""
+    spec = RunSpec("fig3", "mnist", "aevb", 1000, 2, 20, "bernoulli", (300, 1050), num_train=1000, eval_test=10,
+                   estimate={"eval_points": 10, "num_warmup": 5})
+    run_sweep([spec], tmp_path, log=lambda _: None)
+    rows = collect(tmp_path, [spec])
+    assert [r["stop"] for r in rows] == [300, 1050] and rows[-1]["train_samples"] == 1100
+    assert is_finished(tmp_path, spec)
