@@ -34,7 +34,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
-from pyro_aevb.checkpoint import CHECKPOINT, RunLock, atomic_write, read_metrics
+from pyro_aevb.checkpoint import CHECKPOINT, RunLock, atomic_write, dumps, read_metrics
 from pyro_aevb.data import Dataset
 from pyro_aevb.errors import AevbError, AevbInputError, Interrupted
 from pyro_aevb.infer.hmc import hmc_log_likelihood
@@ -109,6 +109,11 @@ def _read_estimates(path: Path) -> List[dict]:
         raise AevbInputError(f"{path / ESTIMATES} is unreadable ({e}): delete it to estimate again") from None
 
 
+def _stops(estimates: List[dict]) -> set:
+    """The stops estimated so far (rows written before stops were recorded: their sample counts)."""
+    return {r.get("stop", r["train_samples"]) for r in estimates}
+
+
 def is_finished(out, spec: RunSpec) -> bool:
     """Whether ``spec``'s run reached its budget (and, for Fig. 3, estimated at every stop)."""
     path = run_dir(out, spec)
@@ -119,7 +124,7 @@ def is_finished(out, spec: RunSpec) -> bool:
         return False
     if spec.estimate is None:
         return True
-    return {r.get("stop", r["train_samples"]) for r in _read_estimates(path)} >= set(spec.points)
+    return _stops(_read_estimates(path)) >= set(spec.points)
 
 
 def _dataset(spec: RunSpec) -> Dataset:
@@ -150,6 +155,7 @@ def run_one(spec: RunSpec, out, log: Callable = print) -> dict:
     model, guide = make_vae(data.data_dim, spec.latent_dim, spec.hidden_units, spec.likelihood)
     model.to(spec.device)
     guide.to(spec.device)
+
     def progress(trainer, row):  # every metrics row, once its checkpoint is saved
         bounds = (f"train {row['train_elbo']:9.2f}  test {row['test_elbo']:9.2f}" if "test_elbo" in row
                   else f"objective {row['train_objective']:9.2f}")
@@ -159,7 +165,7 @@ def run_one(spec: RunSpec, out, log: Callable = print) -> dict:
     trainer = _trainer(spec, data, model, guide, path, resume, progress)
     try:
         estimates = _read_estimates(path) if spec.estimate else []
-        done = {r.get("stop", r["train_samples"]) for r in estimates}
+        done = _stops(estimates)
         for p in spec.points:
             if trainer.train_samples < p:
                 trainer.fit(train_samples=p)
@@ -190,7 +196,7 @@ def _estimate(spec: RunSpec, model, data: Dataset, stop: int, samples: int, wall
 
 
 def _write_json(path: Path, obj) -> None:
-    data = (json.dumps(obj, indent=1) + "\n").encode()
+    data = (dumps(obj, indent=1) + "\n").encode()  # strict JSON: a non-finite stderr is null
     atomic_write(path, lambda f: f.write(data))
 
 
