@@ -95,6 +95,21 @@ def make_optimizer(model: torch.nn.Module, guide: torch.nn.Module, name: str = "
     raise AevbInputError(f"unknown optimizer {name!r}; choose adagrad or adam")
 
 
+KERNEL_OPTIONS = ("fused", "foreach", "capturable")
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict) -> None:
+    """Restore ``saved`` (an optimizer's ``state_dict``) into ``optimizer``, keeping ``optimizer``'s kernels.
+
+    ``fused``/``foreach``/``capturable`` say how the update is computed, not what it is, and
+    :func:`make_optimizer` picks them for the device the networks are on; torch's ``load_state_dict``
+    would restore the saved ones, so a checkpoint written on a CPU (fused Adagrad) could not resume
+    on a GPU, where no fused Adagrad exists."""
+    groups = [dict(g, **{k: own[k] for k in KERNEL_OPTIONS if k in own})
+              for g, own in zip(saved["param_groups"], optimizer.param_groups)]
+    optimizer.load_state_dict(dict(saved, param_groups=groups))
+
+
 def sample_budget(num_data: int, epochs: Optional[int] = None, train_samples: Optional[int] = None) -> int:
     """Training samples to see in total: ``train_samples``, or ``epochs`` passes over the N datapoints."""
     if (epochs is None) == (train_samples is None):
@@ -369,7 +384,7 @@ class Trainer:
             self.guide.load_state_dict(state["guide"])
         if self.objective is not None and state.get("objective"):
             self.objective.load_state_dict(state["objective"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        load_optimizer_state(self.optimizer, state["optimizer"])
         _set_rng_state(state["rng"], self.perm_generator)
         self.epoch = int(state["epoch"])
         self.train_samples = int(state["train_samples"])

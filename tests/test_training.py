@@ -1,5 +1,6 @@
 """Algorithm 1 on real data, checkpoints, resume and load_run."""
 
+import copy
 import json
 import math
 
@@ -12,6 +13,7 @@ from pyro_aevb import RunConfig, Trainer, evaluate_bound, load_run, train
 from pyro_aevb.checkpoint import CHECKPOINT, load_checkpoint, read_metrics, save_checkpoint
 from pyro_aevb.guides import AmortizedNormalGuide
 from pyro_aevb.models import VAEModel
+from pyro_aevb.trainer import load_optimizer_state
 
 
 def test_mnist_training_raises_test_bound(mnist_small):
@@ -108,6 +110,31 @@ def test_existing_run_needs_resume(tmp_path, small_array):
         train(_config(dataset=small_array, epochs=1), tmp_path / "r", progress=False)
     with pytest.raises(AevbInputError, match="latent_dim"):
         train(_config(dataset=small_array, epochs=2, latent_dim=5), tmp_path / "r", resume=True, progress=False)
+
+
+def test_a_checkpoint_resumes_with_this_devices_optimizer_kernel():
+    """A checkpoint written by fused Adagrad (the CPU kernel) loads into an optimizer that uses the
+    for-loop kernel (as on a GPU, where torch has no fused Adagrad): the kernel stays the loader's and
+    the next update is the same.  Plain ``load_state_dict`` would switch the loader to ``fused=True``,
+    which torch refuses for CUDA tensors (found resuming a CPU run on a GPU).  Tolerance: both kernels
+    compute the same float32 formula, differing only in rounding order (~1e-7 relative)."""
+    torch.manual_seed(0)
+    w = torch.randn(5, 3)
+    grads = [torch.randn(5, 3) for _ in range(4)]
+    a, b = w.clone().requires_grad_(), w.clone().requires_grad_()
+    fused = torch.optim.Adagrad([a], lr=0.1, weight_decay=1.0, fused=True)
+    loop = torch.optim.Adagrad([b], lr=0.1, weight_decay=1.0, foreach=False)
+    for g in grads[:3]:
+        a.grad = g.clone()
+        fused.step()
+    with torch.no_grad():
+        b.copy_(a)
+    load_optimizer_state(loop, copy.deepcopy(fused.state_dict()))  # a checkpoint holds copies
+    assert not loop.param_groups[0]["fused"] and loop.param_groups[0]["foreach"] is False
+    a.grad, b.grad = grads[3].clone(), grads[3].clone()
+    fused.step()
+    loop.step()
+    torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-6)
 
 
 def test_load_run_gives_traceable_pyro_programs(tmp_path, small_array):
