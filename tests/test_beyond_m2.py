@@ -18,7 +18,7 @@ from pyro import poutine
 from pyro.nn import PyroModule
 from torch import nn
 
-from pyro_aevb import (AevbInputError, Dataset, Trainer, balanced_labels, check_model_guide, evaluate_bound,
+from pyro_aevb import (AevbInputError, Dataset, Trainer, balanced_labels, check_model_guide,
                        give_labels, load_run, log_likelihood, make_elbo)
 from pyro_aevb.cli import main
 from pyro_aevb.evaluation import classification_error, conditional_means, train_supervised
