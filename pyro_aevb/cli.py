@@ -320,6 +320,9 @@ def _reproduce(args) -> int:
                              f"not {args.figure}")
     dataset = args.dataset or DEFAULT_DATASET[args.figure]
     out = args.out or Path("runs") / "reproduce" / f"{args.figure}_{dataset}_{args.budget}"
+    if Path(out).exists() and not Path(out).is_dir():
+        raise AevbInputError(f"--out {out} is a file; reproduce writes a folder (figure, tables, runs): "
+                             "name a new or existing folder")
     results = reproduce(args.figure, out, dataset=dataset, budget=args.budget, seed=args.seed, **kwargs)
     print((Path(out) / "results.md").read_text())
     print(dumps({"out": str(out), "wall_seconds": results["wall_seconds"]}))

@@ -166,3 +166,22 @@ def test_fig3_estimates_at_a_stop_the_run_overshoots(tmp_path):
     rows = collect(tmp_path, [spec])
     assert [r["stop"] for r in rows] == [300, 1050] and rows[-1]["train_samples"] == 1100
     assert is_finished(tmp_path, spec)
+
+
+def test_redraw_states_the_samples_the_runs_reached(tmp_path):
+    """A sweep carried to 600 samples and redrawn with the smaller budget of 300: the tables say what the runs
+    reached, not only what the command asked (results.md used to say 300)."""
+    from pyro_aevb.reproduce.fig2 import draw_figure
+
+    run_sweep([_spec(points=(300, 600))], tmp_path, log=lambda _: None)
+    results = draw_figure(tmp_path, [_spec(points=(300,))], "mnist", "quick")
+    assert results["budget"] == {"name": "quick", "train_samples": 300, "reached": 600}
+    assert "300 asked, up to 600 reached" in (tmp_path / "results.md").read_text()
+
+
+def test_out_naming_a_file_is_refused_in_one_line(tmp_path, capsys):
+    """--out must be a folder; a file there is bad input (status 2), not a write failure (it was status 5)."""
+    (tmp_path / "afile").write_text("x")
+    assert main(["reproduce", "fig2", "--latent-dims", "2", "--train-samples", "100",
+                 "--out", str(tmp_path / "afile")]) == 2
+    assert "is a file" in capsys.readouterr().err

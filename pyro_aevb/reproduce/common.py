@@ -154,13 +154,19 @@ def comparison_table(ours: dict, paper: dict, methods: Sequence[str], keys: Sequ
 
 
 def write_results(out: Path, figure: str, dataset: str, budget: str, train_samples, ours: dict, table: str,
-                  wall: float, settings: dict, extra_md: str = "") -> dict:
-    results = {"figure": figure, "dataset": dataset, **ours,
-               "budget": {"name": budget, "train_samples": train_samples},
+                  wall: float, settings: dict, extra_md: str = "", reached: Optional[int] = None) -> dict:
+    """``train_samples`` is the command's budget; ``reached``, the most any run has trained so far (a sweep
+    carried further by an earlier, larger ``--train-samples`` and redrawn with a smaller one)."""
+    budget_info = {"name": budget, "train_samples": train_samples}
+    samples_md = f"{train_samples}"
+    if reached is not None and reached != train_samples:
+        budget_info["reached"] = int(reached)
+        samples_md = f"{train_samples} asked, up to {int(reached)} reached (per run: the samples column)"
+    results = {"figure": figure, "dataset": dataset, **ours, "budget": budget_info,
                "wall_seconds": round(wall, 1), "settings": settings}
     write_json(out / "results.json", results)
     md = [f"# {figure}, {dataset}, budget `{budget}`", "",
-          f"Training samples per run: {train_samples}; wall time {wall / 60:.1f} min; settings: "
+          f"Training samples per run: {samples_md}; wall time {wall / 60:.1f} min; settings: "
           f"`{json.dumps(settings)}`.", "", table, ""]
     if extra_md:
         md += [extra_md, ""]
