@@ -220,11 +220,14 @@ def _evaluate(args) -> int:
     pyro.set_rng_seed(args.seed)
     run = load_run(args.run_dir, device=args.device)
     result = evaluate_run(run, num_particles=args.num_particles)
-    if args.iw_samples > 0:
+    if args.iw_samples > 0 or args.latent_terms:
         if run.guide is None:
-            raise AevbInputError("importance sampling needs the run's guide as proposal; this run has none")
+            raise AevbInputError("importance sampling (--iw-samples) and --latent-terms use the run's guide "
+                                 "(as proposal, as posterior); this run has none")
         test = run.load_data().test
-        if check_model_guide(run.model, run.guide, test, None).global_latents:
+        structure = check_model_guide(run.model, run.guide, test, None)  # once, for both
+    if args.iw_samples > 0:
+        if structure.global_latents:
             # full VB: log E_q(theta)[p(x|theta)], importance sampling over z for each theta draw
             ll = posterior_predictive_log_likelihood(run.model, run.guide, test, num_theta=args.theta_samples,
                                                      num_samples=args.iw_samples)
@@ -235,13 +238,11 @@ def _evaluate(args) -> int:
         if test.dim() == 3:  # sequences [N, T, D]: log p(x_1:T) / T
             result["test_log_likelihood_per_frame"] = per_frame(ll.mean, test.shape[1])
     if args.latent_terms:
-        if run.guide is None:
-            raise AevbInputError("the latent terms are expectations under the run's guide; this run has none")
-        enumerated = check_model_guide(run.model, run.guide, run.load_data().test, None).enumerated
-        if enumerated:
+        if structure.enumerated:
             raise AevbInputError(f"--latent-terms reports KL and active units of continuous latents; this run sums "
-                                 f"out the discrete latent(s) {', '.join(map(repr, enumerated))} by enumeration")
-        result.update(latent_site_terms(run.model, run.guide, run.load_data().test).metrics("test_"))
+                                 f"out the discrete latent(s) {', '.join(map(repr, structure.enumerated))} by "
+                                 "enumeration")
+        result.update(latent_site_terms(run.model, run.guide, test).metrics("test_"))
     if args.json:
         print(dumps(result))
     else:

@@ -153,6 +153,13 @@ def comparison_table(ours: dict, paper: dict, methods: Sequence[str], keys: Sequ
     return "\n".join(lines)
 
 
+def run_totals(ours: dict) -> tuple:
+    """``(wall seconds summed over the runs, most training samples any run reached)`` of a sweep's final
+    numbers ``ours[method][key]``."""
+    entries = [v for m in ours.values() for v in m.values()]
+    return sum(v["wall_seconds"] for v in entries), max(v["train_samples"] for v in entries)
+
+
 def write_results(out: Path, figure: str, dataset: str, budget: str, train_samples, ours: dict, table: str,
                   wall: float, settings: dict, extra_md: str = "", reached: Optional[int] = None) -> dict:
     """``train_samples`` is the command's budget; ``reached``, the most any run has trained so far (a sweep

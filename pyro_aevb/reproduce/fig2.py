@@ -16,7 +16,8 @@ from typing import Optional, Sequence
 from pyro_aevb.errors import AevbInputError
 
 from . import paper
-from .common import check_choice, checkpoints, comparison_table, final_numbers, load, pyplot, write_csv, write_results
+from .common import (check_choice, checkpoints, comparison_table, final_numbers, load, pyplot, run_totals, write_csv,
+                     write_results)
 from .sweep import BATCH_SIZE, RunSpec, check_manifest, collect, run_sweep
 
 BUDGET_SETTINGS = {
@@ -84,10 +85,9 @@ def draw_figure(out: Path, runs, dataset: str, budget: str) -> dict:
                 "seed": spec.seed, "eval_test_points": spec.eval_test,
                 "runs_finished": sum(1 for r in runs if ours.get(r.method, {}).get(str(r.key), {}).get(
                     "train_samples", 0) >= r.train_samples), "runs": len(runs)}
-    wall = sum(v["wall_seconds"] for m in ours.values() for v in m.values())
-    reached = max(v["train_samples"] for m in ours.values() for v in m.values())
-    return write_results(out, "fig2", dataset, budget, spec.train_samples, ours, table, wall, settings,
-                         reached=reached, extra_md=f"The paper trained for ~{paper.TRAINING_SAMPLES:.0e} samples; wake-sleep's "
+    wall, reached = run_totals(ours)
+    return write_results(out, "fig2", dataset, budget, spec.train_samples, ours, table, wall, settings, reached=reached,
+                         extra_md=f"The paper trained for ~{paper.TRAINING_SAMPLES:.0e} samples; wake-sleep's "
                                   "paper value is one level per Nz, compared with our wake-sleep test bound. "
                                   "Wall time: training and evaluation summed over the runs.")
 

@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 from pyro_aevb.errors import AevbInputError
 
 from . import paper
-from .common import check_choice, checkpoints, comparison_table, pyplot, write_csv, write_results
+from .common import check_choice, checkpoints, comparison_table, pyplot, run_totals, write_csv, write_results
 from .sweep import BATCH_SIZE, METHODS, RunSpec, check_manifest, collect, run_sweep
 
 BUDGET_SETTINGS = {
@@ -88,8 +88,7 @@ def draw_figure(out: Path, runs, budget: str) -> dict:
     settings = {"latent_dim": spec.latent_dim, "hidden_units": spec.hidden_units, "seed": spec.seed,
                 "eval_points": spec.estimate["eval_points"],
                 "hmc": {"leapfrog_steps": 4, "num_samples": 50, "num_warmup": spec.estimate["num_warmup"]}}
-    wall = sum(v["wall_seconds"] for m in ours.values() for v in m.values())
-    reached = max(v["train_samples"] for m in ours.values() for v in m.values())
+    wall, reached = run_totals(ours)
     return write_results(out, "fig3", "mnist", budget, spec.train_samples, ours, table, wall, settings,
                          reached=reached, extra_md="log p(x) by the appendix D estimator on the first "
                                   f"{spec.estimate['eval_points']} train and test points (the paper: 1000). "
