@@ -5,7 +5,8 @@ Data flows ``data -> model/guide -> objective -> trainer -> evaluation -> applic
 * :mod:`pyro_aevb.data` -- MNIST, Frey Face and user arrays as tensors;
 * :mod:`pyro_aevb.models` -- p(z) and p_theta(x|z); :mod:`pyro_aevb.guides` -- q_phi(z|x);
 * :mod:`pyro_aevb.contract` -- what a model and a guide must be, checked;
-* :mod:`pyro_aevb.labels` -- the labelled subset and the label protocol of semi-supervised models (M2);
+* :mod:`pyro_aevb.inputs` -- conditioning inputs (a label y, a covariate) given to the model and guide by name;
+* :mod:`pyro_aevb.labels` -- the labelled subset of semi-supervised training and the classification term (M2);
 * :mod:`pyro_aevb.infer` -- SGVB estimators A and B, the IWAE bound, importance sampling, HMC and the
   appendix-D estimator, wake-sleep, Monte Carlo EM (one per module);
 * :mod:`pyro_aevb.trainer` -- Algorithm 1 with atomic checkpoints;
@@ -21,7 +22,8 @@ from .errors import AevbInputError
 from .evaluation import (evaluate_bound, full_vb_bound, log_likelihood, posterior_predictive_log_likelihood,
                          prior_means, reconstruct)
 from .infer import ImportanceWeightedELBO, MonteCarloEM, WakeSleep, hmc_log_likelihood, make_elbo
-from .labels import balanced_labels, give_labels
+from .inputs import condition
+from .labels import ClassificationTerm, balanced_labels
 from .plates import data_plate
 from .runs import Run, evaluate_run, load_run, train
 from .trainer import Trainer, make_optimizer
@@ -29,9 +31,9 @@ from .trainer import Trainer, make_optimizer
 __version__ = "0.1.0"
 
 __all__ = [
-    "AevbInputError", "Dataset", "ImportanceWeightedELBO", "ModelStructure", "MonteCarloEM", "Run", "RunConfig",
-    "Trainer", "WakeSleep", "balanced_labels", "build_model_guide", "check_model_guide", "data_plate",
-    "evaluate_bound", "evaluate_run", "full_vb_bound", "give_labels", "hmc_log_likelihood", "inspect_model",
+    "AevbInputError", "ClassificationTerm", "Dataset", "ImportanceWeightedELBO", "ModelStructure", "MonteCarloEM", "Run", "RunConfig",
+    "Trainer", "WakeSleep", "balanced_labels", "build_model_guide", "check_model_guide", "condition", "data_plate",
+    "evaluate_bound", "evaluate_run", "full_vb_bound", "hmc_log_likelihood", "inspect_model",
     "load_array_file", "load_dataset", "load_frey", "load_mnist", "load_run", "log_likelihood", "make_elbo",
     "make_optimizer", "posterior_predictive_log_likelihood", "prior_means", "reconstruct", "train",
 ]

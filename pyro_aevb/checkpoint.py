@@ -48,6 +48,7 @@ CHECKPOINT = "checkpoint.pt"
 PREVIOUS = "checkpoint.prev.pt"
 METRICS = "metrics.jsonl"
 CONFIG = "config.json"
+DATA = "data.pt"  # the rows a run was trained on, where they came from Python (not a file or built-in dataset)
 LOCK = ".lock"
 FORMAT_VERSION = 1
 PAUSE_ENV = "PYRO_AEVB_TEST_WRITE_PAUSE"
@@ -201,6 +202,26 @@ def write_metrics(run_dir, rows: Iterable[dict]) -> None:
     """Rewrite ``metrics.jsonl`` atomically: one JSON object per finished epoch."""
     text = "".join(dumps(r) + "\n" for r in rows).encode()
     atomic_write(Path(run_dir) / METRICS, lambda f: f.write(text))
+
+
+def write_data(run_dir, state: dict) -> None:
+    """Write ``data.pt`` (a :meth:`pyro_aevb.data.Dataset.state`) atomically."""
+    buffer = io.BytesIO()
+    torch.save(dict(state, format=FORMAT_VERSION), buffer)
+    atomic_write(Path(run_dir) / DATA, lambda f: f.write(buffer.getbuffer()))
+
+
+def read_data(run_dir) -> dict:
+    """The dataset state in ``run_dir/data.pt``."""
+    path = Path(run_dir) / DATA
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 -- any unreadable file is the same user-facing problem
+        raise AevbInputError(f"{path}, the data the run was trained on, is unreadable ({type(e).__name__}): "
+                             "train the run again") from e
+    if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
+        raise AevbInputError(f"{path} is not a pyro-aevb data file of format {FORMAT_VERSION}")
+    return state
 
 
 def write_config(run_dir, config: dict) -> None:

@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "package.module:Class or path/to/file.py:Class")
     t.add_argument("--labels", type=positive_int, default=None, metavar="N",
                    help="semi-supervised: keep N training labels, N/K of each of the K classes (fixed seed), the rest "
-                        "unlabelled; for a model or guide that takes labels (m2, or one with set_labels(x, labels))")
+                        "unlabelled; for a model or guide that declares a label input, label_inputs = (\"y\",) (m2; pyro_aevb.inputs)")
     t.add_argument("--model-kwargs", default=None,
                    help="JSON object of constructor arguments for --model CLASS (or conv, two_layer, m2)")
     t.add_argument("--guide", default=d.guide,

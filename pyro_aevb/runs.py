@@ -13,7 +13,8 @@ from typing import Callable, Optional, Sequence
 import pyro
 import torch
 
-from .checkpoint import CHECKPOINT, METRICS, RunLock, load_checkpoint, load_checkpoint_to_resume, read_metrics
+from .checkpoint import (CHECKPOINT, DATA, METRICS, RunLock, load_checkpoint, load_checkpoint_to_resume, read_data,
+                         read_metrics)
 from .config import DEFAULT_INIT, MODELS, RunConfig, build_model_guide
 from .guides import GUIDE_NAMES
 from .contract import check_data_support, check_model_guide
@@ -23,13 +24,14 @@ from .evaluation.bound import evaluate_bound
 from .evaluation.classify import classification_error, has_classifier
 from .evaluation.full_vb import full_vb_bound
 from .sequences import per_frame
-from .labels import balanced_labels, give_labels, num_classes
+from .inputs import evaluation_inputs
+from .labels import balanced_labels, num_classes
 from .specs import build, resolve_spec
 from .trainer import Trainer
 
 # Fields that may differ between a run and its --resume: the budget and where it runs.
 RESUMABLE_FIELDS = {"epochs", "train_samples", "device", "backend", "compile", "data_dim", "image_shape",
-                    "num_classes", "lr", "clip_grad_norm"}
+                    "num_classes", "lr", "clip_grad_norm", "data_fingerprint", "data_stored"}
 BUILT_IN_DATASETS = ("mnist", "frey")
 
 
@@ -106,20 +108,21 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
         model, guide = build_model_guide(config, data.data_dim)
         model.to(device)
         guide.to(device)
-        if labels is not None:
-            give_labels([model, guide], data.train, labels)
         if config.elbo is None:  # not given: estimator B, or A where B is not the bound (rule 6, mean field)
             # the data first, as the trainer checks them: data outside the support is named as such
             probe = binarize_static(data.train[:64]) if data.binarize == "dynamic" else data.train
-            check_data_support(model, probe, f"{data.name} training data")
-            structure = check_model_guide(model, guide, probe, None, num_data=data.train.shape[0])
+            probe_inputs = {k: v[:probe.shape[0]] for k, v in data.train_inputs.items()}
+            check_data_support(model, probe, f"{data.name} training data", inputs=probe_inputs)
+            structure = check_model_guide(model, guide, probe, None, num_data=data.train.shape[0], inputs=probe_inputs)
             # B where it is the bound; A where a latent is enumerated or the guide is not mean-field (two_layer)
             config.elbo = "trace" if structure.enumerated or not structure.mean_field else "analytic"
         trainer = Trainer(model, guide, data, elbo=config.elbo, num_particles=config.num_particles,
                           optimizer=config.optimizer, lr=config.lr, prior_precision=config.prior_precision,
                           batch_size=config.batch_size, run_dir=run_dir, config=config.to_dict(), progress=progress,
                           backend=config.backend, compile=config.compile, seed=config.seed, resume=resume,
-                          overwrite=overwrite, clip_grad_norm=config.clip_grad_norm, callbacks=callbacks, lock=lock)
+                          overwrite=overwrite, clip_grad_norm=config.clip_grad_norm, callbacks=callbacks, lock=lock,
+                          labels=labels, alpha_over_n=config.alpha_over_n,
+                          labelled_batch_size=config.labelled_batch_size)
         trainer.fit(epochs=config.epochs, train_samples=config.train_samples)
     finally:
         if lock is not None:
@@ -139,10 +142,27 @@ class Run:
     run_dir: Path
 
     def load_data(self) -> Dataset:
+        """Exactly the rows the run was trained and tested on (on the run's device): from ``data.pt`` in the run
+        directory, or found again by name (``mnist``, ``frey``, the file) -- checked against the fingerprint the
+        run recorded."""
         params = list(self.guide.parameters() if self.guide is not None else []) + list(self.model.parameters())
         device = params[0].device if params else torch.device("cpu")
-        cfg = RunConfig.from_dict(dict(self.config.to_dict(), device=str(device)))
-        return prepare_data(cfg)
+        cfg = self.config
+        if (self.run_dir / DATA).exists():
+            data = Dataset.from_state(read_data(self.run_dir))
+        elif cfg.data_stored:
+            raise AevbInputError(f"{self.run_dir} was trained on rows made in Python, stored in {DATA}, which is "
+                                 "missing: copy it back, or pass the data yourself")
+        elif cfg.dataset not in BUILT_IN_DATASETS and not Path(cfg.dataset).exists():
+            raise AevbInputError(f"{self.run_dir} was trained on {cfg.dataset!r}, which is neither a built-in dataset "
+                                 "nor a file here, and stores no rows (runs trained before runs kept their data): "
+                                 "evaluate it with the library's functions on the rows you have")
+        else:
+            data = load_dataset(cfg.dataset, cfg.binarize, cfg.data_path, cfg.seq_len)
+        if cfg.data_fingerprint is not None and data.fingerprint() != cfg.data_fingerprint:
+            raise AevbInputError(f"the data {cfg.dataset!r} found now differ from those {self.run_dir} was trained "
+                                 "on (their fingerprints differ: a changed file, split or binarization)")
+        return data.to(device)
 
 
 def _recorded(config: dict, role: str, data_dim: int):
@@ -216,21 +236,24 @@ def evaluate_run(run: Run, num_particles: int = 1, splits=("train", "test")) -> 
     if has_classifier(run.guide) and data.test_labels is not None:
         out["test_error"] = classification_error(run.guide, data.test, data.test_labels)
     estimators = ["trace"]
+    inputs = {split: evaluation_inputs(data.inputs(split), run.model, run.guide) for split in ("train", "test")}
     try:  # estimator B only where every KL is closed-form: never label a Monte Carlo number analytic
-        check_model_guide(run.model, run.guide, data.test, "analytic")
+        check_model_guide(run.model, run.guide, data.test, "analytic", inputs=inputs["test"])
         estimators.append("analytic")
     except AevbInputError:
         pass
-    global_latents = check_model_guide(run.model, run.guide, data.test, None).global_latents
+    global_latents = check_model_guide(run.model, run.guide, data.test, None, inputs=inputs["test"]).global_latents
     for split in splits:
         x = getattr(data, split)
         if split == "train" and data.binarize == "dynamic":
             x = binarize_static(x)  # evaluate on one fixed binarization
         for est in estimators:
-            out[f"{split}_elbo_{est}"] = evaluate_bound(run.model, run.guide, x, est, num_particles)
+            out[f"{split}_elbo_{est}"] = evaluate_bound(run.model, run.guide, x, est, num_particles,
+                                                        inputs=inputs[split])
             if data.seq_len:
                 out[f"{split}_elbo_{est}_per_frame"] = per_frame(out[f"{split}_elbo_{est}"], data.seq_len)
         if global_latents and "analytic" in estimators:  # appendix F: the bound with the theta-KL over the N training points
-            fv = full_vb_bound(run.model, run.guide, x, data.train.shape[0], "analytic", num_particles)
+            fv = full_vb_bound(run.model, run.guide, x, data.train.shape[0], "analytic", num_particles,
+                               inputs=inputs[split])
             out.update({f"{split}_local_bound": fv.local, f"{split}_full_vb_bound": fv.bound, "kl_theta": fv.kl})
     return out

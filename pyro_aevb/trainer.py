@@ -56,7 +56,7 @@ import torch
 from tqdm import tqdm
 
 from .checkpoint import (CHECKPOINT, RunLock, load_checkpoint_to_resume, remove_stale_temp_files, save_checkpoint,
-                         write_config, write_metrics)
+                         write_config, write_data, write_metrics)
 from .contract import check_data_support, check_model_guide, inspect_model
 from .data import Dataset, binarize_static
 from .errors import AevbInputError, StorageError, TrainingDiverged
@@ -64,6 +64,8 @@ from .evaluation.bound import evaluate_bound
 from .evaluation.full_vb import full_vb_bound
 from .infer.elbo import ESTIMATORS, make_elbo
 from .infer.fused import FusedELBO, cross_check, is_fused_compatible
+from .inputs import condition, evaluation_inputs, label_inputs, rows
+from .labels import ALPHA_OVER_N, ClassificationTerm, unknown_labels
 from .params import local_param_store
 from .rng import seeded
 from .specs import class_spec, recorded_kwargs
@@ -175,6 +177,12 @@ class Trainer:
     :param lock: the run directory's :class:`~pyro_aevb.checkpoint.RunLock` when the caller already holds it.
     :param callbacks: called as ``callback(trainer, row)`` after every epoch, once its metrics row is written
         and its checkpoint saved (rank 0 only): a tracker (TensorBoard, MLflow, ...) is one small class.
+    :param labels: semi-supervised training (:mod:`pyro_aevb.labels`): the kept class of each training row, -1
+        where unknown (e.g. :func:`~pyro_aevb.labels.balanced_labels`), given as the label input the model or
+        guide declares (``label_inputs``) in training only; ``None``: every label unknown.
+    :param alpha_over_n, labelled_batch_size: the classification term of eq. (9) for a run with labels, alpha =
+        ``alpha_over_n`` * N estimated from ``labelled_batch_size`` labelled rows per step
+        (:class:`~pyro_aevb.labels.ClassificationTerm`); reported as ``train_classification`` per datapoint.
     :param eval_every: evaluate, write a metrics row and save the checkpoint every this many epochs and at the
         end of every :meth:`fit` (default 1: every epoch).  For a small dataset trained for many epochs (Frey
         Face's 1,765 frames for 1e7 samples are 5,700 epochs) a larger value keeps evaluation and checkpoint
@@ -189,7 +197,8 @@ class Trainer:
                  guide_kwargs: Optional[dict] = None, progress: bool = True, log_every: int = 50,
                  backend: str = "auto", compile: bool = False, seed: int = 0, callbacks: Sequence[Callable] = (),
                  resume: bool = False, overwrite: bool = False, clip_grad_norm: Optional[float] = None,
-                 lock: Optional[RunLock] = None, eval_every: int = 1):
+                 lock: Optional[RunLock] = None, eval_every: int = 1, labels: Optional[torch.Tensor] = None,
+                 alpha_over_n: float = ALPHA_OVER_N, labelled_batch_size: int = 100):
         self.callbacks = list(callbacks)
         if int(eval_every) < 1:
             raise AevbInputError(f"eval_every must be >= 1 epoch, got {eval_every}")
@@ -203,18 +212,20 @@ class Trainer:
             raise AevbInputError(f"batch size must be >= 1, got {batch_size}")
         if backend not in BACKENDS:
             raise AevbInputError(f"unknown backend {backend!r}; choose from {list(BACKENDS)}")
+        self._set_up_inputs(labels)
         # every row in the support, once, here, instead of validating every step (with dynamic binarization
         # the training rows are drawn binary each step, so a model of yours sees only binary ones)
         likelihood = getattr(model, "likelihood", None)
         if data.binarize != "dynamic" or hasattr(likelihood, "check_data"):
-            check_data_support(model, data.train, f"{data.name} training data")
-        check_data_support(model, data.test, f"{data.name} test data")
+            check_data_support(model, data.train, f"{data.name} training data", inputs=self.train_inputs)
+        check_data_support(model, data.test, f"{data.name} test data", inputs=self.eval_inputs["test"])
         warning = likelihood.point_mass_warning(data.train, f"{data.name} training data") if hasattr(
             likelihood, "point_mass_warning") else None
         if warning:
             warnings.warn(warning, RuntimeWarning, stacklevel=2)
         # rows as the model sees them, for the one-time checks (dynamic binarization draws them binary)
         self._probe = binarize_static(data.train[:64]) if data.binarize == "dynamic" else data.train
+        self._probe_inputs = rows(self.train_inputs, slice(0, self._probe.shape[0]))
         n_train = data.train.shape[0]
         self.objective = None if isinstance(elbo, str) else elbo
         self._own_update = getattr(self.objective, "update", None)  # an objective with its own update rule
@@ -227,10 +238,19 @@ class Trainer:
             if guide is None:
                 raise AevbInputError(f"estimator {elbo!r} needs a guide")
             # the contract, checked once, on two training rows as a minibatch of the N
-            self.structure = check_model_guide(model, guide, self._probe, elbo, num_data=n_train)
+            self.structure = check_model_guide(model, guide, self._probe, elbo, num_data=n_train,
+                                               inputs=self._probe_inputs)
             self.eval_estimator = elbo
             loss = self._sgvb_loss(elbo, backend)
+            if self.label_names and labels is not None:
+                self.classification = ClassificationTerm(
+                    guide, self.label_names[0], data.train, self.train_inputs[self.label_names[0]],
+                    self.train_inputs, float(alpha_over_n) * n_train, labelled_batch_size)
         else:
+            if self.train_inputs:
+                raise AevbInputError(f"{self.elbo_name} calls the model and guide without conditioning inputs, but "
+                                     f"they take {', '.join(map(repr, self.train_inputs))} from the data: train them "
+                                     "with an SGVB estimator (trace, analytic, iwae)")
             self.structure = inspect_model(model, self._probe, n_train) if guide is None else check_model_guide(
                 model, guide, self._probe, None, num_data=n_train)
             self.eval_estimator = getattr(elbo, "eval_estimator", None) if guide is not None else None
@@ -270,6 +290,7 @@ class Trainer:
                                  "start afresh with overwrite=True (CLI: --overwrite), or choose another run directory")
         if self.run_dir is not None:
             remove_stale_temp_files(self.run_dir)
+            self.config.update(self._record_data(store=not resume))
             self.write_config()
         self.progress, self.log_every = progress and self.rank == 0, log_every
         self.epoch = 0
@@ -287,12 +308,15 @@ class Trainer:
 
     def _sgvb_loss(self, elbo: str, backend: str) -> torch.nn.Module:
         """The loss module: the fused evaluation where it is declared, checked equal to Pyro's, else Pyro's ELBO."""
-        model, guide, data = self.model, self.guide, self.data
+        model, guide, data = condition(self.model, self.train_inputs), condition(self.guide, self.train_inputs), self.data
         fused = backend == "fused" or (backend == "auto" and elbo in ("trace", "analytic")
                                        and is_fused_compatible(model, guide))
         if fused:
             if elbo not in ("trace", "analytic"):
                 raise AevbInputError(f"the fused objective implements estimators 'trace' and 'analytic', not {elbo!r}")
+            if model is not self.model or guide is not self.guide:
+                raise AevbInputError("the fused objective evaluates the built-in VAE without conditioning inputs; "
+                                     "this model or guide takes inputs: use backend 'pyro' or 'auto'")
             try:
                 cross_check(model, guide, self._probe, elbo, self.num_particles, data.train.shape[0])
             except AevbInputError as e:
@@ -305,6 +329,33 @@ class Trainer:
             return FusedELBO(model, guide, elbo, self.num_particles)
         return make_elbo(elbo, self.num_particles, self.structure.max_plate_nesting,
                          bool(self.structure.enumerated))(model, guide)
+
+    def _set_up_inputs(self, labels: Optional[torch.Tensor]) -> None:
+        """The conditioning inputs of training and of evaluation (:mod:`pyro_aevb.inputs`).
+
+        Training gives every input of the training rows; a label input the model or guide declares gets
+        ``labels`` (all unknown without them).  Evaluation gives every input of the evaluated rows except label
+        inputs, so its bound is the unlabelled one."""
+        data = self.data
+        self.label_names = label_inputs(self.model, self.guide)
+        self.classification = None
+        if len(self.label_names) > 1:
+            raise AevbInputError(f"the model and guide declare several label inputs {self.label_names}; semi-supervised "
+                                 "training takes one")
+        if labels is not None:
+            if not self.label_names:
+                raise AevbInputError("labels were given, but neither the model nor the guide takes labels: a model or "
+                                     "guide with a latent class declares the input that observes it, label_inputs = "
+                                     "('y',) (e.g. the m2 model's guide; pyro_aevb.inputs)")
+            labels = torch.as_tensor(labels)
+            if labels.dim() != 1 or labels.shape[0] != data.train.shape[0] or labels.is_floating_point():
+                raise AevbInputError(f"labels must be integers, one per training row ({data.train.shape[0]}), got "
+                                     f"{labels.dtype} of shape {list(labels.shape)}")
+        known = {name: (labels if labels is not None else unknown_labels(data.train.shape[0])).to(data.train.device)
+                 for name in self.label_names}
+        self.train_inputs = {**data.train_inputs, **known}
+        self.eval_inputs = {split: evaluation_inputs(data.inputs(split), self.model, self.guide)
+                            for split in ("train", "test")}
 
     def _default_config(self, model_kwargs, guide_kwargs, **training) -> dict:
         """What a run trained from Python records: the classes, their constructor arguments, the settings."""
@@ -326,6 +377,20 @@ class Trainer:
                           RuntimeWarning, stacklevel=3)
         return config
 
+    def _record_data(self, store: bool) -> dict:
+        """What the run records of its data, so that ``load_run(...).load_data()`` gives back exactly these rows:
+        where they came from (``load_dataset``'s arguments, when the rows are exactly what it loads) or, for rows
+        made in Python, the rows themselves in ``data.pt`` (written when ``store``); and their fingerprint, which
+        loading and ``resume`` check."""
+        fingerprint = self.data.fingerprint()
+        origin = self.data.info.get("origin") or {}
+        if origin.get("fingerprint") == fingerprint:
+            return {"dataset": origin["dataset"], "binarize": origin["binarize"], "data_path": origin["data_path"],
+                    "seq_len": origin["seq_len"], "data_fingerprint": fingerprint, "data_stored": False}
+        if store:
+            write_data(self.run_dir, self.data.state())
+        return {"data_fingerprint": fingerprint, "data_stored": True}
+
     def write_config(self) -> None:
         """``config.json`` (atomically): what the run is, for people and for ``load_run``."""
         write_config(self.run_dir, self.config)
@@ -343,10 +408,12 @@ class Trainer:
         data = self.data
         subset = data.train[:max(1, min(data.train.shape[0], data.test.shape[0]))]
         self.eval_train = binarize_static(subset) if data.binarize == "dynamic" else subset
+        self.eval_train_inputs = rows(self.eval_inputs["train"], slice(0, subset.shape[0]))
         self.full_vb = bool(self.structure.global_latents) and self.eval_estimator in ("trace", "analytic")
 
-    def evaluate(self, x: torch.Tensor) -> dict:
-        """The bound per datapoint of ``x`` as the metrics report it (``{}`` without a guide)."""
+    def evaluate(self, x: torch.Tensor, inputs: Optional[dict] = None) -> dict:
+        """The bound per datapoint of ``x`` (with the conditioning ``inputs`` of its rows) as the metrics report it
+        (``{}`` without a guide)."""
         if self.eval_estimator is None:
             return {}
         particles = self.num_particles if self.objective is None else 1
@@ -354,9 +421,11 @@ class Trainer:
         with seeded(self.seed + 1_000_003 * self.epoch, x.device):
             if self.full_vb:
                 fv = full_vb_bound(self.model, self.guide, x, self.data.train.shape[0], self.eval_estimator,
-                                   particles)
+                                   particles, inputs=inputs)
                 return {"bound": fv.bound, "kl_theta": fv.kl}
-            return {"bound": evaluate_bound(self.model, self.guide, x, self.eval_estimator, particles)}
+            return {"bound": evaluate_bound(self.model, self.guide, x, self.eval_estimator, particles,
+                                            inputs=inputs)}
+
     def _decorrelate_ranks(self) -> None:
         """Under torch.distributed every rank starts from the same seed (same initial weights); give
         each rank its own noise stream so the K shares of a minibatch get independent eps draws."""
@@ -396,7 +465,12 @@ class Trainer:
         """Continue from ``run_dir/checkpoint.pt``; ``metrics.jsonl`` is rewritten to match it."""
         if self.resume_dir is None:
             raise AevbInputError("resume needs a run directory")
-        self.load_state_dict(load_checkpoint_to_resume(self.resume_dir))
+        state = load_checkpoint_to_resume(self.resume_dir)
+        recorded = state["config"].get("data_fingerprint")
+        if recorded is not None and self.config.get("data_fingerprint") not in (None, recorded):
+            raise AevbInputError(f"the data differ from those the run in {self.resume_dir} was trained on (their "
+                                 "fingerprints differ): resume with the same rows, or start a new run")
+        self.load_state_dict(state)
         for group in self.optimizer.param_groups:  # a lower learning rate on resume (e.g. after a divergence)
             group["lr"] = self.lr
         if self.run_dir is not None:
@@ -413,8 +487,13 @@ class Trainer:
             if not self._parameters_finite():
                 raise self._diverged("a parameter", "non-finite", None) from e
             raise
+        total = loss
+        if self.classification is not None:  # eq. (9): + alpha E_p~l[-log q(y|x)], kept apart from the bound
+            term = self.classification()
+            self._classification_sum += term.detach()
+            total = loss + term
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        total.backward()
         if self.clip_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(self._parameters(), self.clip_grad_norm)
         self.optimizer.step()
@@ -467,6 +546,7 @@ class Trainer:
         total_steps = -(-(budget - self.train_samples) // m) if budget > self.train_samples else 0
         bar = tqdm(total=total_steps, disable=not self.progress, unit="step", leave=False)
         loss_sum, steps = torch.zeros((), device=x_train.device), 0  # since the last metrics row
+        self._classification_sum = torch.zeros((), device=x_train.device)
         while self.train_samples < budget:
             start_time = time.perf_counter()
             epoch_steps = 0
@@ -506,10 +586,14 @@ class Trainer:
                 self.epoch -= 1
                 raise self._diverged("a parameter", "non-finite", steps)
             train_seconds, start_time = self._pending_seconds, time.perf_counter()
-            loss_sum, steps, self._pending_seconds = torch.zeros((), device=x_train.device), 0, 0.0
             row = {"epoch": self.epoch, "train_samples": self.train_samples,
                    "train_running_elbo" if self.is_bound else "train_objective": -running / n}
-            train_eval, test_eval = self.evaluate(self.eval_train), self.evaluate(self.data.test)
+            if self.classification is not None:  # alpha * CE per datapoint, the running mean (not in the bound)
+                row["train_classification"] = (self._classification_sum / steps).item() / n
+            loss_sum, steps, self._pending_seconds = torch.zeros((), device=x_train.device), 0, 0.0
+            self._classification_sum = torch.zeros((), device=x_train.device)
+            train_eval = self.evaluate(self.eval_train, self.eval_train_inputs)
+            test_eval = self.evaluate(self.data.test, self.eval_inputs["test"])
             if test_eval:
                 row.update(train_elbo=train_eval["bound"], test_elbo=test_eval["bound"])
                 if "kl_theta" in test_eval:

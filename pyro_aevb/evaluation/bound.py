@@ -12,25 +12,28 @@ models that follow the contract, so it is checked first
 for a site without a closed-form KL instead of letting Pyro silently sample).
 """
 
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 
 from ..contract import check_model_guide
 from ..errors import AevbInputError
 from ..infer.elbo import make_elbo
+from ..inputs import Inputs, condition
 from ..params import local_param_store
 
 
 @torch.no_grad()
 def evaluate_bound(model: Callable, guide: Callable, x: torch.Tensor, estimator: str = "analytic",
-                   num_particles: int = 1, batch_size: int = 2000) -> float:
+                   num_particles: int = 1, batch_size: int = 2000, inputs: Optional[Inputs] = None) -> float:
     """Average per-datapoint lower bound of ``x`` (nats), estimator ``"trace"`` (A), ``"analytic"`` (B) or
-    ``"iwae"`` (K = ``num_particles``)."""
+    ``"iwae"`` (K = ``num_particles``); ``inputs`` are the conditioning inputs of the rows of ``x``
+    (:mod:`pyro_aevb.inputs`; the bound is then of log p(x | inputs))."""
     if int(batch_size) < 1:
         raise AevbInputError(f"batch_size must be >= 1, got {batch_size}")
     with local_param_store():
-        structure = check_model_guide(model, guide, x, estimator)
+        structure = check_model_guide(model, guide, x, estimator, inputs=inputs)
+        model, guide = condition(model, inputs), condition(guide, inputs)
         elbo = make_elbo(estimator, num_particles, structure.max_plate_nesting, bool(structure.enumerated))
         n = x.shape[0]
         total = 0.0

@@ -20,6 +20,7 @@ from ..errors import AevbInputError
 from ..contract import inspect_model
 from ..infer.hmc import prior_draw
 from ..infer.importance import LogLikelihood, log_likelihood
+from ..inputs import Inputs, condition, rows
 from ..params import local_param_store
 from ..rng import seeded
 from ..plates import in_data_plate, is_global_latent
@@ -39,8 +40,10 @@ class _LocalTermsOnly(poutine.messenger.Messenger):
 
 
 @torch.no_grad()
-def global_kl(model: Callable, guide: Callable, x: torch.Tensor) -> float:
+def global_kl(model: Callable, guide: Callable, x: torch.Tensor, inputs: Optional[Inputs] = None) -> float:
     """KL(q(theta) || p(theta)) summed over the global sites (outside the ``data`` plate), analytic."""
+    first = rows(inputs or {}, slice(0, 1))
+    model, guide = condition(model, first), condition(guide, first)
     with local_param_store():
         guide_trace = poutine.trace(guide).get_trace(x[:1])
         model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(x[:1])
@@ -67,7 +70,8 @@ class FullVBBound(NamedTuple):
 
 @torch.no_grad()
 def full_vb_bound(model: Callable, guide: Callable, x: torch.Tensor, num_data: Optional[int] = None,
-                  estimator: str = "analytic", num_particles: int = 1, batch_size: int = 2000) -> FullVBBound:
+                  estimator: str = "analytic", num_particles: int = 1, batch_size: int = 2000,
+                  inputs: Optional[Inputs] = None) -> FullVBBound:
     """The full-VB bound (eq. 21 / 24) per datapoint of ``x``, with the theta-KL spread over ``num_data``.
 
     ``local`` is the mean over ``x`` of ``E_q(theta) E_q(z|x)[log p(x|z, theta) + log p(z) - log q(z|x)]``
@@ -75,8 +79,8 @@ def full_vb_bound(model: Callable, guide: Callable, x: torch.Tensor, num_data: O
     ``num_data`` defaults to ``len(x)`` (use the training-set size N to read the training objective).
     """
     local = evaluate_bound(_LocalTermsOnly()(model), _LocalTermsOnly()(guide), x, estimator, num_particles,
-                           batch_size)
-    kl = global_kl(model, guide, x)
+                           batch_size, inputs=inputs)
+    kl = global_kl(model, guide, x, inputs)
     n = int(num_data or x.shape[0])
     return FullVBBound(local - kl / n, local, kl, n)
 

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from ..contract import ModelStructure, check_data_support, check_model_guide, require_local_only
 from ..errors import AevbInputError
+from ..inputs import Inputs, condition
 from ..params import local_param_store
 from ..plates import data_frame, masked_log_prob, sum_to_datapoints
 from ..rng import on_same_draws
@@ -99,23 +100,27 @@ def _fused_matches(model, guide, x: torch.Tensor, structure: ModelStructure) -> 
 
 
 def log_weights(model: Callable, guide: Callable, x: torch.Tensor, num_samples: int,
-                structure: Optional[ModelStructure] = None) -> torch.Tensor:
-    """``log p(x, z_k) - log q(z_k|x)`` for ``num_samples`` z_k per row of ``x``: shape ``[K, N]``."""
+                structure: Optional[ModelStructure] = None, inputs: Optional[Inputs] = None) -> torch.Tensor:
+    """``log p(x, z_k) - log q(z_k|x)`` for ``num_samples`` z_k per row of ``x`` (with the conditioning
+    ``inputs`` of its rows): shape ``[K, N]``."""
     with local_param_store():
-        structure = structure or check_model_guide(model, guide, x, "importance")
-        return vectorized_log_weights(model, guide, (x,), int(num_samples), structure)[0]
+        structure = structure or check_model_guide(model, guide, x, "importance", inputs=inputs)
+        return vectorized_log_weights(condition(model, inputs), condition(guide, inputs), (x,), int(num_samples),
+                                      structure)[0]
 
 
 @torch.no_grad()
 def log_likelihood(model: Callable, guide: Callable, x: torch.Tensor, num_samples: int = 5000,
                    batch_size: int = 100, max_elements: int = 2 ** 24, backend: str = "auto",
-                   progress: bool = False) -> LogLikelihood:
+                   progress: bool = False, inputs: Optional[Inputs] = None) -> LogLikelihood:
     """Importance-sampled estimate of log p_theta(x) per datapoint with ``num_samples`` = K proposals.
 
     Rows go in batches of ``batch_size``; their K draws in chunks of at most ``max_elements / (rows * row
     size)`` combined by a running log-sum-exp, so any K fits in memory.  ``backend="auto"`` uses
     :func:`fused_log_weights` for the built-in VAE (after checking it equals Pyro's weights on the same draws)
     and Pyro's traces otherwise; ``"pyro"`` forces the traces.  ``progress`` shows a bar with an ETA.
+    ``inputs`` are the conditioning inputs of the rows of ``x`` (:mod:`pyro_aevb.inputs`): the estimate is then
+    of log p(x | inputs).
     """
     if int(num_samples) < 1:
         raise AevbInputError(f"num_samples must be >= 1, got {num_samples}")
@@ -124,8 +129,9 @@ def log_likelihood(model: Callable, guide: Callable, x: torch.Tensor, num_sample
     if backend not in ("auto", "pyro"):
         raise AevbInputError(f"unknown backend {backend!r}; choose auto or pyro")
     with local_param_store():
-        structure = check_model_guide(model, guide, x, "importance")
-        check_data_support(model, x)  # every row in the support, once: validation is off in the loop
+        structure = check_model_guide(model, guide, x, "importance", inputs=inputs)
+        check_data_support(model, x, inputs=inputs)  # every row in the support, once: validation is off in the loop
+        model, guide = condition(model, inputs), condition(guide, inputs)  # fused only where no input is taken
         fused = backend == "auto" and is_fused_compatible(model, guide) and _fused_matches(model, guide, x, structure)
     width = max(int(x[0].numel()), 1)
     chunks = [(start, max(1, min(num_samples, max_elements // (min(batch_size, x.shape[0] - start) * width))))
@@ -139,8 +145,9 @@ def log_likelihood(model: Callable, guide: Callable, x: torch.Tensor, num_sample
             running = torch.full((xb.shape[0],), -math.inf, device=x.device)
             for k0 in range(0, num_samples, chunk):
                 k = min(chunk, num_samples - k0)
+                idx = torch.arange(start, start + xb.shape[0], device=x.device)  # the rows of xb (their inputs)
                 lw = (fused_log_weights(model, guide, xb, k) if fused
-                      else vectorized_log_weights(model, guide, (xb,), k, structure)[0])
+                      else vectorized_log_weights(model, guide, (xb, idx, x.shape[0]), k, structure)[0])
                 running = torch.logaddexp(running, torch.logsumexp(lw, dim=0))
                 bar.update(1)
             per_point.append(running - math.log(num_samples))
