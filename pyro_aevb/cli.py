@@ -40,6 +40,7 @@ from .evaluation.terms import latent_site_terms
 from .guides import GUIDE_NAMES
 from .infer.elbo import ESTIMATORS
 from .infer.importance import log_likelihood
+from .inputs import evaluation_inputs, taken
 from .models import LIKELIHOODS
 from .nn import INITS
 from .plots import plot_bound_curve, save_image_grid
@@ -148,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="images (default 100), or sequences for a sequence run (default 8; rows = sequences, "
                         "columns = time)")
     s.add_argument("--seed", type=seed, default=0)
+    s.add_argument("--condition", action="append", default=[], metavar="NAME=V[,V...]",
+                   help="a conditional model's input for every sample (e.g. y=3), or one grid row per value "
+                        "(y=0,1,2); without it a model that takes a class-label input draws one row per class, "
+                        "any other input comes from the test rows")
     s.add_argument("--out", default=None, help="PNG path (default RUN_DIR/samples.png)")
 
     c = sub.add_parser("plot", help="PNG of the bound curve of a run (RUN_DIR/bound.png)")
@@ -224,16 +229,22 @@ def _evaluate(args) -> int:
         if run.guide is None:
             raise AevbInputError("importance sampling (--iw-samples) and --latent-terms use the run's guide "
                                  "(as proposal, as posterior); this run has none")
-        test = run.load_data().test
-        structure = check_model_guide(run.model, run.guide, test, None)  # once, for both
+        data = run.load_data()
+        test, inputs = data.test, evaluation_inputs(data.inputs("test"), run.model, run.guide)
+        used = sorted({*taken(run.model, inputs), *taken(run.guide, inputs)})
+        structure = check_model_guide(run.model, run.guide, test, None, inputs=inputs)  # once, for both
     if args.iw_samples > 0:
         if structure.global_latents:
+            if used:
+                raise AevbInputError("--iw-samples of a full-VB run with conditioning inputs is not supported: "
+                                     "use evaluate's bound, or log_likelihood from Python with theta fixed")
             # full VB: log E_q(theta)[p(x|theta)], importance sampling over z for each theta draw
             ll = posterior_predictive_log_likelihood(run.model, run.guide, test, num_theta=args.theta_samples,
                                                      num_samples=args.iw_samples)
             result.update(theta_samples=args.theta_samples)
         else:
-            ll = log_likelihood(run.model, run.guide, test, num_samples=args.iw_samples, progress=not args.json)
+            ll = log_likelihood(run.model, run.guide, test, num_samples=args.iw_samples, progress=not args.json,
+                                inputs=inputs)
         result.update(test_log_likelihood=ll.mean, test_log_likelihood_stderr=ll.stderr, iw_samples=args.iw_samples)
         if test.dim() == 3:  # sequences [N, T, D]: log p(x_1:T) / T
             result["test_log_likelihood_per_frame"] = per_frame(ll.mean, test.shape[1])
@@ -242,6 +253,10 @@ def _evaluate(args) -> int:
             raise AevbInputError(f"--latent-terms reports KL and active units of continuous latents; this run sums "
                                  f"out the discrete latent(s) {', '.join(map(repr, structure.enumerated))} by "
                                  "enumeration")
+        if used:
+            raise AevbInputError("--latent-terms does not pass conditioning inputs yet; this model takes "
+                                 f"{', '.join(map(repr, used))}: use pyro_aevb.evaluation.terms from Python with "
+                                 "pyro_aevb.condition(model, inputs)")
         result.update(latent_site_terms(run.model, run.guide, test).metrics("test_"))
     if args.json:
         print(dumps(result))
@@ -251,26 +266,75 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _sample_inputs(run, data, num: int, conditions) -> tuple:
+    """The rows ``x_like`` (shapes only) and the model's conditioning inputs of each sample, and the grid's
+    columns: ``--condition NAME=V[,V...]`` (one grid row per value), else a class grid over an integer input's
+    values in the test set when the model takes exactly that one input, else the inputs of the test rows."""
+    rows = torch.arange(num) % data.test.shape[0]  # shapes only: repeat rows of a small test set
+    test_inputs = evaluation_inputs(data.inputs("test"), run.model, run.guide)
+    inputs = {k: v[rows.to(v.device)] for k, v in taken(run.model, test_inputs).items()}
+    grid, ncol = None, None
+    for text in conditions:
+        name, sep, values = text.partition("=")
+        if not sep or not values:
+            raise AevbInputError(f"--condition takes NAME=V[,V...], e.g. y=3 or y=0,1,2; got {text!r}")
+        if name not in inputs:
+            raise AevbInputError(f"--condition {name}: the run's model takes no input {name!r} (it takes "
+                                 f"{', '.join(map(repr, inputs)) or 'none'})")
+        like = inputs[name]
+        if like.dim() != 1:
+            raise AevbInputError(f"--condition sets one number per sample, but input {name!r} has "
+                                 f"{list(like.shape[1:])} per row: draw such samples from Python (prior_means(..., "
+                                 "inputs=...))")
+        try:
+            parsed = [float(v) if like.is_floating_point() else int(v) for v in values.split(",")]
+        except ValueError:
+            raise AevbInputError(f"--condition {text}: values must be {'numbers' if like.is_floating_point() else 'integers'}") from None
+        value = torch.tensor(parsed, dtype=like.dtype, device=like.device)
+        if value.shape[0] > 1:
+            if grid is not None:
+                raise AevbInputError("--condition with several values makes the rows of the grid: give several "
+                                     "values for one input only")
+            grid = name
+        inputs[name] = value
+    if grid is None and not conditions and len(inputs) == 1:
+        (name, like), = inputs.items()
+        if like.dim() == 1 and not like.is_floating_point() and like.dtype != torch.bool:
+            grid, inputs[name] = name, torch.unique(test_inputs[name])  # a class label: one row per class
+    if grid is not None:
+        values = inputs[grid]
+        ncol = max(1, num // values.shape[0])
+        num = ncol * values.shape[0]
+        inputs[grid] = values.repeat_interleave(ncol)
+        rows = rows[torch.arange(num) % rows.shape[0]]
+    inputs = {k: (v.expand(num) if v.dim() == 1 and v.shape[0] == 1 else v[:num]) for k, v in inputs.items()}
+    return data.test[rows.to(data.test.device)][:num], inputs, ncol
+
+
 def _sample(args) -> int:
     run = load_run(args.run_dir)
     data = run.load_data()
     num = args.num_samples or (8 if data.seq_len else 100)
-    x_like = data.test[:num]
-    if x_like.shape[0] < num:  # shapes only: repeat rows of a small test set
-        x_like = data.test[torch.arange(num) % data.test.shape[0]]
-    structure = inspect_model(run.model, x_like)
-    discrete = None if structure.global_latents else discrete_latent(run.model, x_like, structure)
-    nrow = None
-    if discrete is not None:  # one row per value of the discrete latent (M2: per class), a fixed z per column
-        nrow = max(1, num // num_values(run.model, x_like, discrete))
-        images = conditional_means(run.model, x_like[:nrow], discrete, seed=args.seed, structure=structure)
+    x_like, inputs, nrow = _sample_inputs(run, data, num, args.condition)
+    structure = inspect_model(run.model, x_like, inputs=inputs)
+    discrete = None if structure.global_latents else discrete_latent(run.model, x_like, structure, inputs)
+    if discrete is not None and nrow is None:  # a row per value of the discrete latent (M2: per class), z per column
+        nrow = max(1, num // num_values(run.model, x_like, discrete, inputs))
+        first = {k: v[:nrow] for k, v in inputs.items()}
+        images = conditional_means(run.model, x_like[:nrow], discrete, seed=args.seed, structure=structure,
+                                   inputs=first)
         images = images.reshape(-1, x_like.shape[-1])
     elif structure.global_latents:  # full VB: rows share z, each row one theta ~ q(theta)
+        if inputs:
+            raise AevbInputError("sample draws a full-VB grid (rows share z, each row one theta) without "
+                                 "conditioning inputs; this model takes some: draw from Python with "
+                                 "prior_means(model, x_like, guide, inputs=...)")
         side = max(1, int(num ** 0.5))
         images = predictive_means(run.model, run.guide, x_like[:side], num_theta=side, seed=args.seed)
         images = images.reshape(side * side, -1)
     else:
-        images = prior_means(run.model, x_like, seed=args.seed, structure=structure).reshape(x_like.shape[0], -1)
+        images = prior_means(run.model, x_like, seed=args.seed, structure=structure, inputs=inputs)
+        images = images.reshape(x_like.shape[0], -1)
     # sequences [S, T, D]: a strip, one row per sequence and one column per time step
     path = save_image_grid(images.reshape(-1, data.data_dim).clamp(0, 1), data.image_shape,
                            picture_path(args.out) if args.out else Path(args.run_dir) / "samples.png",

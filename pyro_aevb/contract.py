@@ -70,7 +70,7 @@ from pyro.util import check_model_guide_match, check_site_shape
 from torch.distributions import constraints, kl_divergence
 
 from .errors import AevbInputError
-from .inputs import Inputs, check_inputs, condition, require_inputs, rows
+from .inputs import Inputs, check_inputs, condition, input_names, require_inputs, rows
 from .params import local_param_store
 from .rng import seeded
 from .plates import data_frame, is_global_latent, is_latent, is_local_latent, is_observed
@@ -141,7 +141,7 @@ def _probe_batch(x: torch.Tensor, num_data: Optional[int]):
     return xb, torch.arange(m, device=x.device), n
 
 
-def _run(fn: Callable, role: str, *args):
+def _run(fn: Callable, role: str, *args, unused_inputs: Tuple[str, ...] = ()):
     try:
         return fn(*args)
     except AevbInputError:
@@ -149,7 +149,11 @@ def _run(fn: Callable, role: str, *args):
     except Exception as e:  # noqa: BLE001 -- any failure of the user's program becomes one clear line
         msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
         cause = e.__cause__ if e.__cause__ is not None else e  # Pyro re-raises with the trace shapes attached
-        if isinstance(cause, TypeError) and "argument" in str(cause):
+        if unused_inputs:
+            hint = (f"the {role} takes the input(s) {', '.join(map(repr, unused_inputs))}, which were not given: "
+                    f"give them with the data (Dataset(train_inputs=..., test_inputs=...), an .npz with "
+                    f"train_<name> / test_<name> arrays) or as inputs=... of the call")
+        elif isinstance(cause, TypeError) and "argument" in str(cause):
             hint = (f"a {role} must accept the arguments (x, idx=None, num_data=None), and by name the conditioning "
                     f"inputs it uses (pyro_aevb.inputs), and {HOW_TO}")
         else:
@@ -252,11 +256,13 @@ def _structure(model_trace, nesting: int, guide_trace=None) -> ModelStructure:
 
 
 def _conditioned(programs, x: torch.Tensor, inputs: Optional[Inputs]):
-    """The inputs checked (one entry per row of ``x``; every required one present) and bound to each program."""
+    """The inputs checked (one entry per row of ``x``; every required one present) and bound to each program;
+    and, per program, the inputs it names that were not given (for the hint if it fails without them)."""
     inputs = check_inputs(inputs, x.shape[0])
     for role, program in programs:
         require_inputs(program, role, inputs)
-    return [condition(program, inputs) for _, program in programs]
+    unused = [tuple(n for n in (input_names(program)[0] or ()) if n not in inputs) for _, program in programs]
+    return [condition(program, inputs) for _, program in programs], unused
 
 
 def inspect_model(model: Callable, x: torch.Tensor, num_data: Optional[int] = None,
@@ -265,9 +271,9 @@ def inspect_model(model: Callable, x: torch.Tensor, num_data: Optional[int] = No
 
     :param inputs: conditioning inputs of the rows of ``x`` (:mod:`pyro_aevb.inputs`)."""
     xb, idx, n = _probe_batch(x, num_data)
-    conditioned, = _conditioned([("model", model)], x, inputs)
+    (conditioned,), (unused,) = _conditioned([("model", model)], x, inputs)
     with _quiet_side_effects(x):
-        trace = _run(poutine.trace(conditioned).get_trace, "model", xb, idx, n)
+        trace = _run(poutine.trace(conditioned).get_trace, "model", xb, idx, n, unused_inputs=unused)
         _compute_log_prob(trace, "model")
         _plate_checks(trace, "model", xb.shape[0], n)
         _param_checks([("model", trace)], _owned_parameters(model))
@@ -287,9 +293,9 @@ def require_real_latents(model: Callable, x: torch.Tensor, structure: ModelStruc
                          inputs: Optional[Inputs] = None) -> None:
     """Refuse latents whose prior support is not all of R^d (HMC moves in unconstrained space only)."""
     xb, idx, n = _probe_batch(x, None)
-    conditioned, = _conditioned([("model", model)], x, inputs)
+    (conditioned,), (unused,) = _conditioned([("model", model)], x, inputs)
     with _quiet_side_effects(x):
-        trace = _run(poutine.trace(conditioned).get_trace, "model", xb, idx, n)
+        trace = _run(poutine.trace(conditioned).get_trace, "model", xb, idx, n, unused_inputs=unused)
     for name in structure.local_latents:
         support = trace.nodes[name]["fn"].support
         base = getattr(support, "base_constraint", support)
@@ -315,10 +321,11 @@ def check_model_guide(model: Callable, guide: Callable, x: torch.Tensor, estimat
     xb, idx, n = _probe_batch(x, num_data)
     m = xb.shape[0]
     owners = (model, guide)
-    model, guide = _conditioned([("model", model), ("guide", guide)], x, inputs)
+    (model, guide), (model_unused, guide_unused) = _conditioned([("model", model), ("guide", guide)], x, inputs)
     with _quiet_side_effects(x):
-        guide_trace = _run(poutine.trace(guide).get_trace, "guide", xb, idx, n)
-        model_trace = _run(poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace, "model", xb, idx, n)
+        guide_trace = _run(poutine.trace(guide).get_trace, "guide", xb, idx, n, unused_inputs=guide_unused)
+        model_trace = _run(poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace, "model", xb, idx, n,
+                           unused_inputs=model_unused)
         _plate_checks(guide_trace, "guide", m, n)
         _plate_checks(model_trace, "model", m, n)
         nesting = _nesting([guide_trace, model_trace])
@@ -445,10 +452,12 @@ def check_data_support(model: Callable, x: torch.Tensor, what: str = "the data",
         return
     inputs = check_inputs(inputs, x.shape[0], what)
     require_inputs(model, "model", inputs)
+    unused = tuple(n for n in (input_names(model)[0] or ()) if n not in inputs)
     with _quiet_side_effects(x):
         for start in range(0, x.shape[0], chunk):
             block = slice(start, start + chunk)
-            trace = _run(poutine.trace(condition(model, rows(inputs, block))).get_trace, "model", x[block])
+            trace = _run(poutine.trace(condition(model, rows(inputs, block))).get_trace, "model", x[block],
+                         unused_inputs=unused)
             for name, site in trace.nodes.items():
                 if is_observed(site):
                     support = site["fn"].support

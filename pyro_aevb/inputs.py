@@ -49,6 +49,12 @@ def _forward(program: Callable) -> Callable:
 def input_names(program: Callable) -> Tuple[Optional[Tuple[str, ...]], Tuple[str, ...]]:
     """The inputs ``program`` takes by name and those it requires (no default): ``(names, required)``;
     ``names`` is ``None`` when its ``forward`` takes ``**kwargs`` (every input is passed)."""
+    unwrapped = poutine.unwrap(program)
+    if isinstance(unwrapped, Conditioned):  # the inputs it binds are no longer the caller's to give
+        names, required = input_names(unwrapped.program)
+        bound = set(unwrapped.inputs)
+        return (None if names is None else tuple(n for n in names if n not in bound),
+                tuple(n for n in required if n not in bound))
     try:
         params = list(inspect.signature(_forward(program)).parameters.values())
     except (TypeError, ValueError):  # a builtin or C callable: it takes only the contract's arguments

@@ -15,6 +15,7 @@ from ..config import RunConfig
 from ..contract import check_data_support
 from ..data import Dataset, load_dataset
 from ..errors import AevbInputError
+from ..inputs import condition, evaluation_inputs, rows
 from ..runs import load_run
 from .denoise import denoise
 from .encode import encode
@@ -106,14 +107,18 @@ def _load(args):
         raise AevbInputError(f"dataset {data.name!r} has {data.data_dim} values per image but the run's model was "
                              f"trained on {expected}: use data of the run's shape")
     pyro.set_rng_seed(args.seed)  # every Monte Carlo number of the command follows --seed
+    inputs = evaluation_inputs(data.inputs(args.split), run.model, run.guide)
     check_data_support(run.model, getattr(data, args.split), f"{data.name} {args.split} data (the run records "
                        f"dataset {run.config.dataset!r}, binarize {run.config.binarize!r}; pass --dataset FILE for "
-                       "the data it was trained on)")
+                       "the data it was trained on)", inputs=inputs)
     x = getattr(data, args.split)
     labels = getattr(data, f"{args.split}_labels")
     if args.num_images is not None:
         x = x[:args.num_images]
         labels = labels[:args.num_images] if labels is not None else None
+        inputs = rows(inputs, slice(0, args.num_images))
+    # a conditional model's inputs, bound to the chosen rows: the applications call it on those rows
+    run.model, run.guide = condition(run.model, inputs), condition(run.guide, inputs)
     return run, data, x, labels
 
 

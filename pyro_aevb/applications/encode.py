@@ -114,7 +114,8 @@ def encode(model: Callable, guide: Callable, x: torch.Tensor, labels: Optional[t
         layout = latent_layout(model, guide, x, structure)
         means, scales = [], []
         for start in range(0, x.shape[0], batch_size):
-            trace = poutine.trace(guide).get_trace(x[start:start + batch_size])
+            idx = torch.arange(start, min(start + batch_size, x.shape[0]), device=x.device)  # rows, for inputs
+            trace = poutine.trace(guide).get_trace(x[idx], idx, x.shape[0])
             moments = {name: _moments(trace.nodes[name]["fn"], trace.nodes[name]["value"].shape)
                        for name in layout.names}
             means.append(layout.to_matrix({name: m for name, (m, _) in moments.items()}))

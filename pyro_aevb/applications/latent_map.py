@@ -41,7 +41,8 @@ def grid_quantiles(n: int) -> torch.Tensor:
 def _prior_icdf(model: Callable, x_like: torch.Tensor, layout: LatentLayout, u: torch.Tensor) -> Optional[torch.Tensor]:
     """``[n, J]``: column j holds F_j^-1(u) for the prior's marginal F_j of latent column j; ``None`` when the
     prior does not factorise into elementwise marginals with an inverse CDF."""
-    trace = poutine.trace(model).get_trace(x_like[:1])
+    trace = poutine.trace(model).get_trace(x_like[:1], torch.zeros(1, dtype=torch.long, device=x_like.device),
+                                           x_like.shape[0])
     quantiles = {}
     for name in layout.names:
         value = trace.nodes[name]["value"]

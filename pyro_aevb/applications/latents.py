@@ -68,7 +68,7 @@ class LatentLayout:
 def latent_layout(model: Callable, guide: Callable, x: torch.Tensor, structure: ModelStructure) -> LatentLayout:
     """The layout of the local latents, from one trace of ``guide`` on the first row of ``x``."""
     with torch.no_grad():
-        trace = poutine.trace(guide).get_trace(x[:1])
+        trace = poutine.trace(guide).get_trace(x[:1], torch.zeros(1, dtype=torch.long, device=x.device), x.shape[0])
     shapes = []
     for name, axis in zip(structure.local_latents, structure.latent_axes):
         value = trace.nodes[name]["value"]

@@ -6,7 +6,8 @@
 
 each decoded to the *mean* of the observed site's distribution p_theta(x|z) (the image one draws in a sample
 grid): the model is traced with the latents conditioned (``poutine.condition``) and the observed site's
-distribution read off the trace.  Nothing here knows a site name.
+distribution read off the trace.  Nothing here knows a site name.  A conditional model p(x | z, y) takes its
+conditioning inputs for each row (``inputs={"y": ...}``, :mod:`pyro_aevb.inputs`): samples of p(x | y).
 """
 
 from typing import Callable, Dict, Optional
@@ -17,6 +18,7 @@ from pyro.infer import Predictive
 
 from ..contract import ModelStructure, check_model_guide, inspect_model
 from ..errors import AevbInputError
+from ..inputs import Inputs, condition
 from ..params import local_param_store
 from ..plates import is_global_latent, is_observed
 from ..rng import seeded
@@ -62,22 +64,26 @@ def _require_rows(x, name: str) -> None:
 @torch.no_grad()
 def sample_globals(guide: Callable, x: torch.Tensor) -> Dict[str, torch.Tensor]:
     """One draw of every global latent (theta ~ q(theta)) from ``guide``, as a dict for ``poutine.condition``."""
-    guide_trace = poutine.trace(guide).get_trace(x[:1])
+    # the first row, as a minibatch of the rows of x (a guide with conditioning inputs gets that row's)
+    guide_trace = poutine.trace(guide).get_trace(x[:1], torch.zeros(1, dtype=torch.long, device=x.device), x.shape[0])
     return {name: site["value"] for name, site in guide_trace.nodes.items() if is_global_latent(site)}
 
 
 @torch.no_grad()
 def prior_means(model: Callable, x_like: torch.Tensor, guide: Optional[Callable] = None,
-                seed: Optional[int] = 0, structure: Optional[ModelStructure] = None) -> torch.Tensor:
+                seed: Optional[int] = 0, structure: Optional[ModelStructure] = None,
+                inputs: Optional[Inputs] = None) -> torch.Tensor:
     """Decoded prior samples, one per row of ``x_like``: z ~ p(z), image = E[x | z] (Fig. 5).
 
     :param x_like: rows with the data's shape (e.g. test images): they set shapes only, the latents come from
         the prior.
     :param guide: supplies theta ~ q(theta) for a model with global latents (full VB); not used otherwise.
+    :param inputs: the conditioning inputs of each row (a conditional model: a draw of p(x | z, y) per row).
     """
     _require_rows(x_like, "x_like")
     with local_param_store(), seeded(seed, x_like.device):
-        structure = structure or inspect_model(model, x_like)
+        structure = structure or inspect_model(model, x_like, inputs=inputs)
+        model, guide = condition(model, inputs), condition(guide, inputs)
         program = model
         if structure.global_latents:
             if guide is None:
@@ -90,24 +96,27 @@ def prior_means(model: Callable, x_like: torch.Tensor, guide: Optional[Callable]
 
 
 @torch.no_grad()
-def reconstruct(model: Callable, guide: Callable, x: torch.Tensor, seed: Optional[int] = 0) -> torch.Tensor:
-    """Reconstructions of the rows of ``x``: z ~ q_phi(z|x) (and theta ~ q(theta)), image = E[x | z]."""
+def reconstruct(model: Callable, guide: Callable, x: torch.Tensor, seed: Optional[int] = 0,
+                inputs: Optional[Inputs] = None) -> torch.Tensor:
+    """Reconstructions of the rows of ``x`` (with the conditioning ``inputs`` of its rows): z ~ q_phi(z|x) (and
+    theta ~ q(theta)), image = E[x | z]."""
     _require_rows(x, "x")
     with local_param_store(), seeded(seed, x.device):
-        structure = check_model_guide(model, guide, x, None)
+        structure = check_model_guide(model, guide, x, None, inputs=inputs)
+        model, guide = condition(model, inputs), condition(guide, inputs)
         names = list(structure.latents)
         draw = _one_draw(Predictive(model, guide=guide, num_samples=1, return_sites=names), x,
                          _value_dims(model, x, names))
         return decode_means(model, draw, x)
 
 
-def discrete_latent(model: Callable, x_like: torch.Tensor, structure: Optional[ModelStructure] = None
-                    ) -> Optional[str]:
+def discrete_latent(model: Callable, x_like: torch.Tensor, structure: Optional[ModelStructure] = None,
+                    inputs: Optional[Inputs] = None) -> Optional[str]:
     """The first local latent of the model whose prior has a finite support (``has_enumerate_support``), e.g.
     the class y of M2; ``None`` if there is none."""
     with local_param_store(), seeded(0, x_like.device), torch.no_grad():
-        structure = structure or inspect_model(model, x_like)
-        trace = poutine.trace(model).get_trace(x_like)
+        structure = structure or inspect_model(model, x_like, inputs=inputs)
+        trace = poutine.trace(condition(model, inputs)).get_trace(x_like)
     for name in structure.local_latents:
         if getattr(trace.nodes[name]["fn"], "has_enumerate_support", False):
             return name
@@ -115,16 +124,16 @@ def discrete_latent(model: Callable, x_like: torch.Tensor, structure: Optional[M
 
 
 @torch.no_grad()
-def num_values(model: Callable, x_like: torch.Tensor, site: str) -> int:
+def num_values(model: Callable, x_like: torch.Tensor, site: str, inputs: Optional[Inputs] = None) -> int:
     """The number of values of the discrete latent ``site`` (the size of its prior's support)."""
     with local_param_store(), seeded(0, x_like.device):
-        fn = poutine.trace(model).get_trace(x_like[:1]).nodes[site]["fn"]
+        fn = poutine.trace(condition(model, inputs)).get_trace(x_like).nodes[site]["fn"]
     return int(fn.enumerate_support(expand=False).shape[0])
 
 
 @torch.no_grad()
 def conditional_means(model: Callable, x_like: torch.Tensor, site: str, seed: Optional[int] = 0,
-                      structure: Optional[ModelStructure] = None) -> torch.Tensor:
+                      structure: Optional[ModelStructure] = None, inputs: Optional[Inputs] = None) -> torch.Tensor:
     """Decoded samples with the discrete latent ``site`` set to each of its values: ``[V, C, D]`` for V values
     and C = ``len(x_like)`` columns.  The other local latents are drawn once per column from the prior and
     kept for every row, so a column shows one "style" z under every class y: the analogies of Kingma et al.
@@ -133,7 +142,8 @@ def conditional_means(model: Callable, x_like: torch.Tensor, site: str, seed: Op
     """
     _require_rows(x_like, "x_like")
     with local_param_store(), seeded(seed, x_like.device):
-        structure = structure or inspect_model(model, x_like)
+        structure = structure or inspect_model(model, x_like, inputs=inputs)
+        model = condition(model, inputs)
         if structure.global_latents:
             raise AevbInputError("class-conditional samples need a model without global latents")
         if site not in structure.local_latents:

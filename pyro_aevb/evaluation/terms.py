@@ -61,9 +61,10 @@ def bound_terms(model: Callable, guide: Callable, x: torch.Tensor, batch_size: i
         data_dim = structure.data_dim
         reconstruction, kl = 0.0, 0.0
         for start in range(0, x.shape[0], batch_size):
-            xb = x[start:start + batch_size]
-            guide_trace = poutine.trace(guide).get_trace(xb)
-            model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(xb)
+            idx = torch.arange(start, min(start + batch_size, x.shape[0]), device=x.device)  # rows, for inputs
+            xb = x[idx]
+            guide_trace = poutine.trace(guide).get_trace(xb, idx, x.shape[0])
+            model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(xb, idx, x.shape[0])
             for name in structure.observed:
                 site = model_trace.nodes[name]
                 lp = masked_log_prob(site["fn"].log_prob(site["value"]), site["mask"])
