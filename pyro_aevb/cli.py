@@ -45,13 +45,21 @@ from .models import LIKELIHOODS
 from .nn import INITS
 from .plots import plot_bound_curve, save_image_grid
 from .reproduce import DEFAULT_DATASET, reproduce
-from .runs import evaluate_run, load_run, train
+from .runs import apply_settings, evaluate_run, load_run, train
 from .sequences import per_frame
 from .specs import parse_kwargs
 from .tensorboard import TensorBoardCallback
 
 
 INTERNAL_ERROR = 70  # EX_SOFTWARE: an unanticipated failure (a bug)
+
+
+class _Given(argparse.Action):
+    """Store the value and remember that the flag was given (a shape flag then reaches a class of yours)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace.given = sorted(set(getattr(namespace, "given", [])) | {self.dest})
 
 
 class _Parser(argparse.ArgumentParser):
@@ -72,11 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="datapoints are sequences of T frames [T, D] for a sequence model (--model dmm): frey's video "
                         "or an array of sequences [F, D], [N, F, D], [N, F, H, W], split in time (last 10%% of the "
                         "frames held out), cut into overlapping training windows and disjoint test windows")
-    t.add_argument("--latent-dim", type=positive_int, default=d.latent_dim, help="Nz, dimensions of z")
-    t.add_argument("--hidden-dim", type=positive_int, default=d.hidden_dim)
-    t.add_argument("--num-hidden-layers", type=positive_int, default=d.num_hidden_layers)
-    t.add_argument("--activation", default=d.activation)
-    t.add_argument("--likelihood", default=d.likelihood, choices=sorted(LIKELIHOODS))
+    shape = " (a model or guide class of yours gets it when its constructor takes an argument of that name)"
+    t.add_argument("--latent-dim", type=positive_int, default=d.latent_dim, action=_Given,
+                   help="Nz, dimensions of z" + shape)
+    t.add_argument("--hidden-dim", type=positive_int, default=d.hidden_dim, action=_Given, help=shape.strip(" ()"))
+    t.add_argument("--num-hidden-layers", type=positive_int, default=d.num_hidden_layers, action=_Given,
+                   help=shape.strip(" ()"))
+    t.add_argument("--activation", default=d.activation, action=_Given, help=shape.strip(" ()"))
+    t.add_argument("--likelihood", default=d.likelihood, choices=sorted(LIKELIHOODS), action=_Given,
+                   help=shape.strip(" ()"))
     t.add_argument("--model", default=d.model,
                    help=f"the generative model: {', '.join(MODELS)} (mlp: the paper's VAE; conv: convolutional, "
                         "sized by --latent-dim/--hidden-dim and --model-kwargs '{\"channels\": [16, 32]}'; two_layer: "
@@ -116,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue the run in --out from its checkpoint (--lr and --clip-grad-norm may change)")
     t.add_argument("--overwrite", action="store_true", help="start afresh in an --out that already holds a run")
     t.add_argument("--clip-grad-norm", type=float, default=None, help="rescale each gradient to at most this norm")
-    t.add_argument("--min-scale", type=float, default=0.0,
+    t.add_argument("--min-scale", type=float, default=0.0, action=_Given,
                    help="floor added to a learned likelihood scale (gaussian, laplace): bounded density on point masses")
     t.add_argument("--backend", default=d.backend, choices=["auto", "pyro", "fused"],
                    help="evaluate the objective with Pyro's ELBO or the fused equivalent (auto: fused when possible)")
@@ -206,6 +218,12 @@ def _train(args) -> int:
     callbacks = []
     if args.tensorboard is not None and (not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0):
         callbacks.append(TensorBoardCallback(args.tensorboard or Path(args.out) / "tensorboard"))
+    given = getattr(args, "given", [])
+    try:
+        apply_settings(config, given)
+    except AevbInputError as e:  # the library names the setting; here it is a flag
+        flags = [f"--{name.replace('_', '-')}" for name in given if f"setting {name}=" in str(e)]
+        raise AevbInputError(f"{' '.join(flags)}: {e}" if flags else str(e)) from None
     try:
         trainer = train(config, args.out, resume=args.resume, progress=not args.no_progress, overwrite=args.overwrite,
                         callbacks=callbacks)

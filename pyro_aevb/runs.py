@@ -26,7 +26,7 @@ from .evaluation.full_vb import full_vb_bound
 from .sequences import per_frame
 from .inputs import evaluation_inputs
 from .labels import balanced_labels, num_classes
-from .specs import build, resolve_spec
+from .specs import build, is_import_path, resolve_spec, takes
 from .trainer import Trainer
 
 # Fields that may differ between a run and its --resume: the budget and where it runs.
@@ -59,15 +59,44 @@ def _absolute(path: Optional[str]) -> Optional[str]:
     return str(Path(path).expanduser().resolve()) if path else path
 
 
+#: the settings that size a network, and the built-in guides that each one sizes (``--guide normal`` etc.)
+SHAPE_SETTINGS = ("latent_dim", "hidden_dim", "num_hidden_layers", "activation", "likelihood", "min_scale")
+BUILT_IN_GUIDE_SETTINGS = ("latent_dim", "hidden_dim", "num_hidden_layers", "activation")
+
+
+def apply_settings(config: RunConfig, given: Sequence[str]) -> None:
+    """The shape settings ``given`` explicitly (``--latent-dim`` ...) reach a class of yours whose constructor
+    takes an argument of that name (into ``model_kwargs`` / ``guide_kwargs``, so ``config.json`` records what was
+    built and ``load_run`` rebuilds it), unless its kwargs set it; one that reaches neither the model nor the
+    guide is refused rather than ignored."""
+    for name in (n for n in given if n in SHAPE_SETTINGS):
+        reached = False
+        for role in ("model", "guide"):
+            spec, kwargs = getattr(config, role), getattr(config, f"{role}_kwargs")
+            if is_import_path(spec):
+                if name in kwargs or takes(spec, name):
+                    kwargs.setdefault(name, getattr(config, name))
+                    reached = True
+            elif role == "model" or name in BUILT_IN_GUIDE_SETTINGS:
+                reached = True  # a built-in network is sized by the setting itself
+        if not reached:
+            raise AevbInputError(
+                f"the setting {name}={getattr(config, name)!r} reaches neither the model nor the guide: the "
+                f"constructor of {config.model if is_import_path(config.model) else config.guide} takes no "
+                f"{name!r}; give it the argument, or set its own arguments with model_kwargs / guide_kwargs")
+
+
 def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = True, overwrite: bool = False,
-          callbacks: Sequence[Callable] = ()) -> Trainer:
+          callbacks: Sequence[Callable] = (), given: Sequence[str] = ()) -> Trainer:
     """Train the model/guide of ``config`` into ``run_dir`` (Algorithm 1); ``resume`` continues a run,
     ``overwrite`` starts afresh in a directory that holds one; ``callbacks`` are the trainer's per-epoch
-    ``callback(trainer, row)`` (e.g. a TensorBoard writer)."""
+    ``callback(trainer, row)`` (e.g. a TensorBoard writer); ``given`` names the settings set explicitly (the
+    shape settings among them reach a class of yours, :func:`apply_settings`)."""
     run_dir = Path(run_dir)
     if resume and overwrite:
         raise AevbInputError("--resume continues the run in --out and --overwrite replaces it: choose one")
     config.model, config.guide = resolve_spec(config.model), resolve_spec(config.guide)
+    apply_settings(config, given)
     if config.dataset not in BUILT_IN_DATASETS:  # a file: recorded absolute, so the run evaluates from anywhere
         config.dataset = _absolute(config.dataset)
     config.data_path = _absolute(config.data_path)

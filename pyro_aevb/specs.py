@@ -116,6 +116,15 @@ def build(spec: str, kwargs: Optional[dict], data_dim: Optional[int], role: str)
                              f"{type(e).__name__}: {message}") from None
 
 
+def takes(spec: str, name: str) -> bool:
+    """Whether the constructor of the class named by ``spec`` takes an argument ``name`` (or ``**kwargs``)."""
+    try:
+        params = inspect.signature(import_object(spec)).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
 def recorded_kwargs(obj: Any, given: Optional[dict]) -> Optional[dict]:
     """The constructor arguments to record for ``obj``: ``given``, else its ``init_kwargs``, else None (unknown)."""
     if given is not None:
