@@ -3,6 +3,8 @@
 Every model here is written in the test; seeds are fixed; each tolerance says why it is that size.
 """
 
+import math
+
 import pyro
 import pyro.distributions as dist
 import pytest
@@ -12,6 +14,8 @@ from pyro.nn import PyroModule
 
 from pyro_aevb import log_likelihood
 from pyro_aevb.infer import hmc_log_likelihood
+from pyro_aevb.models import LIKELIHOODS
+from pyro_aevb.models.likelihoods import continuous_bernoulli_log_normaliser
 from pyro_aevb.plates import data_plate
 
 
@@ -104,3 +108,41 @@ def test_hmc_and_importance_sampling_score_only_the_observed_part_of_a_masked_ob
         assert abs((hmc_est.per_datapoint[rows] - exact[rows]).mean().item()) < 0.15
     # most points individually: an error > 0.5 nats is > 2.5 per-point sds
     assert ((hmc_est.per_datapoint - exact).abs() < 0.5).float().mean() > 0.9
+
+
+# ----------------------------------------------------------------------------- 2. continuous Bernoulli normaliser
+
+CB_LOGITS = [-30.0, -20.0, -18.0, -5.0, -1e-4, 0.0, 1e-4, 5.0, 18.0, 20.0, 30.0]
+
+
+@pytest.mark.parametrize("logit", CB_LOGITS)
+def test_continuous_bernoulli_integrates_to_one_at_every_logit(logit):
+    """The continuous Bernoulli likelihood, evaluated in float32 as in training, is a density on [0, 1] for
+    every logit: far out where sigmoid(logit) rounds to 0 or 1, at 0 (C = 2) and next to it; its log-density
+    and the gradient w.r.t. the logit are finite there."""
+    lik = LIKELIHOODS["continuous_bernoulli"]
+    x = torch.linspace(0, 1, 200_001, dtype=torch.float64)
+    out = torch.full((x.shape[0], 1), logit, dtype=torch.float32, requires_grad=True)
+    log_p = lik(out).log_prob(x[:, None].float())[:, 0]
+    # trapezoid rule, h = 5e-6: error <= h^2 / 12 * int |p''| = h^2 / 12 * |p'(1) - p'(0)| <= h^2 / 12 * 30^2 * 30
+    # ~ 6e-8 at |logit| = 30 (p ~ 30 e^(30 (x - 1))); the float32 log-density is off by a few ulp of |log p|
+    # <= 30, i.e. a relative error of the density < 1e-5.  1e-4 covers both; the old normaliser was off by 0.11
+    # at |logit| = 18.
+    assert torch.trapezoid(log_p.double().exp(), x).item() == pytest.approx(1.0, abs=1e-4)
+    assert torch.isfinite(log_p).all()
+    (grad,) = torch.autograd.grad(log_p.sum(), out)
+    assert torch.isfinite(grad).all()
+
+
+def test_continuous_bernoulli_normaliser_is_exact_and_smooth_through_zero():
+    """log C(eta) = log(eta / tanh(eta / 2)) (float64 reference) on both sides of the Taylor switch at
+    |eta| = 1e-2, and its derivative (eta / 6 near 0) has no jump there."""
+    eta = torch.tensor([-30.0, -2.0, -0.0101, -0.0099, 1e-6, 0.0099, 0.0101, 2.0, 30.0], dtype=torch.float64)
+    reference = torch.where(eta == 0, torch.tensor(math.log(2.0), dtype=torch.float64),
+                            torch.log(eta / torch.tanh(eta / 2)))
+    # float64 throughout: the Taylor remainder is < 4e-16 and the exact branch is a few ulp; 1e-12 is loose
+    assert torch.allclose(continuous_bernoulli_log_normaliser(eta), reference, atol=1e-12, rtol=0)
+    h = torch.tensor([0.0099, 0.0101], dtype=torch.float64, requires_grad=True)
+    (slope,) = torch.autograd.grad(continuous_bernoulli_log_normaliser(h).sum(), h)
+    # d/deta log C = eta / 6 - 7 eta^3 / 360 + ...: 0.00165 and 0.00168; a jump would show at the 1e-6 level
+    assert torch.allclose(slope, h.detach() / 6 - 7 * h.detach() ** 3 / 360, atol=1e-9)
