@@ -39,6 +39,7 @@ distribution validation (on by default) rejects out-of-support values in
 are rejected rather than scored as +-inf.
 """
 
+import inspect
 import math
 from typing import Callable, Dict, Optional, Union
 
@@ -106,6 +107,15 @@ class StableContinuousBernoulli(dist.ContinuousBernoulli):
                 + torch.nn.functional.softplus(self.logits))
 
 
+def _takes_min_scale(fn: Callable) -> bool:
+    """Whether ``fn`` accepts a ``min_scale`` keyword (or any keyword)."""
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # no introspectable signature (some builtins): let the call decide
+        return True
+    return any(p.name == "min_scale" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
 class Likelihood:
     """A named map ``decoder output -> Distribution`` over the D data dimensions.
 
@@ -114,6 +124,11 @@ class Likelihood:
     :param fn: ``fn(out)`` with ``out.shape[-1] == params_per_dim * D`` returns a
         distribution with batch shape ``out.shape[:-1] + (D,)``.
     :param support: the constraint the observed data must satisfy.
+    :param learned_scale: the decoder learns a scale (Gaussian, Laplace, a StudentT of yours); then ``fn`` takes
+        the floor as a keyword, ``fn(out, min_scale)``, and builds its distribution with
+        ``scale = min_scale + learned scale`` itself -- only the likelihood knows which of its parameters is
+        the scale, so nothing here rebuilds a distribution from its attributes.
+    :param min_scale: the floor passed to ``fn`` (0: none).
     """
 
     def __init__(self, name: str, params_per_dim: int, fn: Callable[[torch.Tensor], dist.Distribution],
@@ -125,6 +140,9 @@ class Likelihood:
             raise AevbInputError(f"min_scale must be >= 0, got {min_scale}")
         if min_scale > 0 and not learned_scale:
             raise AevbInputError(f"the {name} likelihood has no learned scale: min_scale applies to gaussian and laplace")
+        if learned_scale and not _takes_min_scale(fn):
+            raise AevbInputError(f"likelihood {name!r} learns a scale, so its function must take the scale floor as "
+                                 f"fn(out, min_scale) and add it to the scale it builds")
         self.name = name
         self.params_per_dim = int(params_per_dim)
         self.fn = fn
@@ -144,17 +162,16 @@ class Likelihood:
     def support(self) -> constraints.Constraint:
         """The data constraint; when not given, the support of ``fn`` evaluated on zeros."""
         if self._support is None:
-            d = self.fn(torch.zeros(1, self.params_per_dim))
+            d = self(torch.zeros(1, self.params_per_dim))
             if not isinstance(d, torch.distributions.Distribution):
                 raise AevbInputError(f"likelihood {self.name!r} returned {type(d).__name__}, not a Distribution")
             self._support = d.support
         return self._support
 
     def __call__(self, out: torch.Tensor) -> dist.Distribution:
-        d = self.fn(out)
-        if self.min_scale:
-            d = type(d)(d.loc, d.scale + self.min_scale)
-        return d
+        if self.learned_scale:
+            return self.fn(out, min_scale=self.min_scale)
+        return self.fn(out)
 
     def log_prob_rows(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """sum_d log p(x_d | out) per row, ``out`` of shape ``[..., M, params_per_dim * D]``, ``x`` ``[M, D]``.
@@ -225,18 +242,18 @@ def _bernoulli(out: torch.Tensor) -> dist.Distribution:
     return UnitIntervalBernoulli(logits=out)
 
 
-def _gaussian(out: torch.Tensor) -> dist.Distribution:
+def _gaussian(out: torch.Tensor, min_scale: float = 0.0) -> dist.Distribution:
     mean_logit, log_var = out.chunk(2, dim=-1)
-    return dist.Normal(torch.sigmoid(mean_logit), torch.exp(0.5 * log_var))
+    return dist.Normal(torch.sigmoid(mean_logit), torch.exp(0.5 * log_var) + min_scale)
 
 
 def _continuous_bernoulli(out: torch.Tensor) -> dist.Distribution:
     return StableContinuousBernoulli(logits=out)
 
 
-def _laplace(out: torch.Tensor) -> dist.Distribution:
+def _laplace(out: torch.Tensor, min_scale: float = 0.0) -> dist.Distribution:
     mean_logit, log_b = out.chunk(2, dim=-1)
-    return dist.Laplace(torch.sigmoid(mean_logit), torch.exp(log_b))
+    return dist.Laplace(torch.sigmoid(mean_logit), torch.exp(log_b) + min_scale)
 
 
 def _beta(out: torch.Tensor) -> dist.Distribution:

@@ -11,10 +11,11 @@ import pytest
 import torch
 from pyro import poutine
 from pyro.nn import PyroModule
+from torch.distributions import constraints
 
-from pyro_aevb import log_likelihood
+from pyro_aevb import AevbInputError, log_likelihood
 from pyro_aevb.infer import hmc_log_likelihood
-from pyro_aevb.models import LIKELIHOODS
+from pyro_aevb.models import LIKELIHOODS, Likelihood
 from pyro_aevb.models.likelihoods import continuous_bernoulli_log_normaliser
 from pyro_aevb.plates import data_plate
 
@@ -146,3 +147,38 @@ def test_continuous_bernoulli_normaliser_is_exact_and_smooth_through_zero():
     (slope,) = torch.autograd.grad(continuous_bernoulli_log_normaliser(h).sum(), h)
     # d/deta log C = eta / 6 - 7 eta^3 / 360 + ...: 0.00165 and 0.00168; a jump would show at the 1e-6 level
     assert torch.allclose(slope, h.detach() / 6 - 7 * h.detach() ** 3 / 360, atol=1e-9)
+
+
+# ----------------------------------------------------------------------------- 3. scale floor of a likelihood
+
+
+def _student_t(out, min_scale=0.0):
+    """A three-parameter likelihood of the test's own: df = 1 + softplus(.), loc, scale = min_scale + exp(.)."""
+    df, loc, log_scale = out.chunk(3, dim=-1)
+    return dist.StudentT(1.0 + torch.nn.functional.softplus(df), loc, torch.exp(log_scale) + min_scale)
+
+
+def test_a_scale_floor_keeps_every_other_parameter_of_the_likelihood():
+    """With a floor s, a StudentT likelihood keeps its df and loc and has scale = s + learned scale (the
+    likelihood builds it; nothing rebuilds a distribution from loc/scale attributes); gaussian and laplace
+    give exactly the log-densities of N(mu, sigma + s) and Laplace(mu, b + s) as before."""
+    torch.manual_seed(0)
+    out = torch.randn(4, 3 * 5)
+    floored = Likelihood("student_t", 3, _student_t, constraints.real, learned_scale=True).with_min_scale(0.1)
+    d = floored(out)
+    df, loc, log_scale = out.chunk(3, dim=-1)
+    assert isinstance(d, dist.StudentT)
+    # the same float32 operations in the same order: equal to the last bit
+    assert torch.equal(d.df, 1.0 + torch.nn.functional.softplus(df)) and torch.equal(d.loc, loc)
+    assert torch.equal(d.scale, torch.exp(log_scale) + 0.1)
+    two = torch.randn(4, 2 * 5)
+    x = torch.rand(4, 5)
+    a, b = two.chunk(2, dim=-1)
+    # the old rebuild: type(d)(d.loc, d.scale + s) of the unfloored distribution
+    for name, family, scale in (("gaussian", dist.Normal, torch.exp(0.5 * b)), ("laplace", dist.Laplace, b.exp())):
+        for s in (0.0, 0.1):
+            expected = family(torch.sigmoid(a), scale + s).log_prob(x)
+            assert torch.equal(LIKELIHOODS[name].with_min_scale(s)(two).log_prob(x), expected), (name, s)
+    # a learned-scale likelihood must be able to take the floor: said when it is declared, not on first use
+    with pytest.raises(AevbInputError, match=r"fn\(out, min_scale\)"):
+        Likelihood("student_t", 3, lambda out: _student_t(out), constraints.real, learned_scale=True)
