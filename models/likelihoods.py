@@ -160,9 +160,25 @@ class Likelihood:
 
     @property
     def support(self) -> constraints.Constraint:
-        """The data constraint; when not given, the support of ``fn`` evaluated on zeros."""
+        """The data constraint; when not given, the support of ``fn`` on zeros for D = 1 (unless
+        :meth:`check_data` has already probed it with the data's D, as the trainer does)."""
+        return self.support_for(1)
+
+    def support_for(self, data_dim: int) -> constraints.Constraint:
+        """The data constraint, probing ``fn`` (when no support was given) with a decoder output of zeros for
+        ``data_dim`` data dimensions; any failure of ``fn`` there is one :class:`AevbInputError` naming it."""
         if self._support is None:
-            d = self(torch.zeros(1, self.params_per_dim))
+            width = self.params_per_dim * int(data_dim)
+            try:
+                d = self(torch.zeros(1, width))
+            except AevbInputError:
+                raise
+            except Exception as e:  # noqa: BLE001 -- a user's likelihood failing is one clear line
+                detail = str(e).strip().splitlines()[0] if str(e).strip() else ""
+                raise AevbInputError(
+                    f"likelihood {self.name!r} failed on a decoder output of shape [1, {width}] ({self.params_per_dim} "
+                    f"per data dimension, D = {data_dim}): {type(e).__name__}: {detail} -- it must map out "
+                    f"[..., {self.params_per_dim} * D] to a distribution with batch shape [..., D]") from e
             if not isinstance(d, torch.distributions.Distribution):
                 raise AevbInputError(f"likelihood {self.name!r} returned {type(d).__name__}, not a Distribution")
             self._support = d.support
@@ -202,12 +218,13 @@ class Likelihood:
         """Raise :class:`AevbInputError` unless every value of ``x`` is in the support."""
         if not torch.isfinite(x).all():
             raise AevbInputError(f"{what} contains NaN or inf values")
-        ok = self.support.check(x)
+        support = self.support_for(x.shape[-1])
+        ok = support.check(x)
         if not bool(ok.all()):
             bad = x[~ok]
             raise AevbInputError(
                 f"{what} has {bad.numel()} values outside the support of the {self.name} likelihood "
-                f"({self.support}); e.g. {bad.flatten()[0].item():.4g} "
+                f"({support}); e.g. {bad.flatten()[0].item():.4g} "
                 f"(min {x.min().item():.4g}, max {x.max().item():.4g})"
             )
 

@@ -13,9 +13,11 @@ from pyro import poutine
 from pyro.nn import PyroModule
 from torch.distributions import constraints
 
-from pyro_aevb import AevbInputError, log_likelihood
+from pyro_aevb import AevbInputError, Dataset, Trainer, log_likelihood
+from pyro_aevb.contract import check_data_support
+from pyro_aevb.guides import AmortizedNormalGuide
 from pyro_aevb.infer import hmc_log_likelihood
-from pyro_aevb.models import LIKELIHOODS, Likelihood
+from pyro_aevb.models import LIKELIHOODS, Likelihood, VAEModel, get_likelihood
 from pyro_aevb.models.likelihoods import continuous_bernoulli_log_normaliser
 from pyro_aevb.plates import data_plate
 
@@ -182,3 +184,27 @@ def test_a_scale_floor_keeps_every_other_parameter_of_the_likelihood():
     # a learned-scale likelihood must be able to take the floor: said when it is declared, not on first use
     with pytest.raises(AevbInputError, match=r"fn\(out, min_scale\)"):
         Likelihood("student_t", 3, lambda out: _student_t(out), constraints.real, learned_scale=True)
+
+
+# ----------------------------------------------------------------------------- 6. a likelihood given as a function
+
+
+def paired(out):
+    """Neighbouring pixels (2k, 2k + 1) share a mean: a likelihood that works on whole rows of even D only."""
+    pairs = out.unflatten(-1, (-1, 2))
+    return dist.Normal(torch.sigmoid(pairs.mean(-1, keepdim=True).expand_as(pairs).flatten(-2)), 0.2)
+
+
+def test_a_likelihood_function_is_probed_with_the_data_dimension():
+    """The support of a likelihood given as a function is read from it at the data's D (here 6), so one that
+    works on whole rows only is accepted and trains; where it does fail (odd D), the failure is one
+    AevbInputError naming the likelihood, not a raw torch error."""
+    pyro.set_rng_seed(0)
+    x = torch.rand(40, 6)
+    model, guide = VAEModel(6, 2, (8,), paired), AmortizedNormalGuide(6, 2, (8,))
+    check_data_support(model, x)  # the trainer's check: D = 1 made unflatten(-1, (-1, 2)) fail here
+    trainer = Trainer(model, guide, Dataset("pairs", x[:30], x[30:], None), batch_size=10, progress=False)
+    trainer.fit(epochs=1)
+    assert math.isfinite(trainer.metrics[-1]["test_elbo"])
+    with pytest.raises(AevbInputError, match=r"likelihood 'paired' failed .* D = 5"):
+        get_likelihood(paired).check_data(torch.rand(4, 5))
