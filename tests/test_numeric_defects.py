@@ -20,6 +20,7 @@ from pyro_aevb.infer import hmc_log_likelihood
 from pyro_aevb.models import LIKELIHOODS, Likelihood, VAEModel, get_likelihood
 from pyro_aevb.models.likelihoods import continuous_bernoulli_log_normaliser
 from pyro_aevb.plates import data_plate
+from pyro_aevb.trainer import make_optimizer
 
 
 # ----------------------------------------------------------------------------- 1. masked observations
@@ -208,3 +209,69 @@ def test_a_likelihood_function_is_probed_with_the_data_dimension():
     assert math.isfinite(trainer.metrics[-1]["test_elbo"])
     with pytest.raises(AevbInputError, match=r"likelihood 'paired' failed .* D = 5"):
         get_likelihood(paired).check_data(torch.rand(4, 5))
+
+
+# ----------------------------------------------------------------------------- 4. a module shared by model and guide
+
+VD, VJ, VK = 6, 2, 3
+
+
+class SharedEncoder(PyroModule):
+    """x -> (loc, scale) of a Gaussian over z."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = PyroModule[torch.nn.Linear](VD, 2 * VJ)
+
+    def forward(self, x):
+        loc, log_scale = self.net(x).chunk(2, -1)
+        return loc, log_scale.exp()
+
+
+class EncoderGuide(PyroModule):
+    def __init__(self):
+        super().__init__()
+        self.encoder = SharedEncoder()
+
+    def forward(self, x, idx=None, num_data=None):
+        loc, scale = self.encoder(x)
+        with data_plate(x, idx, num_data):
+            return pyro.sample("z", dist.Normal(loc, scale).to_event(1))
+
+
+class VampPriorModel(PyroModule):
+    """p(z) = (1/K) sum_k q(z | u_k), the VampPrior: the guide's encoder at K learned pseudo-inputs u_k."""
+
+    def __init__(self, encoder):
+        super().__init__()
+        self.encoder = encoder
+        self.pseudo_inputs = torch.nn.Parameter(torch.rand(VK, VD))
+        self.decoder = PyroModule[torch.nn.Linear](VJ, VD)
+
+    def forward(self, x, idx=None, num_data=None):
+        loc, scale = self.encoder(self.pseudo_inputs)
+        prior = dist.MixtureSameFamily(dist.Categorical(logits=torch.zeros(VK)), dist.Normal(loc, scale).to_event(1))
+        with data_plate(x, idx, num_data):
+            z = pyro.sample("z", prior.expand([x.shape[0]]))
+            pyro.sample("x", dist.Normal(self.decoder(z), 1.0).to_event(1), obs=x)
+
+
+def test_a_module_shared_by_model_and_guide_is_optimised_once_as_a_model_parameter():
+    """A VampPrior runs the guide's encoder: each parameter is in exactly one optimizer group, the shared
+    encoder in the model's (it shapes p(z), so it gets the prior's weight decay), and the Trainer trains."""
+    pyro.set_rng_seed(0)
+    guide = EncoderGuide()
+    model = VampPriorModel(guide.encoder)
+    optimizer = make_optimizer(model, guide, "adagrad", 0.01, prior_precision=0.5)
+    held = [id(p) for g in optimizer.param_groups for p in g["params"]]
+    every = {id(p) for p in [*model.parameters(), *guide.parameters()]}
+    assert len(held) == len(set(held)) == len(every)
+    decay = {id(p): g["weight_decay"] for g in optimizer.param_groups for p in g["params"]}
+    assert all(decay[id(p)] == 0.5 for p in model.parameters())  # the shared encoder among them
+    x = torch.rand(40, VD)
+    before = [p.detach().clone() for p in guide.encoder.parameters()]
+    trainer = Trainer(model, guide, Dataset("vamp", x[:30], x[30:], None), elbo="trace", batch_size=10,
+                      progress=False)
+    trainer.fit(epochs=1)
+    assert math.isfinite(trainer.metrics[-1]["train_elbo"])
+    assert any(not torch.equal(b, p) for b, p in zip(before, guide.encoder.parameters()))
