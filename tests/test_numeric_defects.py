@@ -10,11 +10,11 @@ import pyro.distributions as dist
 import pytest
 import torch
 from pyro import poutine
-from pyro.nn import PyroModule
+from pyro.nn import PyroModule, PyroSample
 from torch.distributions import constraints
 
 from pyro_aevb import AevbInputError, Dataset, Trainer, log_likelihood
-from pyro_aevb.contract import check_data_support
+from pyro_aevb.contract import check_data_support, check_model_guide
 from pyro_aevb.guides import AmortizedNormalGuide
 from pyro_aevb.infer import hmc_log_likelihood
 from pyro_aevb.models import LIKELIHOODS, Likelihood, VAEModel, get_likelihood
@@ -275,3 +275,54 @@ def test_a_module_shared_by_model_and_guide_is_optimised_once_as_a_model_paramet
     trainer.fit(epochs=1)
     assert math.isfinite(trainer.metrics[-1]["train_elbo"])
     assert any(not torch.equal(b, p) for b, p in zip(before, guide.encoder.parameters()))
+
+
+# ----------------------------------------------------------------------------- 8. a global weight read inside the plate
+
+
+class BayesianLayer(PyroModule):
+    """y = z W^T with W ~ N(0, I) a PyroSample: drawn wherever ``self.weight`` is read."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = PyroSample(dist.Normal(0.0, 1.0).expand([VD, VJ]).to_event(2))
+
+    def forward(self, z):
+        return torch.matmul(z.unsqueeze(-2), self.weight.transpose(-1, -2)).squeeze(-2)
+
+
+class WeightInsidePlateModel(PyroModule):
+    """The mistake: the layer (and so its weight) is first read inside the data plate."""
+
+    def __init__(self):
+        super().__init__()
+        self.decoder = BayesianLayer()
+
+    def forward(self, x, idx=None, num_data=None):
+        with data_plate(x, idx, num_data):
+            z = pyro.sample("z", dist.Normal(torch.zeros(x.shape[0], VJ), 1.0).to_event(1))
+            pyro.sample("x", dist.Normal(self.decoder(z), 1.0).to_event(1), obs=x)
+
+
+class LocalGuide(PyroModule):
+    """q(z) only, or q(W) q(z) with q(W) global, as a full-VB guide has it."""
+
+    def __init__(self, with_weight):
+        super().__init__()
+        self.with_weight = with_weight
+
+    def forward(self, x, idx=None, num_data=None):
+        if self.with_weight:
+            pyro.sample("decoder.weight", dist.Normal(torch.zeros(VD, VJ), 1.0).to_event(2))
+        with data_plate(x, idx, num_data):
+            pyro.sample("z", dist.Normal(torch.zeros(x.shape[0], VJ), 1.0).to_event(1))
+
+
+@pytest.mark.parametrize("with_weight", [False, True])
+def test_a_weight_sampled_inside_the_data_plate_is_named_as_the_models_mistake(with_weight):
+    """Whether the guide omits the weight or samples it globally, the error names the model's site and says to
+    read the weight before entering the plate (it used to tell the user to change the guide)."""
+    with pytest.raises(AevbInputError, match=r"the model samples 'decoder\.weight' inside the 'data' plate.*"
+                                             r"before entering pyro\.plate\('data'\)") as info:
+        check_model_guide(WeightInsidePlateModel(), LocalGuide(with_weight), torch.rand(10, VD), "trace")
+    assert "\n" not in str(info.value)
