@@ -240,6 +240,24 @@ def build_model_guide(config: RunConfig, data_dim: int):
     return model, guide
 
 
+def check_default_guide(config: RunConfig, model, guide, x: torch.Tensor, num_data: int) -> None:
+    """With a model class of yours and a built-in guide (``--guide`` left at ``normal``), check the pair up front,
+    so that a mismatch -- the built-in guide samples one site ``z`` of ``latent_dim`` dimensions from an MLP, which
+    a model of yours rarely matches -- says which guide was used instead of ending in a shape error."""
+    if config.model in MODELS or config.guide not in GUIDE_NAMES:
+        return
+    from .contract import check_data_support, check_model_guide  # the contract imports the models
+
+    check_data_support(model, x[:2], "the training data")  # data outside the support is named as such
+    try:
+        check_model_guide(model, guide, x, None, num_data=num_data)
+    except AevbInputError as e:
+        raise AevbInputError(
+            f"{e} -- the guide was the built-in {config.guide!r} (--guide's default): an MLP q(z|x) sampling one "
+            f"site 'z' with --latent-dim {config.latent_dim} dimensions; a model of yours usually needs its own "
+            f"guide: --guide path.py:Guide") from None
+
+
 def _beyond_the_paper(config: RunConfig, data_dim: int, init: str):
     """The model and its own guide for ``conv`` and ``two_layer`` (issue 9)."""
     kwargs, shared = dict(config.model_kwargs or {}), dict(activation=config.activation, init=init)

@@ -14,7 +14,7 @@ import pyro
 import torch
 
 from .checkpoint import CHECKPOINT, METRICS, RunLock, load_checkpoint, load_checkpoint_to_resume, read_metrics
-from .config import DEFAULT_INIT, MODELS, RunConfig, build_model_guide
+from .config import DEFAULT_INIT, MODELS, RunConfig, build_model_guide, check_default_guide
 from .guides import GUIDE_NAMES
 from .contract import check_data_support, check_model_guide
 from .data import Dataset, binarize_static, load_dataset
@@ -108,6 +108,8 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
         guide.to(device)
         if labels is not None:
             give_labels([model, guide], data.train, labels)
+        check_default_guide(config, model, guide, binarize_static(data.train[:64]) if data.binarize == "dynamic"
+                            else data.train, data.train.shape[0])
         if config.elbo is None:  # not given: estimator B, or A where B is not the bound (rule 6, mean field)
             # the data first, as the trainer checks them: data outside the support is named as such
             probe = binarize_static(data.train[:64]) if data.binarize == "dynamic" else data.train

@@ -5,6 +5,7 @@ Every model here is written in the test; seeds are fixed; each tolerance says wh
 
 import math
 
+import numpy as np
 import pyro
 import pyro.distributions as dist
 import pytest
@@ -14,6 +15,7 @@ from pyro.nn import PyroModule, PyroSample
 from torch.distributions import constraints
 
 from pyro_aevb import AevbInputError, Dataset, Trainer, log_likelihood
+from pyro_aevb.cli import main
 from pyro_aevb.contract import check_data_support, check_model_guide
 from pyro_aevb.guides import AmortizedNormalGuide
 from pyro_aevb.infer import hmc_log_likelihood
@@ -326,3 +328,40 @@ def test_a_weight_sampled_inside_the_data_plate_is_named_as_the_models_mistake(w
                                              r"before entering pyro\.plate\('data'\)") as info:
         check_model_guide(WeightInsidePlateModel(), LocalGuide(with_weight), torch.rand(10, VD), "trace")
     assert "\n" not in str(info.value)
+
+
+# ----------------------------------------------------------------------------- 7. a model of yours, the default guide
+
+USER_MODEL = '''
+import pyro, pyro.distributions as dist, torch
+from pyro.nn import PyroModule
+from pyro_aevb.plates import data_plate
+
+
+class Model(PyroModule):
+    """z in R^3 (not --latent-dim's 20), a linear-Gaussian decoder."""
+
+    def __init__(self, data_dim):
+        super().__init__()
+        self.decoder = torch.nn.Linear(3, data_dim)
+
+    def forward(self, x, idx=None, num_data=None):
+        with data_plate(x, idx, num_data):
+            z = pyro.sample("z", dist.Normal(torch.zeros(x.shape[0], 3), 1.0).to_event(1))
+            pyro.sample("x", dist.Normal(self.decoder(z), 1.0).to_event(1), obs=x)
+'''
+
+
+def test_a_model_of_yours_with_the_default_guide_says_which_guide_was_used(tmp_path, capsys):
+    """Without --guide, a model class of the user's gets the built-in MLP guide with --latent-dim 20, which does
+    not fit its 3-d z: the one-line error says that guide was used and to give --guide path.py:Guide; with a
+    --latent-dim that fits, the same command trains."""
+    (tmp_path / "mine.py").write_text(USER_MODEL)
+    np.save(tmp_path / "d.npy", np.random.default_rng(0).random((40, 6)).astype(np.float32))
+    argv = ["train", "--dataset", str(tmp_path / "d.npy"), "--model", f"{tmp_path / 'mine.py'}:Model",
+            "--epochs", "1", "--batch-size", "10", "--no-progress"]
+    code = main(argv + ["--out", str(tmp_path / "a")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "built-in 'normal'" in err and "--latent-dim 20" in err and "--guide path.py:Guide" in err
+    assert main(argv + ["--latent-dim", "3", "--out", str(tmp_path / "b")]) == 0
