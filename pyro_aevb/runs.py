@@ -36,7 +36,7 @@ BUILT_IN_DATASETS = ("mnist", "frey")
 def prepare_data(config: RunConfig) -> Dataset:
     """Load the dataset of ``config`` and move it to the device.  (The trainer checks it against the
     likelihood's support, once, when it is built.)"""
-    return load_dataset(config.dataset, config.binarize, config.data_path, config.seq_len).to(
+    return load_dataset(config.dataset, config.binarize, config.data_path, config.seq_len, config.uint8).to(
         config.resolved_device())
 
 
@@ -82,6 +82,8 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
                 saved = RunConfig.from_dict(load_checkpoint_to_resume(run_dir)["config"])
             if config.elbo is None:  # not given: the run's own
                 config.elbo = saved.elbo
+            if config.uint8 is None:  # not given: the run's own reading of uint8 data
+                config.uint8 = saved.uint8
             changed = [f for f, v in config.to_dict().items()
                        if f not in RESUMABLE_FIELDS and getattr(saved, f) != v]
             if changed:
@@ -94,6 +96,7 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
             warnings.warn(f"{run_dir} has a metrics.jsonl but no checkpoint: starting a fresh run there (its metrics "
                           "are replaced)", RuntimeWarning, stacklevel=2)
         data = prepare_data(config)
+        config.uint8 = config.uint8 or data.info.get("uint8")  # the reading used, so a reload reads the same
         config.data_dim = data.data_dim
         config.image_shape = list(data.image_shape) if data.image_shape else None
         labels = None

@@ -4,6 +4,7 @@ Every model here is written in the test; seeds are fixed; each tolerance says wh
 """
 
 import math
+import warnings
 
 import numpy as np
 import pyro
@@ -14,7 +15,7 @@ from pyro import poutine
 from pyro.nn import PyroModule, PyroSample
 from torch.distributions import constraints
 
-from pyro_aevb import AevbInputError, Dataset, Trainer, log_likelihood
+from pyro_aevb import AevbInputError, Dataset, Trainer, load_dataset, load_run, log_likelihood
 from pyro_aevb.cli import main
 from pyro_aevb.contract import check_data_support, check_model_guide
 from pyro_aevb.guides import AmortizedNormalGuide
@@ -365,3 +366,53 @@ def test_a_model_of_yours_with_the_default_guide_says_which_guide_was_used(tmp_p
     assert code == 2 and err.count("\n") == 1
     assert "built-in 'normal'" in err and "--latent-dim 20" in err and "--guide path.py:Guide" in err
     assert main(argv + ["--latent-dim", "3", "--out", str(tmp_path / "b")]) == 0
+
+
+# ----------------------------------------------------------------------------- 5. what uint8 values are
+
+
+def test_uint8_arrays_are_read_as_the_caller_says_and_the_default_is_announced(tmp_path):
+    """uint8 counts stay counts with uint8='counts', become x / 255 with 'pixels', and without a choice are read
+    as pixels with one RuntimeWarning naming the option; other dtypes are untouched either way."""
+    counts = np.random.default_rng(0).integers(0, 256, size=(20, 4), dtype=np.uint8)
+    np.save(tmp_path / "c.npy", counts)
+    expected = torch.as_tensor(counts).float()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an explicit choice is silent
+        kept = load_dataset(str(tmp_path / "c.npy"), uint8="counts")
+        pixels = load_dataset(str(tmp_path / "c.npy"), uint8="pixels")
+    rows = lambda ds: torch.cat([ds.train, ds.test])  # noqa: E731 -- the split is the same permutation in both
+    assert kept.info["uint8"] == "counts" and pixels.info["uint8"] == "pixels"
+    assert sorted(rows(kept).flatten().tolist()) == sorted(expected.flatten().tolist())
+    assert torch.equal(rows(pixels), rows(kept) / 255.0)
+    with pytest.warns(RuntimeWarning, match="uint8='counts'") as caught:
+        default = load_dataset(str(tmp_path / "c.npy"))
+    assert len(caught) == 1 and default.info["uint8"] == "pixels" and torch.equal(rows(default), rows(pixels))
+    np.save(tmp_path / "f.npy", counts.astype(np.float32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert "uint8" not in load_dataset(str(tmp_path / "f.npy")).info
+    with pytest.raises(AevbInputError, match="uint8"):
+        load_dataset(str(tmp_path / "c.npy"), uint8="bytes")
+
+
+@pytest.mark.parametrize("flag, scale", [([], 255.0), (["--uint8", "pixels"], 255.0), (["--uint8", "counts"], 1.0)])
+def test_the_uint8_reading_is_recorded_so_a_run_reloads_the_same_data(tmp_path, capsys, flag, scale):
+    """train --uint8 counts|pixels reads the file so and records it; without the flag, one 'pyro-aevb: warning:'
+    line names --uint8 and 'pixels' is recorded; load_run(...).load_data() reads the same values, silently."""
+    counts = np.random.default_rng(0).integers(0, 256, size=(30, 4), dtype=np.uint8)
+    np.save(tmp_path / "c.npy", counts)
+    out = tmp_path / "run"
+    argv = ["train", "--dataset", str(tmp_path / "c.npy"), "--likelihood", "gaussian", "--latent-dim", "2",
+            "--hidden-dim", "8", "--batch-size", "10", "--epochs", "1", "--no-progress", "--out", str(out)]
+    assert main(argv + flag) == 0
+    err = capsys.readouterr().err
+    warned = [line for line in err.splitlines() if line.startswith("pyro-aevb: warning:") and "uint8" in line]
+    assert len(warned) == (0 if flag else 1) and (flag or "--uint8 counts" in warned[0])
+    run = load_run(out)
+    assert run.config.uint8 == (flag[1] if flag else "pixels")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        data = run.load_data()
+    values = torch.cat([data.train, data.test]).flatten().sort().values
+    assert torch.equal(values, torch.as_tensor(counts).float().flatten().sort().values / scale)
