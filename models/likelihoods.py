@@ -19,7 +19,9 @@ shape ``[..., D]``; the model declares the D pixels one event with
   ``C(lambda) = 2 artanh(1 - 2 lambda) / (1 - 2 lambda)`` (``C(1/2) = 2``),
   ``lambda = sigmoid(out)``.  The normaliser C makes it a density on [0, 1], so
   its bound is a true log-density bound -- unlike ``bernoulli`` on grey values,
-  whose "likelihood" integrates to less than 1 and is not comparable.
+  whose "likelihood" integrates to less than 1 and is not comparable.  log C is
+  computed from the logit itself (:func:`continuous_bernoulli_log_normaliser`),
+  never from lambda, which rounds to 0 or 1 in float32 beyond |logit| ~ 17.
 * ``laplace`` -- ``log p(x|z) = sum_i -|x_i - mu_i| / b_i - log(2 b_i)`` with
   ``mu = sigmoid(.)`` and a learned ``log b``; a heavier-tailed C.2.
 * ``beta`` -- ``Beta(alpha, beta)`` with ``alpha, beta = softplus(.) + 1e-3``, a
@@ -37,6 +39,8 @@ distribution validation (on by default) rejects out-of-support values in
 are rejected rather than scored as +-inf.
 """
 
+import inspect
+import math
 from typing import Callable, Dict, Optional, Union
 
 import pyro.distributions as dist
@@ -56,6 +60,62 @@ class UnitIntervalBernoulli(dist.Bernoulli):
     support = constraints.unit_interval
 
 
+def continuous_bernoulli_log_normaliser(logits: torch.Tensor, small: float = 1e-2) -> torch.Tensor:
+    """log C of the continuous Bernoulli from its logit eta = log(lambda / (1 - lambda)), stable for every eta.
+
+    With 1 - 2 lambda = -tanh(eta / 2) and artanh(1 - 2 lambda) = -eta / 2 the normaliser is::
+
+        C(eta) = 2 artanh(1 - 2 lambda) / (1 - 2 lambda) = eta / tanh(eta / 2)        (even; C(0) = 2)
+
+    * |eta| >= ``small``: with a = |eta| and tanh(a / 2) = (1 - e^-a) / (1 + e^-a), exactly
+      ``log C = log a - log(-expm1(-a)) + log1p(e^-a)``: no lambda, no 1 - lambda, nothing that rounds
+      to 0 or 1 or overflows, for any a (at a = 30, log C = log 30 + O(e^-30)).
+    * |eta| < ``small``: the Taylor series ``log C = log 2 + eta^2 / 12 - 7 eta^4 / 1440 + O(eta^6)``
+      (the first omitted term is 62 eta^6 / 181440 < 4e-16 here), which avoids the 0/0 at eta = 0.
+
+    Both branches are evaluated at safe inputs and selected with ``torch.where``, so the gradient is finite
+    everywhere (d log C / d eta = 0 at eta = 0).
+    """
+    a = logits.abs()
+    near_zero = a < small
+    a_safe = torch.where(near_zero, torch.ones_like(a), a)
+    exact = a_safe.log() - torch.log(-torch.expm1(-a_safe)) + torch.log1p(torch.exp(-a_safe))
+    eta2 = torch.where(near_zero, logits, torch.zeros_like(logits)).pow(2)
+    taylor = math.log(2.0) + eta2 / 12.0 - 7.0 * eta2.pow(2) / 1440.0
+    return torch.where(near_zero, taylor, exact)
+
+
+class StableContinuousBernoulli(dist.ContinuousBernoulli):
+    """Pyro's continuous Bernoulli with its log-density and entropy normalised by
+    :func:`continuous_bernoulli_log_normaliser` (from the logits), so it integrates to 1 for every logit.
+
+    ``log p(x | eta) = x eta - softplus(eta) + log C(eta)``; torch's normaliser is computed from clamped
+    probabilities and makes the density integrate to 0.89 at |logit| = 18 and 0.53 at 30 in float32.
+    Sampling, mean and variance are torch's.
+    """
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        if self._validate_args:
+            self._validate_sample(value)
+        logits, value = torch.broadcast_tensors(self.logits, value)
+        return (-torch.nn.functional.binary_cross_entropy_with_logits(logits, value, reduction="none")
+                + continuous_bernoulli_log_normaliser(logits))
+
+    def entropy(self) -> torch.Tensor:
+        """H = -E[log p(x)] = -log C - E[x] eta + softplus(eta)."""
+        return (-continuous_bernoulli_log_normaliser(self.logits) - self.mean * self.logits
+                + torch.nn.functional.softplus(self.logits))
+
+
+def _takes_min_scale(fn: Callable) -> bool:
+    """Whether ``fn`` accepts a ``min_scale`` keyword (or any keyword)."""
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # no introspectable signature (some builtins): let the call decide
+        return True
+    return any(p.name == "min_scale" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
 class Likelihood:
     """A named map ``decoder output -> Distribution`` over the D data dimensions.
 
@@ -64,6 +124,11 @@ class Likelihood:
     :param fn: ``fn(out)`` with ``out.shape[-1] == params_per_dim * D`` returns a
         distribution with batch shape ``out.shape[:-1] + (D,)``.
     :param support: the constraint the observed data must satisfy.
+    :param learned_scale: the decoder learns a scale (Gaussian, Laplace, a StudentT of yours); then ``fn`` takes
+        the floor as a keyword, ``fn(out, min_scale)``, and builds its distribution with
+        ``scale = min_scale + learned scale`` itself -- only the likelihood knows which of its parameters is
+        the scale, so nothing here rebuilds a distribution from its attributes.
+    :param min_scale: the floor passed to ``fn`` (0: none).
     """
 
     def __init__(self, name: str, params_per_dim: int, fn: Callable[[torch.Tensor], dist.Distribution],
@@ -75,6 +140,9 @@ class Likelihood:
             raise AevbInputError(f"min_scale must be >= 0, got {min_scale}")
         if min_scale > 0 and not learned_scale:
             raise AevbInputError(f"the {name} likelihood has no learned scale: min_scale applies to gaussian and laplace")
+        if learned_scale and not _takes_min_scale(fn):
+            raise AevbInputError(f"likelihood {name!r} learns a scale, so its function must take the scale floor as "
+                                 f"fn(out, min_scale) and add it to the scale it builds")
         self.name = name
         self.params_per_dim = int(params_per_dim)
         self.fn = fn
@@ -92,19 +160,34 @@ class Likelihood:
 
     @property
     def support(self) -> constraints.Constraint:
-        """The data constraint; when not given, the support of ``fn`` evaluated on zeros."""
+        """The data constraint; when not given, the support of ``fn`` on zeros for D = 1 (unless
+        :meth:`check_data` has already probed it with the data's D, as the trainer does)."""
+        return self.support_for(1)
+
+    def support_for(self, data_dim: int) -> constraints.Constraint:
+        """The data constraint, probing ``fn`` (when no support was given) with a decoder output of zeros for
+        ``data_dim`` data dimensions; any failure of ``fn`` there is one :class:`AevbInputError` naming it."""
         if self._support is None:
-            d = self.fn(torch.zeros(1, self.params_per_dim))
+            width = self.params_per_dim * int(data_dim)
+            try:
+                d = self(torch.zeros(1, width))
+            except AevbInputError:
+                raise
+            except Exception as e:  # noqa: BLE001 -- a user's likelihood failing is one clear line
+                detail = str(e).strip().splitlines()[0] if str(e).strip() else ""
+                raise AevbInputError(
+                    f"likelihood {self.name!r} failed on a decoder output of shape [1, {width}] ({self.params_per_dim} "
+                    f"per data dimension, D = {data_dim}): {type(e).__name__}: {detail} -- it must map out "
+                    f"[..., {self.params_per_dim} * D] to a distribution with batch shape [..., D]") from e
             if not isinstance(d, torch.distributions.Distribution):
                 raise AevbInputError(f"likelihood {self.name!r} returned {type(d).__name__}, not a Distribution")
             self._support = d.support
         return self._support
 
     def __call__(self, out: torch.Tensor) -> dist.Distribution:
-        d = self.fn(out)
-        if self.min_scale:
-            d = type(d)(d.loc, d.scale + self.min_scale)
-        return d
+        if self.learned_scale:
+            return self.fn(out, min_scale=self.min_scale)
+        return self.fn(out)
 
     def log_prob_rows(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """sum_d log p(x_d | out) per row, ``out`` of shape ``[..., M, params_per_dim * D]``, ``x`` ``[M, D]``.
@@ -135,12 +218,13 @@ class Likelihood:
         """Raise :class:`AevbInputError` unless every value of ``x`` is in the support."""
         if not torch.isfinite(x).all():
             raise AevbInputError(f"{what} contains NaN or inf values")
-        ok = self.support.check(x)
+        support = self.support_for(x.shape[-1])
+        ok = support.check(x)
         if not bool(ok.all()):
             bad = x[~ok]
             raise AevbInputError(
                 f"{what} has {bad.numel()} values outside the support of the {self.name} likelihood "
-                f"({self.support}); e.g. {bad.flatten()[0].item():.4g} "
+                f"({support}); e.g. {bad.flatten()[0].item():.4g} "
                 f"(min {x.min().item():.4g}, max {x.max().item():.4g})"
             )
 
@@ -175,18 +259,18 @@ def _bernoulli(out: torch.Tensor) -> dist.Distribution:
     return UnitIntervalBernoulli(logits=out)
 
 
-def _gaussian(out: torch.Tensor) -> dist.Distribution:
+def _gaussian(out: torch.Tensor, min_scale: float = 0.0) -> dist.Distribution:
     mean_logit, log_var = out.chunk(2, dim=-1)
-    return dist.Normal(torch.sigmoid(mean_logit), torch.exp(0.5 * log_var))
+    return dist.Normal(torch.sigmoid(mean_logit), torch.exp(0.5 * log_var) + min_scale)
 
 
 def _continuous_bernoulli(out: torch.Tensor) -> dist.Distribution:
-    return dist.ContinuousBernoulli(logits=out)
+    return StableContinuousBernoulli(logits=out)
 
 
-def _laplace(out: torch.Tensor) -> dist.Distribution:
+def _laplace(out: torch.Tensor, min_scale: float = 0.0) -> dist.Distribution:
     mean_logit, log_b = out.chunk(2, dim=-1)
-    return dist.Laplace(torch.sigmoid(mean_logit), torch.exp(log_b))
+    return dist.Laplace(torch.sigmoid(mean_logit), torch.exp(log_b) + min_scale)
 
 
 def _beta(out: torch.Tensor) -> dist.Distribution:

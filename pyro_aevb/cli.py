@@ -31,7 +31,7 @@ from .argtypes import nonnegative_int, picture_path, positive_int, seed
 from .checkpoint import CHECKPOINT, dumps, read_metrics
 from .config import MODELS, RunConfig
 from .contract import check_model_guide, inspect_model
-from .data import BINARIZE_MODES, load_frey, load_mnist
+from .data import BINARIZE_MODES, UINT8_MODES, load_frey, load_mnist
 from .distributed import init_distributed
 from .errors import AevbError, AevbInputError, Interrupted, StorageError
 from .evaluation.full_vb import posterior_predictive_log_likelihood, predictive_means
@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dataset", default=d.dataset, help="mnist, frey, or a path to a .npy/.npz/.pt array [N, D] or [N, H, W]")
     t.add_argument("--data-path", default=None, help="MNIST data root or frey_rawface.mat path")
     t.add_argument("--binarize", default=d.binarize, choices=BINARIZE_MODES)
+    t.add_argument("--uint8", default=None, choices=UINT8_MODES,
+                   help="what uint8 values of an array file are: pixels (divided by 255) or counts (kept as 0..255); "
+                        "not given: pixels, with a warning")
     t.add_argument("--seq-len", type=positive_int, default=None, metavar="T",
                    help="datapoints are sequences of T frames [T, D] for a sequence model (--model dmm): frey's video "
                         "or an array of sequences [F, D], [N, F, D], [N, F, H, W], split in time (last 10%% of the "
@@ -203,6 +206,7 @@ def _train(args) -> int:
     config = RunConfig(model=args.model, model_kwargs=parse_kwargs(args.model_kwargs, "--model-kwargs"),
                        guide_kwargs=parse_kwargs(args.guide_kwargs, "--guide-kwargs"), init=args.init,
                        dataset=args.dataset, data_path=args.data_path, binarize=args.binarize, seq_len=args.seq_len,
+                       uint8=args.uint8,
                        latent_dim=args.latent_dim, hidden_dim=args.hidden_dim,
                        num_hidden_layers=args.num_hidden_layers, activation=args.activation,
                        likelihood=args.likelihood, guide=args.guide, bayesian_decoder=args.bayesian_decoder,

@@ -18,6 +18,7 @@ from pyro_aevb.guides import (GUIDE_NAMES, ConvNormalGuide, DMMGuide, FullVBGuid
                               get_guide)
 from pyro_aevb.models import BayesianVAEModel, ConvVAEModel, DMMModel, HierarchicalVAEModel, M2Model, VAEModel
 
+from .data import UINT8_MODES
 from .errors import AevbInputError
 from .nn import INITS
 from .specs import build, is_import_path
@@ -45,6 +46,9 @@ class RunConfig:
     dataset: str = "mnist"
     data_path: Optional[str] = None
     binarize: str = "none"
+    # what uint8 values of an array file are: "pixels" (/255) or "counts" (kept); None = not said (pixels, with a
+    # warning), recorded as the reading used when training starts, so load_run/evaluate reload the same data
+    uint8: Optional[str] = None
     seq_len: Optional[int] = None  # T: datapoints are windows of T frames [T, D] (pyro_aevb.sequences)
     # model p(z) p(x|z) and guide q(z|x): built-in names, or import paths with JSON kwargs (pyro_aevb.specs)
     model: str = "mlp"
@@ -125,6 +129,8 @@ class RunConfig:
         need(not (self.model in OWN_GUIDE and self.guide in GUIDE_NAMES and self.guide != "normal"),
              f"--model {self.model} brings its own guide ({OWN_GUIDE.get(self.model)}); leave --guide out, or give "
              "a guide class of yours")
+        need(self.uint8 is None or self.uint8 in UINT8_MODES,
+             f"unknown uint8 reading {self.uint8!r}; choose from {list(UINT8_MODES)}")
         need(self.labels is None or self.labels >= 1, f"the number of labels must be >= 1, got {self.labels}")
         need(math.isfinite(self.alpha_over_n) and self.alpha_over_n >= 0,
              f"alpha / N of the classification term must be a finite number >= 0, got {self.alpha_over_n}")

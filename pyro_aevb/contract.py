@@ -330,7 +330,7 @@ def check_model_guide(model: Callable, guide: Callable, x: torch.Tensor, estimat
         _plate_checks(model_trace, "model", m, n)
         nesting = _nesting([guide_trace, model_trace])
         structure = _structure(model_trace, nesting, guide_trace)
-        _match_checks(model_trace, guide_trace, nesting)
+        _match_checks(model_trace, guide_trace, nesting, model)
         model_order, guide_order = _latent_order(model_trace, guide_trace), _latent_order(guide_trace, model_trace)
         structure = replace(structure, mean_field=model_order == guide_order)
         _param_checks([("model", model_trace), ("guide", guide_trace)], _owned_parameters(*owners))
@@ -470,7 +470,29 @@ def check_data_support(model: Callable, x: torch.Tensor, what: str = "the data",
                             "Bernoulli: binarize the data (--binarize static) or use a likelihood on [0, 1]")
 
 
-def _match_checks(model_trace, guide_trace, nesting: int) -> None:
+def _is_module_attribute(model: Callable, name: str) -> bool:
+    """Whether sample site ``name`` is named ``<submodule path>.<attr>`` for a submodule of ``model`` whose ``attr``
+    is neither a parameter nor a child module (``decoder.0.weight``): a ``PyroSample`` attribute, drawn when the
+    code reads ``module.attr``."""
+    module = poutine.unwrap(model)
+    if not isinstance(module, torch.nn.Module) or "." not in name:
+        return False
+    prefix, _, attr = name.rpartition(".")
+    for path, sub in module.named_modules():
+        if path and (prefix == path or prefix.endswith("." + path)):
+            return attr not in dict(sub.named_parameters(recurse=False)) and attr not in dict(sub.named_children())
+    return False
+
+
+def _global_in_data_plate(name: str) -> AevbInputError:
+    """The model samples what looks like a global (a Bayesian layer's weight) inside the ``data`` plate."""
+    return AevbInputError(
+        f"the model samples {name!r} inside the 'data' plate, which makes it one latent per datapoint; a global "
+        f"such as a Bayesian layer's PyroSample weight must be sampled outside the plate: read it (e.g. "
+        f"layer.weight) before entering pyro.plate('data') (as BayesianMLP.sample_weights does)")
+
+
+def _match_checks(model_trace, guide_trace, nesting: int, model: Optional[Callable] = None) -> None:
     """Pyro's model/guide checks, with its warnings turned into errors that say what to change."""
     model_latents = {name for name, site in model_trace.nodes.items() if is_latent(site)}
     summed_in_model = {name for name in model_latents if is_enumerated(model_trace.nodes[name])}
@@ -478,6 +500,9 @@ def _match_checks(model_trace, guide_trace, nesting: int) -> None:
                      if is_latent(site) and not site["infer"].get("is_auxiliary")}
     missing = sorted(model_latents - guide_latents - summed_in_model)  # rule 6: the model sums those out
     extra = sorted(guide_latents - model_latents)
+    for name in missing:
+        if data_frame(model_trace.nodes[name]) is not None and _is_module_attribute(model, name):
+            raise _global_in_data_plate(name)
     if missing:
         also = f" (it samples {', '.join(map(repr, extra))} instead: a misspelt name?)" if extra else ""
         raise AevbInputError(f"the guide does not sample the model's latent site(s) {', '.join(map(repr, missing))}"
@@ -487,6 +512,8 @@ def _match_checks(model_trace, guide_trace, nesting: int) -> None:
                              "them to the model's latent sites or mark them infer={'is_auxiliary': True}")
     for name in sorted(model_latents & guide_latents):
         in_model, in_guide = data_frame(model_trace.nodes[name]), data_frame(guide_trace.nodes[name])
+        if in_model is not None and in_guide is None and _is_module_attribute(model, name):
+            raise _global_in_data_plate(name)  # the guide has it right: a global, outside the plate
         if (in_model is None) != (in_guide is None):
             where = "inside" if in_model is not None else "outside"
             raise AevbInputError(f"site {name!r} is {where} the 'data' plate in the model but not in the guide: the "

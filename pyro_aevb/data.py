@@ -21,7 +21,7 @@ torchvision's 60,000 training images are split 50,000/10,000 exactly as
 ``mnist.pkl.gz`` was made (first 50,000 train, last 10,000 validation) and
 scaled by 1/256, so both sources give identical tensors.
 
-Frey Face: 1,965 images of 28x20 pixels (uint8 -> /255).  The paper does not
+Frey Face: 1,965 images of 28x20 pixels (uint8 -> /255: known to be pixels).  The paper does not
 give its split; we hold out a random 10% (196 images) chosen by a permutation
 with ``split_seed`` (default 0).  Frames of a video are strongly correlated,
 so this test set measures fit to the same face, not generalisation to others.
@@ -40,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import urllib.request
+import warnings
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -180,11 +181,34 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def as_float_matrix(array, what: str) -> Tuple[torch.Tensor, Optional[Tuple[int, int]]]:
+#: what uint8 values of a user's array are: 8-bit ``pixels`` (x / 255, in [0, 1]) or ``counts`` (kept: 0..255)
+UINT8_MODES = ("pixels", "counts")
+
+
+def is_uint8(array) -> bool:
+    """Whether a user array (numpy or torch) holds uint8 values."""
+    return getattr(array, "dtype", None) in (np.uint8, torch.uint8)
+
+
+def uint8_mode(uint8: Optional[str], what: str) -> str:
+    """The reading of uint8 data: ``uint8`` when given; when not, ``"pixels"`` -- announced with a
+    RuntimeWarning naming the option, since the dtype alone cannot say whether 0..255 are pixels or counts."""
+    if uint8 is None:
+        warnings.warn(f"{what} holds uint8 values, read as 8-bit pixels (divided by 255); if they are counts, load "
+                      f"them with uint8='counts' (--uint8 counts), and say uint8='pixels' (--uint8 pixels) to keep "
+                      f"this reading without this warning", RuntimeWarning, stacklevel=3)
+        return "pixels"
+    if uint8 not in UINT8_MODES:
+        raise AevbInputError(f"unknown uint8 reading {uint8!r}; choose from {list(UINT8_MODES)}")
+    return uint8
+
+
+def as_float_matrix(array, what: str, uint8: Optional[str] = None) -> Tuple[torch.Tensor, Optional[Tuple[int, int]]]:
     """Check a user array (shape ``[N, D]`` or ``[N, H, W]``, numeric, finite) and
-    return it as float32 ``[N, D]`` with its image shape.  ``uint8`` is read as
-    8-bit pixels and scaled by 1/255; bool becomes 0/1; other numbers are kept."""
-    t = as_float_tensor(array, what)
+    return it as float32 ``[N, D]`` with its image shape.  ``uint8`` values are
+    read as ``uint8`` says (:func:`uint8_mode`: ``"pixels"`` / 255, ``"counts"`` kept);
+    bool becomes 0/1; other numbers are kept."""
+    t = as_float_tensor(array, what, uint8)
     if t.dim() not in (2, 3):
         raise AevbInputError(f"{what}: expected shape [N, D] or [N, H, W], got {list(t.shape)}")
     if t.shape[0] < 1 or t[0].numel() < 1:
@@ -200,8 +224,9 @@ def check_finite(t: torch.Tensor, what: str) -> None:
         raise AevbInputError(f"{what}: contains {n} NaN or inf values")
 
 
-def as_float_tensor(array, what: str) -> torch.Tensor:
-    """A user array (numpy or torch) as float32, any shape: ``uint8`` / 255, bool as 0/1, other numbers kept."""
+def as_float_tensor(array, what: str, uint8: Optional[str] = None) -> torch.Tensor:
+    """A user array (numpy or torch) as float32, any shape: ``uint8`` as :func:`uint8_mode` says (pixels / 255 or
+    counts kept), bool as 0/1, other numbers kept."""
     if not isinstance(array, torch.Tensor):
         array = np.asarray(array)
         if array.dtype.kind not in "biuf":
@@ -212,7 +237,7 @@ def as_float_tensor(array, what: str) -> torch.Tensor:
     if t.dtype == torch.bool:
         t = t.float()
     elif t.dtype == torch.uint8:
-        t = t.float() / 255.0
+        t = t.float() / 255.0 if uint8_mode(uint8, what) == "pixels" else t.float()
     elif t.is_complex() or not (t.is_floating_point() or t.dtype in (torch.int8, torch.int16, torch.int32, torch.int64)):
         raise AevbInputError(f"{what}: dtype {t.dtype} is not a real number type")
     return t.float()
@@ -260,7 +285,7 @@ def apply_binarization(ds: Dataset, mode: str) -> Dataset:
     out = replace(ds, train=train, test=test, binarize=mode, info=dict(ds.info, binarize=mode))
     origin = ds.info.get("origin")
     if origin is not None and origin["fingerprint"] == ds.fingerprint():
-        out = with_origin(out, origin["dataset"], origin["data_path"], origin["seq_len"])
+        out = with_origin(out, origin["dataset"], origin["data_path"], origin["seq_len"], origin["uint8"])
     else:
         out.info.pop("origin", None)
     return out
@@ -404,7 +429,7 @@ def frey_frames(path: Optional[str] = None) -> Tuple[torch.Tensor, Path]:
         raise AevbInputError(f"{p} is not a readable frey_rawface.mat (MATLAB file with variable 'ff'): {e}") from e
     if ff.shape[0] != 560:
         raise AevbInputError(f"{p}: expected 'ff' of shape (560, N), got {ff.shape}")
-    x, _ = as_float_matrix(np.ascontiguousarray(ff.T), str(p))  # uint8 -> /255
+    x, _ = as_float_matrix(np.ascontiguousarray(ff.T), str(p), uint8="pixels")  # known 8-bit pixels: /255
     return x, p
 
 
@@ -445,19 +470,33 @@ def read_array_file(p: Path):
     return obj
 
 
-def load_array_file(path: str, test_fraction: float = 0.1, split_seed: int = 0) -> Dataset:
+def read_uint8(obj, uint8: Optional[str], what: str) -> Tuple[Optional[str], dict]:
+    """The uint8 reading of an array file's contents (``obj``: an array or a dict of them), decided once for the
+    file (:func:`uint8_mode`), and ``{"uint8": mode}`` for the dataset's info when it holds uint8 values."""
+    arrays = obj.values() if isinstance(obj, dict) else [obj]
+    if not any(is_uint8(a) for a in arrays):
+        return uint8, {}
+    mode = uint8_mode(uint8, what)
+    return mode, {"uint8": mode}
+
+
+def load_array_file(path: str, test_fraction: float = 0.1, split_seed: int = 0,
+                    uint8: Optional[str] = None) -> Dataset:
     """A user's ``.npy``, ``.npz`` or ``.pt`` array of shape ``[N, D]`` or ``[N, H, W]``.
 
     ``.npz`` and ``.pt`` may hold ``train`` and ``test`` arrays; a single array is
-    split into train and a random ``test_fraction`` with ``split_seed``.
+    split into train and a random ``test_fraction`` with ``split_seed``.  uint8 values are 8-bit
+    ``"pixels"`` (divided by 255) or ``"counts"`` (kept) as ``uint8`` says; not given, pixels with a
+    RuntimeWarning (:func:`uint8_mode`); the reading is recorded in ``info["uint8"]``.
     """
     p = Path(path).expanduser()
     obj = read_array_file(p)
+    uint8, read = read_uint8(obj, uint8, str(p))
     if isinstance(obj, dict):
         if "train" in obj:
-            train, shape = as_float_matrix(obj["train"], f"{p}[train]")
+            train, shape = as_float_matrix(obj["train"], f"{p}[train]", uint8)
             if "test" in obj:
-                test, shape_te = as_float_matrix(obj["test"], f"{p}[test]")
+                test, shape_te = as_float_matrix(obj["test"], f"{p}[test]", uint8)
                 if test.shape[1] != train.shape[1]:
                     raise AevbInputError(f"{p}: train has {train.shape[1]} dimensions but test has {test.shape[1]}")
             else:
@@ -468,43 +507,51 @@ def load_array_file(path: str, test_fraction: float = 0.1, split_seed: int = 0) 
                 raise AevbInputError(f"{p}: conditioning inputs ({', '.join(sorted(inputs['train']))}) need the "
                                      "split given: a 'test' array and test_<name> arrays beside 'train' and "
                                      "train_<name>")
-            ds = Dataset(p.stem, train, test, shape, info={"source": str(p)}, train_inputs=inputs["train"],
+            ds = Dataset(p.stem, train, test, shape, info={"source": str(p), **read}, train_inputs=inputs["train"],
                          test_inputs=inputs["test"])
-            return with_origin(ds, str(p)) if "test" in obj or (test_fraction, split_seed) == (0.1, 0) else ds
+            return with_origin(ds, str(p), uint8=read.get("uint8")) if "test" in obj or (test_fraction, split_seed) == (0.1, 0) else ds
         if len(obj) != 1:
             raise AevbInputError(f"{p}: expected one array or 'train'/'test' entries, found {sorted(obj)}")
         obj = next(iter(obj.values()))
-    x, shape = as_float_matrix(obj, str(p))
+    x, shape = as_float_matrix(obj, str(p), uint8)
     train, test = split_train_test(x, test_fraction, split_seed)
-    ds = Dataset(p.stem, train, test, shape, info={"source": str(p), "split_seed": split_seed})
-    return with_origin(ds, str(p)) if (test_fraction, split_seed) == (0.1, 0) else ds
+    ds = Dataset(p.stem, train, test, shape, info={"source": str(p), "split_seed": split_seed, **read})
+    return with_origin(ds, str(p), uint8=read.get("uint8")) if (test_fraction, split_seed) == (0.1, 0) else ds
 
 
 def load_dataset(name: str, binarize: str = "none", path: Optional[str] = None,
-                 seq_len: Optional[int] = None) -> Dataset:
+                 seq_len: Optional[int] = None, uint8: Optional[str] = None) -> Dataset:
     """``"mnist"``, ``"frey"`` or a path to an array file, with the chosen binarization; with ``seq_len`` a
-    dataset of sequences ``[N, seq_len, D]`` split in time (:func:`pyro_aevb.sequences.load_sequences`)."""
+    dataset of sequences ``[N, seq_len, D]`` split in time (:func:`pyro_aevb.sequences.load_sequences`).
+
+    ``uint8`` says what uint8 values of an array file are: ``"pixels"`` (divided by 255) or ``"counts"``
+    (kept); when not given they are read as pixels with a RuntimeWarning naming this option.  Frey Face's
+    uint8 are pixels (read so, silently)."""
     if binarize not in BINARIZE_MODES:
         raise AevbInputError(f"unknown binarization {binarize!r}; choose from {list(BINARIZE_MODES)}")
+    if uint8 is not None and uint8 not in UINT8_MODES:
+        raise AevbInputError(f"unknown uint8 reading {uint8!r}; choose from {list(UINT8_MODES)}")
     if seq_len is not None:
         from .sequences import load_sequences
 
-        ds = with_origin(load_sequences(name, seq_len, path), name, path, seq_len)
+        ds = load_sequences(name, seq_len, path, uint8)
+        ds = with_origin(ds, name, path, seq_len, ds.info.get("uint8"))
     elif name == "mnist":
         ds = load_mnist(path)
     elif name == "frey":
         ds = load_frey(path)
     else:
-        ds = load_array_file(name)
+        ds = load_array_file(name, uint8=uint8)
     return apply_binarization(ds, binarize)
 
 
-def with_origin(ds: Dataset, name: str, path: Optional[str] = None, seq_len: Optional[int] = None) -> Dataset:
+def with_origin(ds: Dataset, name: str, path: Optional[str] = None, seq_len: Optional[int] = None,
+                uint8: Optional[str] = None) -> Dataset:
     """``ds`` with where its rows came from -- the arguments of :func:`load_dataset` that give them again -- and
     their fingerprint in ``info["origin"]``: a run trained on exactly these rows records this instead of the rows
     (a subset or any other change shows as a different fingerprint)."""
     if name not in ("mnist", "frey"):
         name = str(Path(name).expanduser().resolve())
     ds.info["origin"] = {"dataset": name, "binarize": ds.binarize, "data_path": path and str(
-        Path(path).expanduser().resolve()), "seq_len": seq_len, "fingerprint": ds.fingerprint()}
+        Path(path).expanduser().resolve()), "seq_len": seq_len, "uint8": uint8, "fingerprint": ds.fingerprint()}
     return ds

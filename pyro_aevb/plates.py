@@ -105,3 +105,12 @@ def masked_log_prob(log_prob: torch.Tensor, mask) -> torch.Tensor:
     if isinstance(mask, bool):
         return log_prob if mask else torch.zeros_like(log_prob)
     return torch.where(mask, log_prob, torch.zeros((), dtype=log_prob.dtype, device=log_prob.device))
+
+
+def site_log_density(site: dict) -> torch.Tensor:
+    """log p of a traced sample site's value as every estimator of log p(x) counts it (importance sampling,
+    the appendix-D HMC estimator): **masked** -- entries masked by ``poutine.mask`` / ``obs_mask`` / a site's
+    mask count 0, so log p(x) is the density of the observed part only -- and **unscaled**: a site's scale
+    (the N/M of a subsampled ``data`` plate, a ``poutine.scale`` weight) weighs terms of a training objective;
+    it is not part of the density, so each datapoint counts once.  Needs ``trace.compute_log_prob()`` first."""
+    return masked_log_prob(site["unscaled_log_prob"], site["mask"])

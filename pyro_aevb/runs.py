@@ -38,7 +38,7 @@ BUILT_IN_DATASETS = ("mnist", "frey")
 def prepare_data(config: RunConfig) -> Dataset:
     """Load the dataset of ``config`` and move it to the device.  (The trainer checks it against the
     likelihood's support, once, when it is built.)"""
-    return load_dataset(config.dataset, config.binarize, config.data_path, config.seq_len).to(
+    return load_dataset(config.dataset, config.binarize, config.data_path, config.seq_len, config.uint8).to(
         config.resolved_device())
 
 
@@ -86,6 +86,24 @@ def apply_settings(config: RunConfig, given: Sequence[str]) -> None:
                 f"{name!r}; give it the argument, or set its own arguments with model_kwargs / guide_kwargs")
 
 
+def _check_default_guide(config: RunConfig, model, guide, data: Dataset) -> None:
+    """With a model class of yours and a built-in guide (``--guide`` left at ``normal``), check the pair up front,
+    so that a mismatch -- the built-in guide samples one site ``z`` of ``latent_dim`` dimensions from an MLP, which
+    a model of yours rarely matches -- says which guide was used instead of ending in a shape error."""
+    if config.model in MODELS or config.guide not in GUIDE_NAMES:
+        return
+    x = binarize_static(data.train[:64]) if data.binarize == "dynamic" else data.train[:64]
+    inputs = {k: v[:x.shape[0]] for k, v in data.train_inputs.items()}
+    check_data_support(model, x[:2], "the training data", inputs={k: v[:2] for k, v in inputs.items()})
+    try:
+        check_model_guide(model, guide, x, None, num_data=data.train.shape[0], inputs=inputs)
+    except AevbInputError as e:
+        raise AevbInputError(
+            f"{e} -- the guide was the built-in {config.guide!r} (--guide's default): an MLP q(z|x) sampling one "
+            f"site 'z' with --latent-dim {config.latent_dim} dimensions; a model of yours usually needs its own "
+            f"guide: --guide path.py:Guide") from None
+
+
 def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = True, overwrite: bool = False,
           callbacks: Sequence[Callable] = (), given: Sequence[str] = ()) -> Trainer:
     """Train the model/guide of ``config`` into ``run_dir`` (Algorithm 1); ``resume`` continues a run,
@@ -113,6 +131,8 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
                 saved = RunConfig.from_dict(load_checkpoint_to_resume(run_dir)["config"])
             if config.elbo is None:  # not given: the run's own
                 config.elbo = saved.elbo
+            if config.uint8 is None:  # not given: the run's own reading of uint8 data
+                config.uint8 = saved.uint8
             changed = [f for f, v in config.to_dict().items()
                        if f not in RESUMABLE_FIELDS and getattr(saved, f) != v]
             if changed:
@@ -125,6 +145,7 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
             warnings.warn(f"{run_dir} has a metrics.jsonl but no checkpoint: starting a fresh run there (its metrics "
                           "are replaced)", RuntimeWarning, stacklevel=2)
         data = prepare_data(config)
+        config.uint8 = config.uint8 or data.info.get("uint8")  # the reading used, so a reload reads the same
         config.data_dim = data.data_dim
         config.image_shape = list(data.image_shape) if data.image_shape else None
         labels = None
@@ -137,6 +158,7 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
         model, guide = build_model_guide(config, data.data_dim)
         model.to(device)
         guide.to(device)
+        _check_default_guide(config, model, guide, data)
         if config.elbo is None:  # not given: estimator B, or A where B is not the bound (rule 6, mean field)
             # the data first, as the trainer checks them: data outside the support is named as such
             probe = binarize_static(data.train[:64]) if data.binarize == "dynamic" else data.train
@@ -187,7 +209,7 @@ class Run:
                                  "nor a file here, and stores no rows (runs trained before runs kept their data): "
                                  "evaluate it with the library's functions on the rows you have")
         else:
-            data = load_dataset(cfg.dataset, cfg.binarize, cfg.data_path, cfg.seq_len)
+            data = load_dataset(cfg.dataset, cfg.binarize, cfg.data_path, cfg.seq_len, cfg.uint8)
         if cfg.data_fingerprint is not None and data.fingerprint() != cfg.data_fingerprint:
             raise AevbInputError(f"the data {cfg.dataset!r} found now differ from those {self.run_dir} was trained "
                                  "on (their fingerprints differ: a changed file, split or binarization)")

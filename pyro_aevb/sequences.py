@@ -33,7 +33,8 @@ from typing import Optional, Tuple
 
 import torch
 
-from .data import FREY_IMAGE_SHAPE, Dataset, as_float_tensor, check_finite, frey_frames, read_array_file
+from .data import (FREY_IMAGE_SHAPE, Dataset, as_float_tensor, check_finite, frey_frames, read_array_file,
+                   read_uint8)
 from .errors import AevbInputError
 
 TEST_FRACTION = 0.1
@@ -98,10 +99,11 @@ def frames_in_time(sequences: torch.Tensor, seq_len: int, test_fraction: float =
     return train.reshape(-1, d), windows(test, seq_len, seq_len).reshape(-1, d)
 
 
-def as_sequences(array, what: str) -> Tuple[torch.Tensor, Optional[Tuple[int, int]]]:
+def as_sequences(array, what: str, uint8: Optional[str] = None) -> Tuple[torch.Tensor, Optional[Tuple[int, int]]]:
     """A user array as float32 sequences ``[S, F, D]`` with the frames' image shape: ``[F, D]`` is one
-    sequence, ``[N, F, D]`` N sequences, ``[N, F, H, W]`` N sequences of H x W images."""
-    t = as_float_tensor(array, what)
+    sequence, ``[N, F, D]`` N sequences, ``[N, F, H, W]`` N sequences of H x W images (uint8 read as ``uint8``
+    says: :func:`pyro_aevb.data.uint8_mode`)."""
+    t = as_float_tensor(array, what, uint8)
     if t.dim() not in (2, 3, 4):
         raise AevbInputError(f"{what}: expected sequences of shape [F, D] (one sequence of F frames), [N, F, D] or "
                              f"[N, F, H, W], got {list(t.shape)}")
@@ -114,8 +116,9 @@ def as_sequences(array, what: str) -> Tuple[torch.Tensor, Optional[Tuple[int, in
     return t.reshape(t.shape[0], t.shape[1], -1).contiguous(), image_shape
 
 
-def load_sequences(name: str, seq_len: int, path: Optional[str] = None) -> Dataset:
-    """``"frey"`` (the video, split in time) or an array file of sequences, as windows of ``seq_len`` frames."""
+def load_sequences(name: str, seq_len: int, path: Optional[str] = None, uint8: Optional[str] = None) -> Dataset:
+    """``"frey"`` (the video, split in time) or an array file of sequences, as windows of ``seq_len`` frames;
+    ``uint8`` as in :func:`pyro_aevb.data.load_array_file`."""
     if name == "mnist":
         raise AevbInputError("--seq-len cuts sequences of frames into windows; MNIST's images are not a sequence "
                              "(use frey, or an array file of sequences [N, F, D])")
@@ -124,13 +127,14 @@ def load_sequences(name: str, seq_len: int, path: Optional[str] = None) -> Datas
         return time_split_dataset("frey", frames.unsqueeze(0), seq_len, FREY_IMAGE_SHAPE, {"source": str(p)})
     p = Path(name).expanduser()
     obj = read_array_file(p)
-    info = {"source": str(p)}
+    uint8, read = read_uint8(obj, uint8, str(p))
+    info = {"source": str(p), **read}
     if isinstance(obj, dict):
         if "train" in obj:
-            train, shape = as_sequences(obj["train"], f"{p}[train]")
+            train, shape = as_sequences(obj["train"], f"{p}[train]", uint8)
             if "test" not in obj:
                 return time_split_dataset(p.stem, train, seq_len, shape, info)
-            test, _ = as_sequences(obj["test"], f"{p}[test]")
+            test, _ = as_sequences(obj["test"], f"{p}[test]", uint8)
             if test.shape[-1] != train.shape[-1]:
                 raise AevbInputError(f"{p}: train frames have {train.shape[-1]} values but test frames "
                                      f"{test.shape[-1]}")
@@ -138,7 +142,7 @@ def load_sequences(name: str, seq_len: int, path: Optional[str] = None) -> Datas
         if len(obj) != 1:
             raise AevbInputError(f"{p}: expected one array or 'train'/'test' entries, found {sorted(obj)}")
         obj = next(iter(obj.values()))
-    sequences, shape = as_sequences(obj, str(p))
+    sequences, shape = as_sequences(obj, str(p), uint8)
     return time_split_dataset(p.stem, sequences, seq_len, shape, info)
 
 

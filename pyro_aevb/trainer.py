@@ -77,12 +77,15 @@ def make_optimizer(model: torch.nn.Module, guide: torch.nn.Module, name: str = "
                    prior_precision: float = 1.0) -> torch.optim.Optimizer:
     """Adagrad (the paper) or Adam; weight decay ``prior_precision`` on theta (the model) only.
 
+    Every parameter is optimised once.  A parameter that model and guide share (e.g. a VampPrior whose
+    p(z) = (1/K) sum_k q(z | u_k) runs the guide's encoder) shapes p(x, z), so it is a model parameter theta:
+    it is in the model's group and gets the prior's weight decay; the guide's group holds the rest of phi.
+
     Call it after moving the networks to their device (the fused kernels are chosen per device)."""
-    groups = [
-        {"params": [p for p in model.parameters() if p.requires_grad], "weight_decay": prior_precision},
-        {"params": [p for p in guide.parameters() if p.requires_grad] if guide is not None else [],
-         "weight_decay": 0.0},
-    ]
+    theta = [p for p in model.parameters() if p.requires_grad]
+    shared = {id(p) for p in theta}
+    phi = [p for p in guide.parameters() if p.requires_grad and id(p) not in shared] if guide is not None else []
+    groups = [{"params": theta, "weight_decay": prior_precision}, {"params": phi, "weight_decay": 0.0}]
     groups = [g for g in groups if g["params"]]
     if not groups:
         raise AevbInputError("model and guide have no trainable parameters")
@@ -386,7 +389,8 @@ class Trainer:
         origin = self.data.info.get("origin") or {}
         if origin.get("fingerprint") == fingerprint:
             return {"dataset": origin["dataset"], "binarize": origin["binarize"], "data_path": origin["data_path"],
-                    "seq_len": origin["seq_len"], "data_fingerprint": fingerprint, "data_stored": False}
+                    "seq_len": origin["seq_len"], "uint8": origin["uint8"], "data_fingerprint": fingerprint,
+                    "data_stored": False}
         if store:
             write_data(self.run_dir, self.data.state())
         return {"data_fingerprint": fingerprint, "data_stored": True}

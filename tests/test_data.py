@@ -48,10 +48,12 @@ def test_binarization(mnist_small):
 
 
 def test_user_arrays(tmp_path):
-    """[N, H, W] uint8 arrays become [N, H*W] floats / 255; npz train/test pairs are kept as given."""
+    """[N, H, W] uint8 arrays become [N, H*W] floats / 255 (the default reading, announced); npz train/test pairs
+    are kept as given."""
     images = np.random.default_rng(0).integers(0, 256, size=(50, 6, 5), dtype=np.uint8)
     np.save(tmp_path / "a.npy", images)
-    ds = load_array_file(str(tmp_path / "a.npy"))
+    with pytest.warns(RuntimeWarning, match="uint8"):
+        ds = load_array_file(str(tmp_path / "a.npy"))
     assert ds.image_shape == (6, 5) and ds.data_dim == 30
     assert ds.train.shape[0] + ds.test.shape[0] == 50 and ds.test.shape[0] == 5
     assert ds.train.max() <= 1.0

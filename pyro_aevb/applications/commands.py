@@ -97,7 +97,8 @@ def _load(args):
         data = run.load_data()
     else:
         device = RunConfig(device=args.device).validate().resolved_device()
-        data = load_dataset(args.dataset or run.config.dataset, run.config.binarize, args.data_path).to(device)
+        data = load_dataset(args.dataset or run.config.dataset, run.config.binarize, args.data_path,
+                            uint8=run.config.uint8).to(device)
     seq_len = data.seq_len or run.config.seq_len
     if seq_len:
         raise AevbInputError(f"{args.command} works on images, but the datapoints of this run are sequences of "

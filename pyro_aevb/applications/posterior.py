@@ -45,7 +45,7 @@ from pyro import poutine
 from ..contract import ModelStructure
 from ..errors import AevbInputError
 from ..params import local_param_store
-from ..plates import sum_to_datapoints
+from ..plates import masked_log_prob, sum_to_datapoints
 from ..rng import seeded
 from .latents import fix_global_latents
 
@@ -111,9 +111,7 @@ def _latent_log_prob(trace, structure: ModelStructure) -> torch.Tensor:
     total = 0.0
     for name in structure.local_latents:
         site = trace.nodes[name]
-        lp = site["fn"].log_prob(site["value"])
-        if site["mask"] is not None and not isinstance(site["mask"], bool):
-            lp = torch.where(site["mask"], lp, torch.zeros((), dtype=lp.dtype, device=lp.device))
+        lp = masked_log_prob(site["fn"].log_prob(site["value"]), site["mask"])  # a bool mask too
         total = total + sum_to_datapoints(lp, structure.data_dim, structure.particle_dim)
     return total
 

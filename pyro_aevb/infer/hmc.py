@@ -25,7 +25,9 @@ posterior is close to Gaussian, as in the paper's low-dimensional spaces).
 flattened space of all local latent sites of the model (any names, any
 number, extra plates -- :class:`LatentLayout`): the potential is
 ``U_i(z_i) = -log p_theta(x_i, z_i)`` (the model traced with
-``poutine.condition``), the leapfrog integrator is Pyro's
+``poutine.condition``; masked entries count 0 and site scales are left out,
+as in importance sampling -- :func:`pyro_aevb.plates.site_log_density` -- so
+with a masked observation both estimate log p(x_observed)), the leapfrog integrator is Pyro's
 :func:`pyro.ops.integrator.velocity_verlet` on the summed potential (the chains
 are independent, so the gradient of the sum is every chain's own gradient),
 and the Metropolis accept/reject and the step size are per chain (adapted by
@@ -47,7 +49,7 @@ from pyro.ops.integrator import potential_grad, velocity_verlet
 from ..contract import ModelStructure, inspect_model, require_local_only, require_real_latents
 from ..errors import AevbInputError
 from ..params import local_param_store
-from ..plates import is_local_latent, sum_to_datapoints
+from ..plates import is_local_latent, site_log_density, sum_to_datapoints
 from .importance import LogLikelihood
 
 
@@ -117,7 +119,9 @@ class BatchedHMC:
         return self.layout.flatten(prior_draw(self.model, (self.x,)))
 
     def log_joint(self, z: torch.Tensor) -> torch.Tensor:
-        """log p_theta(x_i, z_i) per chain, shape ``[N]`` (unscaled: each datapoint counts once).
+        """log p_theta(x_i, z_i) per chain, shape ``[N]``, each site counted as importance sampling counts it
+        (:func:`~pyro_aevb.plates.site_log_density`): masked entries (``poutine.mask``, ``obs_mask``) count 0,
+        and scales are left out (each datapoint counts once).
 
         A leapfrog trajectory can leave the region where the model's distributions are defined (e.g. a rate
         exp(z) that overflows); there the log-density is -inf, so the proposal is rejected instead of failing
@@ -129,7 +133,7 @@ class BatchedHMC:
         total = torch.zeros(z.shape[0], device=z.device)
         for site in trace.nodes.values():
             if site["type"] == "sample" and (site["is_observed"] or is_local_latent(site)):
-                total = total + sum_to_datapoints(site["unscaled_log_prob"], self.structure.data_dim)
+                total = total + sum_to_datapoints(site_log_density(site), self.structure.data_dim)
         return torch.where(torch.isfinite(total) | (total == float("inf")), total,
                            torch.full_like(total, -float("inf")))
 

@@ -28,7 +28,7 @@ from ..contract import ModelStructure, check_data_support, check_model_guide, re
 from ..errors import AevbInputError
 from ..inputs import Inputs, condition
 from ..params import local_param_store
-from ..plates import data_frame, masked_log_prob, sum_to_datapoints
+from ..plates import data_frame, site_log_density, sum_to_datapoints
 from ..rng import on_same_draws
 from .declared import is_fused_compatible
 
@@ -75,7 +75,7 @@ def vectorized_log_weights(model: Callable, guide: Callable, args: tuple, num_sa
             frame = data_frame(site)
             if frame is not None and scale is None:
                 scale = (frame.full_size or frame.size) / frame.size
-            log_w = log_w + sign * sum_to_datapoints(masked_log_prob(site["unscaled_log_prob"], site["mask"]), data_dim, particle_dim)
+            log_w = log_w + sign * sum_to_datapoints(site_log_density(site), data_dim, particle_dim)
     return log_w, float(scale or 1.0)
 
 
