@@ -6,7 +6,8 @@ one line that says what happened and what to do; the command line prints it as
 
 ====  ==========================  =====================================================
  2    :class:`AevbInputError`     bad arguments, data, model/guide (breaks the contract)
- 3    :class:`TrainingDiverged`   the loss or a parameter became NaN/inf
+ 3    :class:`TrainingDiverged`   the loss, a parameter or a distribution argument became NaN/inf
+                                  (or an argument reached its support's edge; :mod:`pyro_aevb.divergence`)
  4    :class:`RunLocked`          another process is writing the run directory
  5    :class:`StorageError`       a file could not be written or read (disk full, ...)
  130  :class:`Interrupted`        Ctrl-C / SIGTERM
@@ -29,7 +30,8 @@ class AevbInputError(AevbError, ValueError):
 
 
 class TrainingDiverged(AevbError):
-    """The loss or a parameter became non-finite; the last good checkpoint is untouched."""
+    """The loss, a parameter or a distribution argument became non-finite (or reached the edge of its support)
+    after an update; the last good checkpoint is untouched."""
 
     exit_status = 3
 

@@ -277,7 +277,12 @@ def evaluate_run(run: Run, num_particles: int = 1, splits=("train", "test")) -> 
     """Average per-datapoint bound with estimators A (trace) and B (analytic) on each split; for sequence data
     ``[N, T, D]`` also per frame (``..._per_frame``, the bound / T); and ``test_error`` -- the fraction of test
     points misclassified -- when the guide is a classifier (:mod:`pyro_aevb.evaluation.classify`) and the test
-    set has labels."""
+    set has labels.
+
+    With global latents (full VB, appendix F) ``{split}_elbo_{est}`` is the one bound per datapoint of
+    :func:`~pyro_aevb.evaluation.evaluate_bound`: the mean local term over the split minus
+    KL(q(theta) || p(theta)) / N_train, the same number as the trainer's ``train_elbo``/``test_elbo``; its parts
+    are ``{split}_local_bound`` (the mean local term; estimator B where available) and ``kl_theta``."""
     data = run.load_data()
     out = {"train_samples": run.train_samples, "dataset": run.config.dataset}
     if data.seq_len:
@@ -294,17 +299,18 @@ def evaluate_run(run: Run, num_particles: int = 1, splits=("train", "test")) -> 
     except AevbInputError:
         pass
     global_latents = check_model_guide(run.model, run.guide, data.test, None, inputs=inputs["test"]).global_latents
+    num_data = data.train.shape[0]  # N_train, over which full VB's theta-KL is spread
     for split in splits:
         x = getattr(data, split)
         if split == "train" and data.binarize == "dynamic":
             x = binarize_static(x)  # evaluate on one fixed binarization
         for est in estimators:
-            out[f"{split}_elbo_{est}"] = evaluate_bound(run.model, run.guide, x, est, num_particles,
-                                                        inputs=inputs[split])
+            if global_latents:  # appendix F: the bound and its two parts, from the same draws
+                fv = full_vb_bound(run.model, run.guide, x, num_data, est, num_particles, inputs=inputs[split])
+                out.update({f"{split}_elbo_{est}": fv.bound, f"{split}_local_bound": fv.local, "kl_theta": fv.kl})
+            else:
+                out[f"{split}_elbo_{est}"] = evaluate_bound(run.model, run.guide, x, est, num_particles,
+                                                            inputs=inputs[split])
             if data.seq_len:
                 out[f"{split}_elbo_{est}_per_frame"] = per_frame(out[f"{split}_elbo_{est}"], data.seq_len)
-        if global_latents and "analytic" in estimators:  # appendix F: the bound with the theta-KL over the N training points
-            fv = full_vb_bound(run.model, run.guide, x, data.train.shape[0], "analytic", num_particles,
-                               inputs=inputs[split])
-            out.update({f"{split}_local_bound": fv.local, f"{split}_full_vb_bound": fv.bound, "kl_theta": fv.kl})
     return out

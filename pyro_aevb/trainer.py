@@ -59,7 +59,8 @@ from .checkpoint import (CHECKPOINT, RunLock, load_checkpoint_to_resume, remove_
                          write_config, write_data, write_metrics)
 from .contract import check_data_support, check_model_guide, inspect_model
 from .data import Dataset, binarize_static
-from .errors import AevbInputError, StorageError, TrainingDiverged
+from .divergence import diverged_argument
+from .errors import AevbError, AevbInputError, StorageError, TrainingDiverged
 from .evaluation.bound import evaluate_bound
 from .evaluation.full_vb import full_vb_bound
 from .infer.elbo import ESTIMATORS, make_elbo
@@ -300,6 +301,7 @@ class Trainer:
         self.train_samples = 0
         self.wall_seconds = 0.0
         self._pending_seconds = 0.0  # training time of epochs since the last metrics row
+        self._updates = self._epoch_first_update = 0  # optimizer updates made by this process; at the epoch's start
         self.metrics: list = []
         self.lr = float(lr)
         self._decorrelate_ranks()
@@ -482,26 +484,42 @@ class Trainer:
 
     # ------------------------------------------------------------------ training
     def step(self, x: torch.Tensor, idx: torch.Tensor, num_data: int) -> torch.Tensor:
-        """One update of Algorithm 1; returns the (detached) loss -L^M."""
-        if self._own_update is not None:  # e.g. MCEM: E step + M steps
-            return self._own_update(x, idx, num_data, self.optimizer)
+        """One update of Algorithm 1; returns the (detached) loss -L^M (without the classification term)."""
         try:
-            loss = self.loss_fn(x, idx, num_data)
-        except ValueError as e:  # distribution validation on non-finite parameters
-            if not self._parameters_finite():
-                raise self._diverged("a parameter", "non-finite", None) from e
+            if self._own_update is not None:  # e.g. MCEM: E step + M steps
+                loss = self._own_update(x, idx, num_data, self.optimizer)
+            else:
+                loss = self.loss_fn(x, idx, num_data)
+                total = loss
+                if self.classification is not None:  # eq. (9): + alpha E_p~l[-log q(y|x)], apart from the bound
+                    term = self.classification()
+                    self._classification_sum += term.detach()
+                    total = loss + term
+                self.optimizer.zero_grad(set_to_none=True)
+                total.backward()
+                if self.clip_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(self._parameters(), self.clip_grad_norm)
+                self.optimizer.step()
+                loss = loss.detach()
+        except Exception as e:  # e.g. distribution validation in the user's guide: diverged, or the code's error?
+            self._raise_if_diverged(e, x, idx, num_data, self._updates - self._epoch_first_update + 1,
+                                    self.train_inputs)
             raise
-        total = loss
-        if self.classification is not None:  # eq. (9): + alpha E_p~l[-log q(y|x)], kept apart from the bound
-            term = self.classification()
-            self._classification_sum += term.detach()
-            total = loss + term
-        self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        if self.clip_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(self._parameters(), self.clip_grad_norm)
-        self.optimizer.step()
-        return loss.detach()
+        self._updates += 1
+        return loss
+
+    def _raise_if_diverged(self, error: Exception, x, idx, num_data, step: Optional[int], inputs: dict) -> None:
+        """Raise :class:`TrainingDiverged` from ``error`` where the state shows a divergence
+        (:mod:`pyro_aevb.divergence`): after at least one update, a non-finite parameter, or a distribution
+        argument on ``x`` (with the conditioning ``inputs`` its call had) that is NaN/inf or on the edge of its
+        support; otherwise return (``error`` is the code's)."""
+        if isinstance(error, AevbError) or self._updates == 0:
+            return
+        if not self._parameters_finite():
+            raise self._diverged("a parameter", "non-finite", step) from error
+        found = diverged_argument(condition(self.model, inputs), condition(self.guide, inputs), x, idx, num_data)
+        if found is not None:
+            raise self._diverged(*found, step) from error
 
     def _parameters(self):
         for module in (self.model, self.guide):
@@ -553,7 +571,7 @@ class Trainer:
         self._classification_sum = torch.zeros((), device=x_train.device)
         while self.train_samples < budget:
             start_time = time.perf_counter()
-            epoch_steps = 0
+            epoch_steps, self._epoch_first_update = 0, self._updates
             for batch in minibatches(n, m, self.perm_generator, x_train.device):
                 if self.train_samples >= budget:
                     break
@@ -596,8 +614,15 @@ class Trainer:
                 row["train_classification"] = (self._classification_sum / steps).item() / n
             loss_sum, steps, self._pending_seconds = torch.zeros((), device=x_train.device), 0, 0.0
             self._classification_sum = torch.zeros((), device=x_train.device)
-            train_eval = self.evaluate(self.eval_train, self.eval_train_inputs)
-            test_eval = self.evaluate(self.data.test, self.eval_inputs["test"])
+            try:
+                train_eval = self.evaluate(self.eval_train, self.eval_train_inputs)
+                test_eval = self.evaluate(self.data.test, self.eval_inputs["test"])
+            except Exception as e:  # the evaluation of parameters that finished the epoch finite
+                self.epoch -= 1  # the message names the epoch whose parameters failed
+                self._raise_if_diverged(e, self.data.test, None, None, None, self.eval_inputs["test"])
+                self._raise_if_diverged(e, self.eval_train, None, None, None, self.eval_train_inputs)
+                self.epoch += 1
+                raise
             if test_eval:
                 row.update(train_elbo=train_eval["bound"], test_elbo=test_eval["bound"])
                 if "kl_theta" in test_eval:

@@ -119,6 +119,139 @@ def test_a_diverging_run_stops_with_status_3_and_keeps_the_last_good_checkpoint(
     assert again == rows[0]["test_elbo"]
 
 
+# A VAE as Pyro's tutorial writes it (examples/vae): networks in nn.Modules inside PyroModules, the encoder's
+# scale = exp(fc22(h)), a Bernoulli decoder without validation -- nothing of this package but the data plate.
+TUTORIAL_VAE = '''
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro.nn import PyroModule
+from torch import nn
+
+from pyro_aevb.plates import data_plate
+
+
+class Decoder(nn.Module):
+    def __init__(self, z_dim, hidden_dim, data_dim):
+        super().__init__()
+        self.fc1, self.fc21 = nn.Linear(z_dim, hidden_dim), nn.Linear(hidden_dim, data_dim)
+
+    def forward(self, z):
+        return torch.sigmoid(self.fc21(nn.functional.softplus(self.fc1(z))))
+
+
+class Encoder(nn.Module):
+    def __init__(self, z_dim, hidden_dim, data_dim):
+        super().__init__()
+        self.fc1 = nn.Linear(data_dim, hidden_dim)
+        self.fc21, self.fc22 = nn.Linear(hidden_dim, z_dim), nn.Linear(hidden_dim, z_dim)
+
+    def forward(self, x):
+        h = nn.functional.softplus(self.fc1(x))
+        return self.fc21(h), torch.exp(self.fc22(h))
+
+
+class Model(PyroModule):
+    def __init__(self, data_dim, z_dim=2, hidden_dim=16):
+        super().__init__()
+        self.z_dim, self.decoder = z_dim, Decoder(z_dim, hidden_dim, data_dim)
+
+    def forward(self, x, idx=None, num_data=None):
+        with data_plate(x, idx, num_data):
+            z = pyro.sample("z", dist.Normal(x.new_zeros(x.shape[0], self.z_dim), 1.0).to_event(1))
+            pyro.sample("x", dist.Bernoulli(self.decoder(z), validate_args=False).to_event(1), obs=x)
+
+
+class Guide(PyroModule):
+    def __init__(self, data_dim, z_dim=2, hidden_dim=16):
+        super().__init__()
+        self.encoder = Encoder(z_dim, hidden_dim, data_dim)
+
+    def forward(self, x, idx=None, num_data=None):
+        with data_plate(x, idx, num_data):
+            loc, scale = self.encoder(x)
+            pyro.sample("z", dist.Normal(loc, scale).to_event(1))
+'''
+
+
+def _tutorial_run(tmp_path):
+    """The tutorial VAE's file and 200 random binary rows of 12 pixels (180 train / 20 test) in tmp_path."""
+    (tmp_path / "tutorial_vae.py").write_text(TUTORIAL_VAE)
+    np.save(tmp_path / "bits.npy", (np.random.default_rng(0).random((200, 12)) < 0.3).astype(np.float32))
+    module = str(tmp_path / "tutorial_vae.py")
+    return ["train", "--dataset", str(tmp_path / "bits.npy"), "--model", f"{module}:Model", "--guide",
+            f"{module}:Guide", "--optimizer", "adam", "--batch-size", "50", "--no-progress"]
+
+
+def test_a_users_tutorial_vae_diverging_is_status_3_and_resumes_from_the_last_good_checkpoint(tmp_path, capsys):
+    """At Adam lr 50 the first update moves every weight by ~50, and the encoder's exp(fc22(h)) overflows to inf
+    or underflows to 0 inside the user's guide, where torch's validation raises ValueError ("Expected parameter
+    scale ...").  That is a divergence (an argument at the edge of its support, or NaN/inf, after an update),
+    whatever code raised it: status 3 with the divergence message, not status 2 "your code raised".  With a good
+    epoch saved first, the diverging --resume leaves it untouched, and a --resume at a sane lr continues from it."""
+    train = _tutorial_run(tmp_path)
+    fresh = tmp_path / "fresh"
+    assert main([*train, "--lr", "50", "--epochs", "3", "--out", str(fresh)]) == 3
+    err = capsys.readouterr().err
+    assert "training diverged" in err and "epoch 1, step" in err and "nothing was saved" in err, err
+    assert "your code raised" not in err and "Traceback" not in err
+    assert not (fresh / CHECKPOINT).exists()
+
+    run = tmp_path / "run"
+    assert main([*train, "--lr", "0.001", "--epochs", "1", "--out", str(run)]) == 0
+    before = read_metrics(run)
+    capsys.readouterr()
+    assert main([*train, "--lr", "50", "--epochs", "3", "--out", str(run), "--resume"]) == 3
+    err = capsys.readouterr().err
+    assert "training diverged" in err and "epoch 2, step" in err and "checkpoint of epoch 1" in err, err
+    assert load_checkpoint(run)["epoch"] == 1 and read_metrics(run) == before
+    assert main([*train, "--lr", "0.001", "--epochs", "2", "--out", str(run), "--resume"]) == 0
+    after = read_metrics(run)
+    assert len(after) == 2 and after[0] == before[0] and load_checkpoint(run)["epoch"] == 2
+
+
+def test_a_bug_in_a_users_guide_stays_status_2_naming_the_code(tmp_path, capsys):
+    """Not every exception in training is a divergence.  (1) A guide that indexes a per-datapoint table of the
+    wrong size (100 rows for 180 training points) passes the contract check (which traces rows 0 and 1) and
+    fails at step 1, before any update: status 2 naming the user's file.  (2) A guide whose scale is an
+    unconstrained parameter (the bug), started at 3, under Adam lr 5: the first update moves it by ~-5 (the KL
+    term's gradient 3 - 1/3 > 0 pushes it down), and the next step raises the same ValueError ("Expected
+    parameter scale") as a divergence -- but every parameter is finite and the scale is -2, outside its support
+    rather than at its edge (log(-2) is NaN, not -inf): status 2 naming the user's code, not 3."""
+    train = _tutorial_run(tmp_path)
+    table = TUTORIAL_VAE + '''
+
+class TableGuide(Guide):
+    def __init__(self, data_dim):
+        super().__init__(data_dim)
+        self.offset = nn.Parameter(torch.zeros(100, 2))  # should be one row per training point
+
+    def forward(self, x, idx=None, num_data=None):
+        with data_plate(x, idx, num_data):
+            loc, scale = self.encoder(x)
+            shift = self.offset[idx] if idx is not None else 0.0
+            pyro.sample("z", dist.Normal(loc + shift, scale).to_event(1))
+
+
+class RawScaleGuide(Guide):
+    def __init__(self, data_dim):
+        super().__init__(data_dim)
+        self.scale = nn.Parameter(torch.tensor(3.0))
+
+    def forward(self, x, idx=None, num_data=None):
+        with data_plate(x, idx, num_data):
+            loc, _ = self.encoder(x)
+            pyro.sample("z", dist.Normal(loc, self.scale.expand_as(loc)).to_event(1))
+'''
+    (tmp_path / "tutorial_vae.py").write_text(table)
+    module = str(tmp_path / "tutorial_vae.py")
+    for guide, lr in (("TableGuide", "0.001"), ("RawScaleGuide", "5")):
+        args = [*train[:train.index("--guide") + 1], f"{module}:{guide}", *train[train.index("--guide") + 2:]]
+        assert main([*args, "--lr", lr, "--epochs", "1", "--out", str(tmp_path / guide)]) == 2, guide
+        err = capsys.readouterr().err
+        assert "your code raised" in err and "tutorial_vae.py:" in err and "diverged" not in err, err
+
+
 def test_learned_scale_on_constant_pixels_warns_once_and_offers_a_floor(tmp_path, digits):
     """MNIST has constant border pixels: the Gaussian likelihood's density is unbounded there."""
     out = _cli("train", "--dataset", digits, *TRAIN, "--likelihood", "gaussian", "--train-samples", 100,

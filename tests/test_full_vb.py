@@ -112,16 +112,17 @@ def test_analytic_theta_kl_is_the_gaussian_formula():
 
 
 def test_evaluate_bound_counts_theta_kl_once_whatever_the_chunk_size():
-    """evaluate_bound runs chunks as subsamples weighted M_c/N: the (deterministic) full-VB bound of
-    a dataset does not depend on the evaluation batch size, and equals full_vb_bound's decomposition."""
+    """evaluate_bound runs chunks as subsamples weighted M_c/N: the (deterministic) full-VB bound per
+    datapoint, local - KL/N_train, does not depend on the evaluation batch size, and equals full_vb_bound's
+    decomposition."""
     torch.manual_seed(0)
     model, guide = _tiny()
     _make_deterministic(guide)
     x = torch.rand(10, 6)
-    whole = evaluate_bound(model, guide, x, "analytic", batch_size=10)
-    assert evaluate_bound(model, guide, x, "analytic", batch_size=3) == pytest.approx(whole, rel=1e-5)
-    fv = full_vb_bound(model, guide, x, estimator="analytic", batch_size=4)
-    assert fv.bound == pytest.approx(whole, rel=1e-5) and fv.num_data == 10
+    whole = evaluate_bound(model, guide, x, "analytic", batch_size=10, num_data=40)
+    assert evaluate_bound(model, guide, x, "analytic", batch_size=3, num_data=40) == pytest.approx(whole, rel=1e-5)
+    fv = full_vb_bound(model, guide, x, 40, estimator="analytic", batch_size=4)
+    assert fv.bound == pytest.approx(whole, rel=1e-5) and fv.num_data == 40
 
 
 def test_two_models_never_share_parameters():
@@ -204,6 +205,11 @@ def test_full_vb_from_the_cli_on_frey(tmp_path, frey, capsys):
     # the importance-sampled posterior predictive improves on the local bound it is built from (K = 20
     # proposals per theta draw; allow 5 nats for the two theta draws' Monte Carlo spread)
     assert result["test_log_likelihood"] > result["test_local_bound"] - 5
+    # one number for the bound: the local term minus the theta-KL over the N training frames (not over the 196
+    # test frames), from the same draws, and no second "full-VB bound" beside it
+    n_train = run.load_data().train.shape[0]
+    assert result["test_elbo_analytic"] == pytest.approx(result["test_local_bound"] - result["kl_theta"] / n_train)
+    assert not any("full_vb" in k for k in result)
     # the per-epoch train and test bounds are computed alike (theta-KL over the N training points for both):
     # Frey's held-out frames are near-duplicates of training frames, so the two agree within tens of nats --
     # spreading the KL over the 196 test points instead, as before, put an artificial gap of KL/196 - KL/1769

@@ -158,7 +158,9 @@ def _encode(args) -> int:
 
 def _reconstruct(args) -> int:
     run, data, x, _ = _load(args)
-    result = reconstruct_images(run.model, run.guide, x, seed=args.seed)
+    own = args.dataset is None and args.data_path is None  # else the run's training set is not `data`
+    num_data = (data if own else run.load_data()).train.shape[0]  # N_train: the theta-KL of full VB per datapoint
+    result = reconstruct_images(run.model, run.guide, x, seed=args.seed, num_data=num_data)
     picture = result.save_picture(_out(args, "reconstruct.png"), image_shape_of(data.data_dim, data.image_shape))
     return _report(args, {**result.metrics(), "picture": str(picture)})
 

@@ -3,7 +3,9 @@
     x_hat^(i) = E[x | z = mu^(i)],   mu^(i) = E_q[z | x^(i)]               (decoded posterior means, :mod:`.encode`)
     reconstruction_error = mean_{i, d} (x_hat_d^(i) - x_d^(i))^2          (mean squared error per pixel)
     test_elbo            = mean_i L(theta, phi; x^(i))                     (estimator B where every KL is closed
-                                                                            form, else A; :mod:`~pyro_aevb.evaluation`)
+                                                                            form, else A; :mod:`~pyro_aevb.evaluation`;
+                                                                            with global latents minus
+                                                                            KL(q(theta) || p(theta)) / N_train)
 
 and the bound's two terms, E_q[log p(x|z)] and KL(q(z|x) || p(z)) (:mod:`pyro_aevb.evaluation.terms`).
 Decoding the mean rather than a draw z ~ q makes the picture deterministic: it is what the code *means*.
@@ -57,10 +59,12 @@ class Reconstruction:
 
 
 @torch.no_grad()
-def reconstruct_images(model: Callable, guide: Callable, x: torch.Tensor, seed: Optional[int] = 0) -> Reconstruction:
-    """Reconstruct the rows of ``x`` at their posterior means and evaluate the bound on them."""
+def reconstruct_images(model: Callable, guide: Callable, x: torch.Tensor, seed: Optional[int] = 0,
+                       num_data: Optional[int] = None) -> Reconstruction:
+    """Reconstruct the rows of ``x`` at their posterior means and evaluate the bound on them (``num_data``: the
+    training set size, which a model with global latents needs, :func:`~pyro_aevb.evaluation.evaluate_bound`)."""
     images = decode(model, guide, encode(model, guide, x, seed=seed).means, x, seed=seed)
     estimator = bound_estimator(model, guide, x)
-    bound = evaluate_bound(model, guide, x, estimator)
+    bound = evaluate_bound(model, guide, x, estimator, num_data=num_data)
     terms = bound_terms(model, guide, x)
     return Reconstruction(x, images, bound, terms.reconstruction, terms.kl, estimator)

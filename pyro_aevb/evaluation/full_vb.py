@@ -4,7 +4,9 @@ With global latents theta (the decoder weights of BayesianVAEModel) the bound of
 
     L(phi; X) = sum_i E_q(theta)[ L(theta, phi; x_i) ] - KL(q(theta) || p(theta))        (eq. 21 / eq. 24)
 
-so per datapoint it is  E_i[ local bound ] - KL / N.  The functions below report the two parts separately and
+so per datapoint it is  E_i[ local bound ] - KL / N, N the size of the training set q(theta) was fitted to, for
+any rows x_i the mean runs over (the one meaning :func:`~pyro_aevb.evaluation.bound.evaluate_bound` gives it too).
+The functions below report the two parts separately and
 estimate the posterior predictive  p(x | X) ~= E_q(theta)[ p(x | theta) ]  by importance sampling, with theta
 fixed per draw (``poutine.condition`` + ``poutine.block``), so the per-datapoint estimators apply.
 """
@@ -14,50 +16,16 @@ from typing import Callable, Dict, NamedTuple, Optional
 
 import torch
 from pyro import poutine
-from torch.distributions import kl_divergence
 
 from ..errors import AevbInputError
-from ..contract import inspect_model
+from ..contract import check_model_guide, inspect_model
 from ..infer.hmc import prior_draw
 from ..infer.importance import LogLikelihood, log_likelihood
-from ..inputs import Inputs, condition, rows
+from ..inputs import Inputs
 from ..params import local_param_store
 from ..rng import seeded
-from ..plates import in_data_plate, is_global_latent
-from .bound import evaluate_bound
+from .bound import _LocalTermsOnly, _local_bound, check_num_data, global_kl  # noqa: F401 (_LocalTermsOnly: re-exported)
 from .sampling import decode_means, sample_globals
-
-class _LocalTermsOnly(poutine.messenger.Messenger):
-    """Give every sample site outside the ``data`` plate scale 0: the ELBO keeps only the local terms.
-
-    The global sites are still sampled (from the guide) and replayed into the model, so the
-    result is an unbiased estimate of ``sum_i E_q(theta)[ L(theta, phi; x_i) ]``.
-    """
-
-    def _process_message(self, msg):
-        if msg["type"] == "sample" and not in_data_plate(msg):
-            msg["scale"] = 0.0 * msg["scale"]
-
-
-@torch.no_grad()
-def global_kl(model: Callable, guide: Callable, x: torch.Tensor, inputs: Optional[Inputs] = None) -> float:
-    """KL(q(theta) || p(theta)) summed over the global sites (outside the ``data`` plate), analytic."""
-    first = rows(inputs or {}, slice(0, 1))
-    model, guide = condition(model, first), condition(guide, first)
-    with local_param_store():
-        guide_trace = poutine.trace(guide).get_trace(x[:1])
-        model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(x[:1])
-    total = 0.0
-    for name, site in model_trace.nodes.items():
-        if is_global_latent(site):
-            q, p = guide_trace.nodes[name]["fn"], site["fn"]
-            try:
-                total += kl_divergence(q, p).sum().item()
-            except NotImplementedError:
-                raise AevbInputError(f"KL(q || p) of global site {name!r} ({type(q).__name__} vs {type(p).__name__}) "
-                                     "has no closed form, which the full-VB bound here needs") from None
-    return total
-
 
 class FullVBBound(NamedTuple):
     """Per-datapoint full-VB bound ``local - kl / num_data`` and its two parts (nats)."""
@@ -76,12 +44,13 @@ def full_vb_bound(model: Callable, guide: Callable, x: torch.Tensor, num_data: O
 
     ``local`` is the mean over ``x`` of ``E_q(theta) E_q(z|x)[log p(x|z, theta) + log p(z) - log q(z|x)]``
     (one theta draw per chunk and particle); ``kl`` is KL(q(theta) || p(theta)) in closed form;
-    ``num_data`` defaults to ``len(x)`` (use the training-set size N to read the training objective).
+    ``num_data`` is N, the size of the training set q(theta) was fitted to (required);
+    ``bound = local - kl / num_data`` is what :func:`~pyro_aevb.evaluation.bound.evaluate_bound` returns.
     """
-    local = evaluate_bound(_LocalTermsOnly()(model), _LocalTermsOnly()(guide), x, estimator, num_particles,
-                           batch_size, inputs=inputs)
+    structure = check_model_guide(model, guide, x, estimator, inputs=inputs)
+    n = check_num_data(num_data, structure.global_latents) or x.shape[0]  # no global latents: kl = 0
+    local = _local_bound(model, guide, x, estimator, num_particles, batch_size, structure, inputs)
     kl = global_kl(model, guide, x, inputs)
-    n = int(num_data or x.shape[0])
     return FullVBBound(local - kl / n, local, kl, n)
 
 
