@@ -102,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--labels", type=positive_int, default=None, metavar="N",
                    help="semi-supervised: keep N training labels, N/K of each of the K classes (fixed seed), the rest "
                         "unlabelled; for a model or guide that declares a label input, label_inputs = (\"y\",) (m2; pyro_aevb.inputs)")
+    t.add_argument("--alpha-over-n", type=float, default=d.alpha_over_n, metavar="A",
+                   help="with --labels: the classification term of eq. (9), alpha = A * N (default 100; the paper 0.1)")
+    t.add_argument("--labelled-batch-size", type=positive_int, default=d.labelled_batch_size,
+                   help="with --labels: labelled rows drawn per step for the classification term")
     t.add_argument("--model-kwargs", default=None,
                    help="JSON object of constructor arguments for --model CLASS (or conv, two_layer, m2)")
     t.add_argument("--guide", default=d.guide,
@@ -214,7 +218,8 @@ def _train(args) -> int:
                        optimizer=args.optimizer, lr=args.lr, prior_precision=args.prior_precision,
                        batch_size=args.batch_size, epochs=args.epochs, train_samples=args.train_samples,
                        seed=args.seed, device=args.device, backend=args.backend, compile=args.compile,
-                       min_scale=args.min_scale, clip_grad_norm=args.clip_grad_norm, labels=args.labels)
+                       min_scale=args.min_scale, clip_grad_norm=args.clip_grad_norm, labels=args.labels,
+                       alpha_over_n=args.alpha_over_n, labelled_batch_size=args.labelled_batch_size)
     if config.epochs is None and config.train_samples is None:
         config.epochs = 1
     if args.distributed:

@@ -425,6 +425,12 @@ def test_latent_map_of_a_run_without_labels(unlabelled_run, capsys):
     assert _json(["latent-map", str(unlabelled_run), "--no-labels", "--grid", "3"], capsys)["projection"] == "pca"
 
 
+def _images_file(tmp_path, shape):
+    path = tmp_path / "images.npy"
+    np.save(path, np.ones(shape, dtype=np.float32))
+    return str(path)
+
+
 def _mask_file(tmp_path, shape):
     path = tmp_path / "mask.npy"
     np.save(path, np.ones(shape, dtype=np.uint8))
@@ -449,7 +455,7 @@ def _bad_values(tmp_path):
     (lambda run, tmp: ["interpolate", run, "--steps", "1"], "must be >= 2"),
     (lambda run, tmp: ["interpolate", run, "--pairs", "6", "--num-images", "5"], "lower --pairs"),
     (lambda run, tmp: ["reconstruct", str(tmp / "nowhere")], "run directory not found"),
-    (lambda run, tmp: ["reconstruct", run, "--dataset", _mask_file(tmp, (20, 5, 5))], "values per image"),
+    (lambda run, tmp: ["reconstruct", run, "--dataset", _images_file(tmp, (20, 5, 5))], "values per image"),
 ])
 def test_bad_inputs_give_one_line_and_exit_2(cli_run, tmp_path, capsys, make_argv, message):
     code = main(make_argv(str(cli_run), tmp_path))
