@@ -307,7 +307,8 @@ def _sample_inputs(run, data, num: int, conditions) -> tuple:
             raise AevbInputError(f"--condition takes NAME=V[,V...], e.g. y=3 or y=0,1,2; got {text!r}")
         if name not in inputs:
             raise AevbInputError(f"--condition {name}: the run's model takes no input {name!r} (it takes "
-                                 f"{', '.join(map(repr, inputs)) or 'none'})")
+                                 f"{', '.join(map(repr, inputs)) or 'none'}); a latent of the model, such as M2's "
+                                 "class, is drawn, and the default grid shows one row per value of a discrete one")
         like = inputs[name]
         if like.dim() != 1:
             raise AevbInputError(f"--condition sets one number per sample, but input {name!r} has "
@@ -343,12 +344,28 @@ def _sample(args) -> int:
     data = run.load_data()
     num = args.num_samples or (8 if data.seq_len else 100)
     x_like, inputs, nrow = _sample_inputs(run, data, num, args.condition)
+    try:
+        images, nrow = _draw(run, x_like, inputs, nrow, num, args.seed)
+    except AevbInputError as e:
+        if args.condition:  # say which value the model could not take
+            raise AevbInputError(f"--condition {' '.join(args.condition)}: {e}") from None
+        raise
+    # sequences [S, T, D]: a strip, one row per sequence and one column per time step
+    path = save_image_grid(images.reshape(-1, data.data_dim).clamp(0, 1), data.image_shape,
+                           picture_path(args.out) if args.out else Path(args.run_dir) / "samples.png",
+                           nrow=nrow or data.seq_len)
+    print(path)
+    return 0
+
+
+def _draw(run, x_like, inputs, nrow, num: int, seed: int):
+    """The decoded samples of ``_sample`` and the images per grid row."""
     structure = inspect_model(run.model, x_like, inputs=inputs)
     discrete = None if structure.global_latents else discrete_latent(run.model, x_like, structure, inputs)
     if discrete is not None and nrow is None:  # a row per value of the discrete latent (M2: per class), z per column
         nrow = max(1, num // num_values(run.model, x_like, discrete, inputs))
         first = {k: v[:nrow] for k, v in inputs.items()}
-        images = conditional_means(run.model, x_like[:nrow], discrete, seed=args.seed, structure=structure,
+        images = conditional_means(run.model, x_like[:nrow], discrete, seed=seed, structure=structure,
                                    inputs=first)
         images = images.reshape(-1, x_like.shape[-1])
     elif structure.global_latents:  # full VB: rows share z, each row one theta ~ q(theta)
@@ -357,17 +374,12 @@ def _sample(args) -> int:
                                  "conditioning inputs; this model takes some: draw from Python with "
                                  "prior_means(model, x_like, guide, inputs=...)")
         side = max(1, int(num ** 0.5))
-        images = predictive_means(run.model, run.guide, x_like[:side], num_theta=side, seed=args.seed)
+        images = predictive_means(run.model, run.guide, x_like[:side], num_theta=side, seed=seed)
         images = images.reshape(side * side, -1)
     else:
-        images = prior_means(run.model, x_like, seed=args.seed, structure=structure, inputs=inputs)
+        images = prior_means(run.model, x_like, seed=seed, structure=structure, inputs=inputs)
         images = images.reshape(x_like.shape[0], -1)
-    # sequences [S, T, D]: a strip, one row per sequence and one column per time step
-    path = save_image_grid(images.reshape(-1, data.data_dim).clamp(0, 1), data.image_shape,
-                           picture_path(args.out) if args.out else Path(args.run_dir) / "samples.png",
-                           nrow=nrow or data.seq_len)
-    print(path)
-    return 0
+    return images, nrow
 
 
 def _plot(args) -> int:
@@ -471,7 +483,8 @@ def _run_command(argv) -> int:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except AevbError as e:
-        print(f"{chr(10) if isinstance(e, Interrupted) else ''}pyro-aevb: error: {e}", file=sys.stderr)
+        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__  # one line (Pyro appends
+        print(f"{chr(10) if isinstance(e, Interrupted) else ''}pyro-aevb: error: {message}", file=sys.stderr)  # shapes)
         return e.exit_status
     except KeyboardInterrupt:
         print("\npyro-aevb: interrupted", file=sys.stderr)

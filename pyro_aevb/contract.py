@@ -159,7 +159,8 @@ def _run(fn: Callable, role: str, *args, unused_inputs: Tuple[str, ...] = ()):
         else:
             hint = (f"check that the data fit the {role} (e.g. its data_dim is {args[0].shape[-1]} here) and that "
                     f"it follows the contract of pyro_aevb.contract")
-        raise AevbInputError(f"the {role} failed on two rows of the data (shape {list(args[0].shape)}), called as "
+        rows = "two rows" if args[0].shape[0] == 2 else f"{args[0].shape[0]} rows"
+        raise AevbInputError(f"the {role} failed on {rows} of the data (shape {list(args[0].shape)}), called as "
                              f"{role}(x, idx=idx, num_data=N): {type(e).__name__}: {msg} -- {hint}") from e
 
 

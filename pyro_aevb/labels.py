@@ -52,7 +52,8 @@ def balanced_labels(labels: Optional[torch.Tensor], num_labels: int, seed: int =
     """
     if labels is None:
         raise AevbInputError(f"--labels needs a labelled dataset, but {what} has no labels (MNIST has them; Frey "
-                             "Face and array files do not)")
+                             "Face and array files do not: an array file's train_<name> arrays are conditioning "
+                             "inputs, not labels; give labels from Python, Trainer(labels=...))")
     n = labels.shape[0]
     num_labels = int(num_labels)
     if num_labels < 1:

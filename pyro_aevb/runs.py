@@ -26,7 +26,7 @@ from .evaluation.full_vb import full_vb_bound
 from .sequences import per_frame
 from .inputs import evaluation_inputs
 from .labels import balanced_labels, num_classes
-from .specs import build, is_import_path, resolve_spec, takes
+from .specs import build, complete_kwargs, is_import_path, resolve_spec, takes
 from .trainer import Trainer
 
 # Fields that may differ between a run and its --resume: the budget and where it runs.
@@ -104,6 +104,19 @@ def _check_default_guide(config: RunConfig, model, guide, data: Dataset) -> None
             f"guide: --guide path.py:Guide") from None
 
 
+def record_built(config: RunConfig) -> None:
+    """Make ``config`` say what is built: a class of yours with its full constructor arguments (its defaults
+    included, :func:`~pyro_aevb.specs.complete_kwargs`), and the shape settings that size no network of this run
+    (a class of yours takes its own) as ``None``."""
+    for role in ("model", "guide"):
+        if is_import_path(getattr(config, role)):
+            setattr(config, f"{role}_kwargs", complete_kwargs(getattr(config, role), getattr(config, f"{role}_kwargs")))
+    for name in SHAPE_SETTINGS:
+        built_in = config.model in MODELS or (config.guide in GUIDE_NAMES and name in BUILT_IN_GUIDE_SETTINGS)
+        if not built_in:
+            setattr(config, name, None)
+
+
 def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = True, overwrite: bool = False,
           callbacks: Sequence[Callable] = (), given: Sequence[str] = ()) -> Trainer:
     """Train the model/guide of ``config`` into ``run_dir`` (Algorithm 1); ``resume`` continues a run,
@@ -121,6 +134,7 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
     if config.init is None and (config.model in MODELS or config.guide in GUIDE_NAMES):
         config.init = DEFAULT_INIT.get(config.model, "paper")  # recorded: what the built-in networks start from
     config.validate()
+    record_built(config)
     if config.epochs is None and config.train_samples is None:
         raise AevbInputError("give a training budget: epochs or train_samples")
     lock = _lock(run_dir)  # first: a second writer is told so, whatever state the directory is in
@@ -129,6 +143,7 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
             with warnings.catch_warnings():  # the trainer warns about a fallback checkpoint when it loads it
                 warnings.simplefilter("ignore")
                 saved = RunConfig.from_dict(load_checkpoint_to_resume(run_dir)["config"])
+            record_built(saved)  # a run recorded before it said what was built compares the same way
             if config.elbo is None:  # not given: the run's own
                 config.elbo = saved.elbo
             if config.uint8 is None:  # not given: the run's own reading of uint8 data
@@ -206,8 +221,9 @@ class Run:
                                  "missing: copy it back, or pass the data yourself")
         elif cfg.dataset not in BUILT_IN_DATASETS and not Path(cfg.dataset).exists():
             raise AevbInputError(f"{self.run_dir} was trained on {cfg.dataset!r}, which is neither a built-in dataset "
-                                 "nor a file here, and stores no rows (runs trained before runs kept their data): "
-                                 "evaluate it with the library's functions on the rows you have")
+                                 "nor a file here (a run on a file finds it again by its path, checked by "
+                                 "fingerprint): put the file back, or evaluate with the library's functions on the "
+                                 "rows you have")
         else:
             data = load_dataset(cfg.dataset, cfg.binarize, cfg.data_path, cfg.seq_len, cfg.uint8)
         if cfg.data_fingerprint is not None and data.fingerprint() != cfg.data_fingerprint:

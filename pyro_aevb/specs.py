@@ -125,6 +125,28 @@ def takes(spec: str, name: str) -> bool:
     return name in params or any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
+def complete_kwargs(spec: str, kwargs: Optional[dict]) -> dict:
+    """``kwargs`` with every other constructor argument of the class named by ``spec`` at its default (where the
+    default is a JSON value; ``data_dim`` is left to the data): what the class was built with, so a run rebuilds
+    the same network even if the defaults in its file change later."""
+    kwargs = dict(kwargs or {})
+    try:
+        params = inspect.signature(import_object(spec)).parameters
+    except (TypeError, ValueError):
+        return kwargs
+    defaults = {}
+    for name, p in params.items():
+        if name in kwargs or name == "data_dim" or p.default is inspect.Parameter.empty or p.kind in (
+                inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            continue
+        try:
+            value = json.loads(json.dumps(p.default))
+        except (TypeError, ValueError):
+            continue  # not a JSON value: the class's own default it stays
+        defaults[name] = value
+    return {**defaults, **kwargs}
+
+
 def recorded_kwargs(obj: Any, given: Optional[dict]) -> Optional[dict]:
     """The constructor arguments to record for ``obj``: ``given``, else its ``init_kwargs``, else None (unknown)."""
     if given is not None:

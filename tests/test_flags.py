@@ -73,9 +73,14 @@ def test_shape_flags_reach_a_class_that_takes_them_and_are_recorded(setup, tmp_p
     assert run.model.decoder[0].weight.shape == (50, 5) and run.guide.encoder[2].weight.shape == (10, 50)
 
 
-def test_without_the_flags_a_class_keeps_its_own_defaults(setup, tmp_path):
+def test_without_the_flags_a_class_keeps_its_own_defaults_recorded_so_the_run_survives_their_change(setup, tmp_path):
+    """config.json records the arguments the classes were built with (their defaults included) and no shape
+    setting that sized nothing; editing the file's defaults afterwards does not change the rebuilt run."""
     source, data = setup
     assert _train(tmp_path, source, data, "Sized", "SizedGuide") == 0
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["model_kwargs"] == {"latent_dim": 7, "hidden_dim": 33} and config["latent_dim"] is None
+    source.write_text(SOURCE.replace("latent_dim=7, hidden_dim=33", "latent_dim=3, hidden_dim=9"))
     assert load_run(tmp_path / "run").model.decoder[0].weight.shape == (33, 7)
 
 

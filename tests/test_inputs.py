@@ -15,6 +15,7 @@ from PIL import Image
 
 from pyro_aevb import (AevbInputError, Dataset, Trainer, check_model_guide, condition, evaluate_bound, evaluate_run,
                        load_run, log_likelihood, prior_means, reconstruct)
+from pyro_aevb.applications.encode import decode, encode
 from pyro_aevb.cli import main
 from pyro_aevb.rng import seeded
 from pyro_aevb.specs import import_object
@@ -103,6 +104,12 @@ def test_a_conditional_vae_trains_and_every_number_is_its_bound_of_log_p_x_given
     sevens = prior_means(model, x_like, inputs={"y": torch.full((10,), 7)}, seed=0)
     assert threes.shape == (10, 196) and float((threes - sevens).abs().mean()) > 1e-3
     assert reconstruct(model, guide, x_like, inputs={"y": y[:10]}).shape == (10, 196)
+    # the applications in chunks smaller than the rows: each chunk gets its rows' inputs (batch 100 of 300 rows)
+    conditioned = condition(model, {"y": y}), condition(guide, {"y": y})
+    codes = encode(*conditioned, digits.test, batch_size=100).means
+    assert torch.allclose(codes, encode(*conditioned, digits.test).means, atol=1e-6)
+    assert torch.allclose(decode(*conditioned, codes, digits.test, batch_size=100),
+                          decode(*conditioned, codes, digits.test), atol=1e-6)
 
 
 def test_the_contract_names_a_missing_input_and_refuses_inputs_of_the_wrong_length(cvae, digits):
@@ -167,8 +174,12 @@ def test_a_conditional_vae_from_the_command_line_samples_per_class(cvae_file, di
     assert Image.open(grid).size == (3 * 15 + 1, 10 * 15 + 1)  # 10 rows (classes) of 3, 14-pixel images
     assert main(["sample", str(out), "--condition", "y=1,2", "--num-samples", "8", "--out", str(grid)]) == 0
     assert Image.open(grid).size == (4 * 15 + 1, 2 * 15 + 1)
-    assert main(["reconstruct", str(out), "--num-images", "10", "--json"]) == 0
     capsys.readouterr()
+    assert main(["reconstruct", str(out), "--num-images", "10", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)  # the bound and its two terms come from the same draws
+    assert shown["test_elbo"] == pytest.approx(shown["reconstruction_term"] - shown["kl_term"], abs=1e-9)
+    assert main(["latent-map", str(out), "--num-images", "100"]) == 2  # a grid of codes is not rows of the data
+    assert "not rows of the data" in capsys.readouterr().err
     assert main(["sample", str(out), "--condition", "q=3"]) == 2
     assert "takes no input 'q'" in capsys.readouterr().err
 

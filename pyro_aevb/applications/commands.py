@@ -15,7 +15,7 @@ from ..config import RunConfig
 from ..contract import check_data_support
 from ..data import Dataset, load_dataset
 from ..errors import AevbInputError
-from ..inputs import condition, evaluation_inputs, rows
+from ..inputs import condition, evaluation_inputs, rows, taken
 from ..runs import load_run
 from .denoise import denoise
 from .encode import encode
@@ -119,8 +119,18 @@ def _load(args):
         labels = labels[:args.num_images] if labels is not None else None
         inputs = rows(inputs, slice(0, args.num_images))
     # a conditional model's inputs, bound to the chosen rows: the applications call it on those rows
+    args.inputs_taken = sorted({*taken(run.model, inputs), *taken(run.guide, inputs)})
     run.model, run.guide = condition(run.model, inputs), condition(run.guide, inputs)
     return run, data, x, labels
+
+
+def _rows_only(args, what: str) -> None:
+    """Refuse a conditional model where the command decodes latents that are not rows of the data."""
+    if args.inputs_taken:
+        raise AevbInputError(f"{args.command} decodes {what}, which are not rows of the data, and this model takes "
+                             f"the conditioning input(s) {', '.join(map(repr, args.inputs_taken))}: draw it from "
+                             "Python with pyro_aevb.condition(model, inputs) for the inputs you want, or use sample "
+                             "--condition")
 
 
 def _out(args, default: str) -> Path:
@@ -187,6 +197,7 @@ def _denoise(args) -> int:
 
 def _latent_map(args) -> int:
     run, data, x, labels = _load(args)
+    _rows_only(args, "a grid of latent values")
     probe_x = probe_labels = None
     if args.no_labels:
         labels = None
@@ -202,6 +213,7 @@ def _latent_map(args) -> int:
 
 def _interpolate(args) -> int:
     run, data, x, _ = _load(args)
+    _rows_only(args, "points between two codes")
     if x.shape[0] < 2 * args.pairs:
         raise AevbInputError(f"{args.pairs} pairs need {2 * args.pairs} images, but only {x.shape[0]} were chosen: "
                              "lower --pairs or raise --num-images")

@@ -136,5 +136,7 @@ def decode(model: Callable, guide: Callable, z: torch.Tensor, x_like: torch.Tens
         if z.shape[-1] != layout.dim:
             raise AevbInputError(f"latent rows have {z.shape[-1]} columns but the model's local latents "
                                  f"{list(layout.names)} have {layout.dim}")
-        return torch.cat([decode_means(model, layout.to_sites(z[s:s + batch_size]), x_like[s:s + batch_size])
-                          for s in range(0, z.shape[0], batch_size)])
+        chunks = [torch.arange(s, min(s + batch_size, z.shape[0]), device=x_like.device)
+                  for s in range(0, z.shape[0], batch_size)]  # the rows of x_like each chunk decodes (their inputs)
+        return torch.cat([decode_means(model, layout.to_sites(z[idx]), x_like[idx], idx, x_like.shape[0])
+                          for idx in chunks])

@@ -30,13 +30,15 @@ def _one_draw(predictive: Predictive, x: torch.Tensor, dims: Dict[str, int]) -> 
     return {name: v[0].reshape(v.shape[v.dim() - dims[name]:]) for name, v in samples.items()}
 
 
-def decode_means(model: Callable, latents: Dict[str, torch.Tensor], x_like: torch.Tensor) -> torch.Tensor:
-    """Mean of p_theta(x|z) for the given latents, one row per row of ``x_like`` (which only sets the shapes).
+def decode_means(model: Callable, latents: Dict[str, torch.Tensor], x_like: torch.Tensor,
+                 idx: Optional[torch.Tensor] = None, num_data: Optional[int] = None) -> torch.Tensor:
+    """Mean of p_theta(x|z) for the given latents, one row per row of ``x_like`` (which only sets the shapes;
+    ``idx`` / ``num_data``: its rows in a larger set, as in the contract, e.g. for their conditioning inputs).
 
     The model must observe exactly one site; if its distribution has no closed-form mean, a draw is returned.
     """
     with torch.no_grad():
-        trace = poutine.trace(poutine.condition(model, data=latents)).get_trace(x_like)
+        trace = poutine.trace(poutine.condition(model, data=latents)).get_trace(x_like, idx, num_data)
     observed = [site for name, site in trace.nodes.items() if is_observed(site) and name not in latents]
     if len(observed) != 1:
         raise AevbInputError(f"decoding draws one image per row and needs a model that observes exactly one site; "
