@@ -29,7 +29,7 @@ from pyro_aevb import guides, models
 from .applications.commands import HANDLERS as APPLICATIONS, add_commands
 from .argtypes import nonnegative_int, picture_path, positive_int, seed
 from .checkpoint import CHECKPOINT, dumps, read_metrics
-from .config import MODELS, RunConfig
+from .config import RunConfig
 from .contract import check_model_guide, inspect_model
 from .data import BINARIZE_MODES, UINT8_MODES, load_frey, load_mnist
 from .distributed import init_distributed
@@ -44,6 +44,7 @@ from .inputs import evaluation_inputs, taken
 from .models import LIKELIHOODS
 from .nn import INITS
 from .plots import plot_bound_curve, save_image_grid
+from .registry import lookup, model_names
 from .reproduce import DEFAULT_DATASET, reproduce
 from .runs import apply_settings, evaluate_run, load_run, train
 from .sequences import per_frame
@@ -92,12 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--activation", default=d.activation, action=_Given, help=shape.strip(" ()"))
     t.add_argument("--likelihood", default=d.likelihood, choices=sorted(LIKELIHOODS), action=_Given,
                    help=shape.strip(" ()"))
+    models = "; ".join(f"{name}: {lookup(name).summary}" for name in model_names())
     t.add_argument("--model", default=d.model,
-                   help=f"the generative model: {', '.join(MODELS)} (mlp: the paper's VAE; conv: convolutional, "
-                        "sized by --latent-dim/--hidden-dim and --model-kwargs '{\"channels\": [16, 32]}'; two_layer: "
-                        "two stochastic layers, sized by --model-kwargs; docs/beyond/conv_two_layer.md; dmm: the deep "
-                        "Markov model of sequences, with --seq-len, docs/beyond/dmm.md; m2: the semi-supervised M2 of "
-                        "Kingma et al. 2014, with --labels N, docs/beyond/m2.md) or your class as "
+                   help=f"the generative model: a registered name ({models}; pyro_aevb.registry) or your class as "
                         "package.module:Class or path/to/file.py:Class")
     t.add_argument("--labels", type=positive_int, default=None, metavar="N",
                    help="semi-supervised: keep N training labels, N/K of each of the K classes (fixed seed), the rest "

@@ -14,8 +14,8 @@ optimizer.  It is ``-L^M``, i.e. in units of the whole dataset (the ``data``
 plate scales the minibatch sum by N/M).  For the paper's VAE the same number
 is computed without Pyro's per-step tracing by :class:`pyro_aevb.infer.fused.FusedELBO`
 (``backend="auto"`` picks it when model and guide allow; ``compile=True`` adds
-``torch.compile``).  The hot loop makes no host synchronisation except every
-``log_every`` steps for the progress bar.
+``torch.compile``).  On that path the hot loop makes no host synchronisation except every ``log_every`` steps
+for the progress bar; Pyro's ELBOs read the loss on the host (``.item()``) inside every step.
 
 Data parallel (``torch.distributed`` initialised, e.g. by ``torchrun``): every
 rank draws the same permutation, takes a disjoint 1/K share of each global
@@ -65,6 +65,7 @@ from .evaluation.bound import evaluate_bound
 from .evaluation.full_vb import full_vb_bound
 from .infer.elbo import ESTIMATORS, make_elbo
 from .infer.fused import FusedELBO, cross_check, is_fused_compatible
+from .infer.objective import Objective, UpdatingObjective
 from .inputs import condition, evaluation_inputs, label_inputs, rows
 from .labels import ALPHA_OVER_N, ClassificationTerm, unknown_labels
 from .params import local_param_store
@@ -231,10 +232,15 @@ class Trainer:
         self._probe = binarize_static(data.train[:64]) if data.binarize == "dynamic" else data.train
         self._probe_inputs = rows(self.train_inputs, slice(0, self._probe.shape[0]))
         n_train = data.train.shape[0]
+        if not isinstance(elbo, (str, Objective)):
+            raise AevbInputError(f"elbo must be an estimator name ({', '.join(sorted(ESTIMATORS))}) or an objective "
+                                 f"module with is_bound, eval_estimator, state_dict and load_state_dict "
+                                 f"(pyro_aevb.infer.objective.Objective), got {type(elbo).__name__}")
         self.objective = None if isinstance(elbo, str) else elbo
-        self._own_update = getattr(self.objective, "update", None)  # an objective with its own update rule
+        # an objective with its own update rule (MCEM: E step + M steps)
+        self._own_update = self.objective.update if isinstance(self.objective, UpdatingObjective) else None
         self.elbo_name = elbo if isinstance(elbo, str) else type(elbo).__name__
-        self.is_bound = isinstance(elbo, str) or bool(getattr(elbo, "is_bound", False))
+        self.is_bound = isinstance(elbo, str) or bool(elbo.is_bound)
         if isinstance(elbo, str):
             if elbo not in ESTIMATORS:
                 raise AevbInputError(f"unknown objective {elbo!r}; choose from {sorted(ESTIMATORS)} or pass an "
@@ -257,7 +263,7 @@ class Trainer:
                                      "with an SGVB estimator (trace, analytic, iwae)")
             self.structure = inspect_model(model, self._probe, n_train) if guide is None else check_model_guide(
                 model, guide, self._probe, None, num_data=n_train)
-            self.eval_estimator = getattr(elbo, "eval_estimator", None) if guide is not None else None
+            self.eval_estimator = elbo.eval_estimator if guide is not None else None
             if backend == "fused":
                 raise AevbInputError(f"backend 'fused' implements estimators A and B, not {self.elbo_name}")
             self.backend, loss = "pyro", elbo
