@@ -4,10 +4,10 @@ Algorithm 1 updates theta, phi with a step size; a schedule makes it a function 
 its torch parameters by their torch names (``lr_schedule_kwargs``, CLI ``--lr-schedule-kwargs`` JSON), every
 one optional except ``step_size``:
 
-* ``step``: :class:`~torch.optim.lr_scheduler.StepLR`, lr_t = lr * gamma^floor(t / step_size) at optimisation
-  step t (``step_size`` steps, ``gamma`` default 0.1);
+* ``step``: :class:`~torch.optim.lr_scheduler.StepLR`, lr_t = lr * gamma^floor((t - 1) / step_size) for the t-th
+  optimisation step, t = 1, 2, ... (``step_size`` steps, ``gamma`` default 0.1);
 * ``cosine``: :class:`~torch.optim.lr_scheduler.CosineAnnealingLR`,
-  lr_t = eta_min + (lr - eta_min) (1 + cos(pi t / T_max)) / 2 for t <= T_max, and eta_min after (``T_max``
+  lr_t = eta_min + (lr - eta_min) (1 + cos(pi (t - 1) / T_max)) / 2 while t - 1 <= T_max, eta_min after (``T_max``
   steps, default: the budget of the run's first ``fit`` in steps; ``eta_min`` default 0);
 * ``plateau``: :class:`~torch.optim.lr_scheduler.ReduceLROnPlateau` on the test bound, stepped once per
   evaluation (every ``eval_every`` epochs): the rate is multiplied by ``factor`` (default 0.1) after ``patience``
