@@ -17,8 +17,10 @@ from pyro_aevb.guides import GUIDE_NAMES, get_guide
 
 from . import builtin_models  # noqa: F401 -- registers the built-in models (pyro_aevb.registry)
 from .errors import AevbInputError
+from .infer.warmup import check_warmup_steps
 from .nn import INITS
 from .registry import SHAPE_SETTINGS, lookup, model_names
+from .schedules import check_schedule
 from .specs import build, is_import_path
 
 OPTIMIZERS = ("adagrad", "adam")
@@ -75,6 +77,12 @@ class RunConfig:
     lr: float = 0.02
     prior_precision: float = 1.0
     clip_grad_norm: Optional[float] = None
+    # training options (docs/training_options.md): a linear KL warm-up over this many optimisation steps (0: none),
+    # a learning-rate schedule by name with torch's parameters (pyro_aevb.schedules), the torch threads used
+    kl_warmup: int = 0
+    lr_schedule: Optional[str] = None
+    lr_schedule_kwargs: dict = field(default_factory=dict)
+    threads: Optional[int] = None
     batch_size: int = 100
     epochs: Optional[int] = None
     train_samples: Optional[int] = None
@@ -125,6 +133,11 @@ class RunConfig:
         need(self.seq_len is None or self.seq_len >= 1, f"--seq-len must be >= 1 frame, got {self.seq_len}")
         need(isinstance(self.model_kwargs, dict) and isinstance(self.guide_kwargs, dict),
              "model_kwargs and guide_kwargs must be JSON objects")
+        check_warmup_steps(self.kl_warmup)
+        need(isinstance(self.lr_schedule_kwargs, dict), "lr_schedule_kwargs must be a JSON object")
+        check_schedule(self.lr_schedule, self.lr_schedule_kwargs)
+        need(self.threads is None or (isinstance(self.threads, int) and self.threads >= 1),
+             f"the number of threads must be >= 1, got {self.threads}")
         need(self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}; choose from {list(OPTIMIZERS)}")
         need(self.epochs is None or self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
         need(self.train_samples is None or self.train_samples >= 1,

@@ -33,7 +33,7 @@ from .trainer import Trainer
 
 # Fields that may differ between a run and its --resume: the budget and where it runs.
 RESUMABLE_FIELDS = {"epochs", "train_samples", "device", "backend", "compile", "data_dim", "image_shape",
-                    "num_classes", "lr", "clip_grad_norm", "data_fingerprint", "data_stored"}
+                    "num_classes", "lr", "clip_grad_norm", "data_fingerprint", "data_stored", "threads"}
 BUILT_IN_DATASETS = ("mnist", "frey")
 
 
@@ -170,6 +170,8 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
             labels = balanced_labels(data.train_labels, config.labels, what=f"the {data.name} training set")
         if data.train_labels is not None:
             config.num_classes = num_classes(data.train_labels)
+        if config.threads is not None:  # the CLI's --threads or its default (pyro_aevb.threads)
+            torch.set_num_threads(config.threads)
         pyro.set_rng_seed(config.seed)
         device = config.resolved_device()
         model, guide = build_model_guide(config, data.data_dim)
@@ -190,7 +192,8 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
                           backend=config.backend, compile=config.compile, seed=config.seed, resume=resume,
                           overwrite=overwrite, clip_grad_norm=config.clip_grad_norm, callbacks=callbacks, lock=lock,
                           labels=labels, alpha_over_n=config.alpha_over_n,
-                          labelled_batch_size=config.labelled_batch_size)
+                          labelled_batch_size=config.labelled_batch_size, kl_warmup=config.kl_warmup,
+                          lr_schedule=config.lr_schedule, lr_schedule_kwargs=config.lr_schedule_kwargs)
         trainer.fit(epochs=config.epochs, train_samples=config.train_samples)
     finally:
         if lock is not None:
