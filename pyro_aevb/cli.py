@@ -71,157 +71,188 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    d = RunConfig()
-    p = _Parser(prog="pyro-aevb", description="Auto-Encoding Variational Bayes in Pyro")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    default = RunConfig()
+    parser = _Parser(prog="pyro-aevb", description="Auto-Encoding Variational Bayes in Pyro")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    t = sub.add_parser("train", help="train a VAE with Algorithm 1")
-    t.add_argument("--dataset", default=d.dataset, help="mnist, frey, or a path to a .npy/.npz/.pt array [N, D] or [N, H, W]")
-    t.add_argument("--data-path", default=None, help="MNIST data root or frey_rawface.mat path")
-    t.add_argument("--binarize", default=d.binarize, choices=BINARIZE_MODES)
-    t.add_argument("--uint8", default=None, choices=UINT8_MODES,
-                   help="what uint8 values of an array file are: pixels (divided by 255) or counts (kept as 0..255); "
-                        "not given: pixels, with a warning")
-    t.add_argument("--seq-len", type=positive_int, default=None, metavar="T",
-                   help="datapoints are sequences of T frames [T, D] for a sequence model (--model dmm): frey's video "
-                        "or an array of sequences [F, D], [N, F, D], [N, F, H, W], split in time (last 10%% of the "
-                        "frames held out), cut into overlapping training windows and disjoint test windows")
+    train = sub.add_parser("train", help="train a VAE with Algorithm 1")
+    train.add_argument("--dataset", default=default.dataset,
+                       help="mnist, frey, or a path to a .npy/.npz/.pt array [N, D] or [N, H, W]")
+    train.add_argument("--data-path", default=None,
+                       help="MNIST data root or frey_rawface.mat path")
+    train.add_argument("--binarize", default=default.binarize, choices=BINARIZE_MODES)
+    train.add_argument("--uint8", default=None, choices=UINT8_MODES,
+                       help="what uint8 values of an array file are: pixels (divided by 255) or counts (kept as "
+                            "0..255); not given: pixels, with a warning")
+    train.add_argument("--seq-len", type=positive_int, default=None, metavar="T",
+                       help="datapoints are sequences of T frames [T, D] for a sequence model (--model dmm): frey's "
+                            "video or an array of sequences [F, D], [N, F, D], [N, F, H, W], split in time (last 10%% "
+                            "of the frames held out), cut into overlapping training windows and disjoint test windows")
     shape = " (a model or guide class of yours gets it when its constructor takes an argument of that name)"
-    t.add_argument("--latent-dim", type=positive_int, default=d.latent_dim, action=_Given,
-                   help="Nz, dimensions of z" + shape)
-    t.add_argument("--hidden-dim", type=positive_int, default=d.hidden_dim, action=_Given, help=shape.strip(" ()"))
-    t.add_argument("--num-hidden-layers", type=positive_int, default=d.num_hidden_layers, action=_Given,
-                   help=shape.strip(" ()"))
-    t.add_argument("--activation", default=d.activation, action=_Given, help=shape.strip(" ()"))
-    t.add_argument("--likelihood", default=d.likelihood, choices=sorted(LIKELIHOODS), action=_Given,
-                   help=shape.strip(" ()"))
+    train.add_argument("--latent-dim", type=positive_int, default=default.latent_dim, action=_Given,
+                       help="Nz, dimensions of z" + shape)
+    train.add_argument("--hidden-dim", type=positive_int, default=default.hidden_dim, action=_Given,
+                       help=shape.strip(" ()"))
+    train.add_argument("--num-hidden-layers", type=positive_int, default=default.num_hidden_layers, action=_Given,
+                       help=shape.strip(" ()"))
+    train.add_argument("--activation", default=default.activation, action=_Given,
+                       help=shape.strip(" ()"))
+    train.add_argument("--likelihood", default=default.likelihood, choices=sorted(LIKELIHOODS), action=_Given,
+                       help=shape.strip(" ()"))
     models = "; ".join(f"{name}: {lookup(name).summary}" for name in model_names())
-    t.add_argument("--model", default=d.model,
-                   help=f"the generative model: a registered name ({models}; pyro_aevb.registry) or your class as "
-                        "package.module:Class or path/to/file.py:Class")
-    t.add_argument("--labels", type=positive_int, default=None, metavar="N",
-                   help="semi-supervised: keep N training labels, N/K of each of the K classes (fixed seed), the rest "
-                        "unlabelled; for a model or guide that declares a label input, label_inputs = (\"y\",) (m2; pyro_aevb.inputs)")
-    t.add_argument("--alpha-over-n", type=float, default=d.alpha_over_n, metavar="A",
-                   help="with --labels: the classification term of eq. (9), alpha = A * N (default 100; the paper 0.1)")
-    t.add_argument("--labelled-batch-size", type=positive_int, default=d.labelled_batch_size,
-                   help="with --labels: labelled rows drawn per step for the classification term")
-    t.add_argument("--model-kwargs", default=None,
-                   help="JSON object of constructor arguments for --model CLASS (or conv, two_layer, m2)")
-    t.add_argument("--guide", default=d.guide,
-                   help=f"q(z|x): {', '.join(sorted(GUIDE_NAMES))} (section 2.4) or package.module:Class")
-    t.add_argument("--guide-kwargs", default=None, help="JSON object of constructor arguments for --guide CLASS")
-    t.add_argument("--init", default=None, choices=INITS,
-                   help="initialisation of the built-in networks. paper: N(0, 0.01^2) as in section 5 (the "
-                        "default, with the paper's Adagrad recipe); torch: PyTorch's default layer "
-                        "initialisation (better with Adam)")
-    t.add_argument("--bayesian-decoder", action="store_true",
-                   help="full VB over the decoder weights, q(theta) q(z|x) (appendix F)")
-    t.add_argument("--elbo", default=None, choices=sorted(ESTIMATORS),
-                   help="trace = estimator A, analytic = B (the default; trace where a discrete latent is enumerated)")
-    t.add_argument("--num-particles", type=positive_int, default=d.num_particles, help="L, samples of z per datapoint")
-    t.add_argument("--optimizer", default=d.optimizer, choices=["adagrad", "adam"])
-    t.add_argument("--lr", type=float, default=d.lr)
-    t.add_argument("--prior-precision", type=float, default=d.prior_precision,
-                   help="weight decay on theta = precision of its N(0, I/precision) prior (0: maximum likelihood)")
-    t.add_argument("--batch-size", type=positive_int, default=d.batch_size, help="M")
-    budget = t.add_mutually_exclusive_group()
+    train.add_argument("--model", default=default.model,
+                       help=f"the generative model: a registered name ({models}; pyro_aevb.registry) or your class as "
+                            "package.module:Class or path/to/file.py:Class")
+    train.add_argument("--labels", type=positive_int, default=None, metavar="N",
+                       help="semi-supervised: keep N training labels, N/K of each of the K classes (fixed seed), the "
+                            "rest unlabelled; for a model or guide that declares a label input, label_inputs = (\"y\",) "
+                            "(m2; pyro_aevb.inputs)")
+    train.add_argument("--alpha-over-n", type=float, default=default.alpha_over_n, metavar="A",
+                       help="with --labels: the classification term of eq. (9), alpha = A * N (default 100; the paper "
+                            "0.1)")
+    train.add_argument("--labelled-batch-size", type=positive_int, default=default.labelled_batch_size,
+                       help="with --labels: labelled rows drawn per step for the classification term")
+    train.add_argument("--model-kwargs", default=None,
+                       help="JSON object of constructor arguments for --model CLASS (or conv, two_layer, m2)")
+    train.add_argument("--guide", default=default.guide,
+                       help=f"q(z|x): {', '.join(sorted(GUIDE_NAMES))} (section 2.4) or package.module:Class")
+    train.add_argument("--guide-kwargs", default=None,
+                       help="JSON object of constructor arguments for --guide CLASS")
+    train.add_argument("--init", default=None, choices=INITS,
+                       help="initialisation of the built-in networks. paper: N(0, 0.01^2) as in section 5 (the "
+                            "default, with the paper's Adagrad recipe); torch: PyTorch's default layer initialisation "
+                            "(better with Adam)")
+    train.add_argument("--bayesian-decoder", action="store_true",
+                       help="full VB over the decoder weights, q(theta) q(z|x) (appendix F)")
+    train.add_argument("--elbo", default=None, choices=sorted(ESTIMATORS),
+                       help="trace = estimator A, analytic = B (the default; trace where a discrete latent is "
+                            "enumerated)")
+    train.add_argument("--num-particles", type=positive_int, default=default.num_particles,
+                       help="L, samples of z per datapoint")
+    train.add_argument("--optimizer", default=default.optimizer, choices=["adagrad", "adam"])
+    train.add_argument("--lr", type=float, default=default.lr)
+    train.add_argument("--prior-precision", type=float, default=default.prior_precision,
+                       help="weight decay on theta = precision of its N(0, I/precision) prior (0: maximum likelihood)")
+    train.add_argument("--batch-size", type=positive_int, default=default.batch_size,
+                       help="M")
+    budget = train.add_mutually_exclusive_group()
     budget.add_argument("--epochs", type=positive_int, default=None)
-    budget.add_argument("--train-samples", type=positive_int, default=None, help="budget in training samples")
-    t.add_argument("--seed", type=seed, default=d.seed)
-    t.add_argument("--device", default=d.device, help="cpu, cuda, cuda:N or auto")
-    t.add_argument("--out", required=True, help="run directory")
-    t.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its checkpoint (--lr and --clip-grad-norm may change)")
-    t.add_argument("--overwrite", action="store_true", help="start afresh in an --out that already holds a run")
-    t.add_argument("--clip-grad-norm", type=float, default=None, help="rescale each gradient to at most this norm")
-    t.add_argument("--kl-warmup", type=nonnegative_int, default=d.kl_warmup, metavar="STEPS",
-                   help="anneal the weight of every latent site's KL term linearly from 0 to 1 over STEPS optimisation "
-                        "steps, min(1, t/STEPS) (estimators trace and analytic; the metrics stay the unannealed "
-                        "bound; docs/training_options.md)")
-    t.add_argument("--lr-schedule", default=None, choices=list(SCHEDULES),
-                   help="learning-rate schedule (torch.optim.lr_scheduler): step (StepLR, every step_size steps), "
-                        "cosine (CosineAnnealingLR over the budget in steps), plateau (ReduceLROnPlateau on the "
-                        "test bound, once per evaluation)")
-    t.add_argument("--lr-schedule-kwargs", default=None, metavar="JSON",
-                   help="the schedule's torch parameters, e.g. '{\"step_size\": 5000, \"gamma\": 0.5}' (step), "
-                        "'{\"eta_min\": 0.001}' (cosine), '{\"factor\": 0.5, \"patience\": 3}' (plateau); "
-                        "steps are optimisation steps")
-    t.add_argument("--threads", type=positive_int, default=None, metavar="N",
-                   help="torch threads (default: the free cores, max(1, cores - load average), shared among the "
-                        "processes torchrun starts here; docs/training_options.md)")
-    t.add_argument("--min-scale", type=float, default=0.0, action=_Given,
-                   help="floor added to a learned likelihood scale (gaussian, laplace): bounded density on point masses")
-    t.add_argument("--backend", default=d.backend, choices=["auto", "pyro", "fused"],
-                   help="evaluate the objective with Pyro's ELBO or the fused equivalent (auto: fused when possible)")
-    t.add_argument("--compile", action="store_true", help="torch.compile the objective")
-    t.add_argument("--distributed", action="store_true",
-                   help="data-parallel training under torchrun (gloo on CPU, nccl on CUDA)")
-    t.add_argument("--no-progress", action="store_true")
-    t.add_argument("--tensorboard", nargs="?", const="", default=None, metavar="DIR",
-                   help="log bounds, KL/reconstruction terms, learning rate, samples and reconstructions per epoch "
-                        "for TensorBoard (default DIR: OUT/tensorboard; needs pip install 'pyro-aevb[tensorboard]')")
+    budget.add_argument("--train-samples", type=positive_int, default=None,
+                        help="budget in training samples")
+    train.add_argument("--seed", type=seed, default=default.seed)
+    train.add_argument("--device", default=default.device,
+                       help="cpu, cuda, cuda:N or auto")
+    train.add_argument("--out", required=True,
+                       help="run directory")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run in --out from its checkpoint (--lr and --clip-grad-norm may change)")
+    train.add_argument("--overwrite", action="store_true",
+                       help="start afresh in an --out that already holds a run")
+    train.add_argument("--clip-grad-norm", type=float, default=None,
+                       help="rescale each gradient to at most this norm")
+    train.add_argument("--kl-warmup", type=nonnegative_int, default=default.kl_warmup, metavar="STEPS",
+                       help="anneal the weight of every latent site's KL term linearly from 0 to 1 over STEPS "
+                            "optimisation steps, min(1, t/STEPS) (estimators trace and analytic; the metrics stay the "
+                            "unannealed bound; docs/training_options.md)")
+    train.add_argument("--lr-schedule", default=None, choices=list(SCHEDULES),
+                       help="learning-rate schedule (torch.optim.lr_scheduler): step (StepLR, every step_size steps), "
+                            "cosine (CosineAnnealingLR over the budget in steps), plateau (ReduceLROnPlateau on the "
+                            "test bound, once per evaluation)")
+    train.add_argument("--lr-schedule-kwargs", default=None, metavar="JSON",
+                       help="the schedule's torch parameters, e.g. '{\"step_size\": 5000, \"gamma\": 0.5}' (step), "
+                            "'{\"eta_min\": 0.001}' (cosine), '{\"factor\": 0.5, \"patience\": 3}' (plateau); steps are "
+                            "optimisation steps")
+    train.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                       help="torch threads (default: the free cores, max(1, cores - load average), shared among the "
+                            "processes torchrun starts here; docs/training_options.md)")
+    train.add_argument("--min-scale", type=float, default=0.0, action=_Given,
+                       help="floor added to a learned likelihood scale (gaussian, laplace): bounded density on point "
+                            "masses")
+    train.add_argument("--backend", default=default.backend, choices=["auto", "pyro", "fused"],
+                       help="evaluate the objective with Pyro's ELBO or the fused equivalent (auto: fused when "
+                            "possible)")
+    train.add_argument("--compile", action="store_true",
+                       help="torch.compile the objective")
+    train.add_argument("--distributed", action="store_true",
+                       help="data-parallel training under torchrun (gloo on CPU, nccl on CUDA)")
+    train.add_argument("--no-progress", action="store_true")
+    train.add_argument("--tensorboard", nargs="?", const="", default=None, metavar="DIR",
+                       help="log bounds, KL/reconstruction terms, learning rate, samples and reconstructions per epoch "
+                            "for TensorBoard (default DIR: OUT/tensorboard; needs pip install 'pyro-aevb[tensorboard]')")
 
-    e = sub.add_parser("evaluate", help="test bound with estimators A and B")
-    e.add_argument("run_dir")
-    e.add_argument("--num-particles", type=positive_int, default=1)
-    e.add_argument("--iw-samples", type=nonnegative_int, default=0,
-                   help="also estimate log p(x) on the test set by importance sampling with this many samples")
-    e.add_argument("--theta-samples", type=positive_int, default=10,
-                   help="full-VB runs: draws theta ~ q(theta) for the posterior predictive log-likelihood")
-    e.add_argument("--latent-terms", action="store_true",
-                   help="also the test KL term and the active units (Cov_x E_q[z_u|x] > 0.01) of each latent site")
-    e.add_argument("--device", default="cpu")
-    e.add_argument("--seed", type=seed, default=0, help="seed of the Monte Carlo estimates")
-    e.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate = sub.add_parser("evaluate", help="test bound with estimators A and B")
+    evaluate.add_argument("run_dir")
+    evaluate.add_argument("--num-particles", type=positive_int, default=1)
+    evaluate.add_argument("--iw-samples", type=nonnegative_int, default=0,
+                          help="also estimate log p(x) on the test set by importance sampling with this many samples")
+    evaluate.add_argument("--theta-samples", type=positive_int, default=10,
+                          help="full-VB runs: draws theta ~ q(theta) for the posterior predictive log-likelihood")
+    evaluate.add_argument("--latent-terms", action="store_true",
+                          help="also the test KL term and the active units (Cov_x E_q[z_u|x] > 0.01) of each latent "
+                               "site")
+    evaluate.add_argument("--device", default="cpu")
+    evaluate.add_argument("--seed", type=seed, default=0,
+                          help="seed of the Monte Carlo estimates")
+    evaluate.add_argument("--json", action="store_true",
+                          help="print one JSON object")
 
-    s = sub.add_parser("sample", help="PNG grid of decoded samples from the prior (sequences: one per row; a model "
+    sample = sub.add_parser("sample", help="PNG grid of decoded samples from the prior (sequences: one per row; a model "
                                       "with a discrete latent, m2's class: one row per value, the other latents "
                                       "fixed per column)")
-    s.add_argument("run_dir")
-    s.add_argument("--num-samples", type=positive_int, default=None,
-                   help="images (default 100), or sequences for a sequence run (default 8; rows = sequences, "
-                        "columns = time)")
-    s.add_argument("--seed", type=seed, default=0)
-    s.add_argument("--condition", action="append", default=[], metavar="NAME=V[,V...]",
-                   help="a conditional model's input for every sample (e.g. y=3), or one grid row per value "
-                        "(y=0,1,2); without it a model that takes a class-label input draws one row per class, "
-                        "any other input comes from the test rows")
-    s.add_argument("--out", default=None, help="PNG path (default RUN_DIR/samples.png)")
+    sample.add_argument("run_dir")
+    sample.add_argument("--num-samples", type=positive_int, default=None,
+                        help="images (default 100), or sequences for a sequence run (default 8; rows = sequences, "
+                             "columns = time)")
+    sample.add_argument("--seed", type=seed, default=0)
+    sample.add_argument("--condition", action="append", default=[], metavar="NAME=V[,V...]",
+                        help="a conditional model's input for every sample (e.g. y=3), or one grid row per value "
+                             "(y=0,1,2); without it a model that takes a class-label input draws one row per class, "
+                             "any other input comes from the test rows")
+    sample.add_argument("--out", default=None,
+                        help="PNG path (default RUN_DIR/samples.png)")
 
-    c = sub.add_parser("plot", help="PNG of the bound curve of a run (RUN_DIR/bound.png)")
-    c.add_argument("run_dir")
-    c.add_argument("--out", default=None)
+    plot = sub.add_parser("plot", help="PNG of the bound curve of a run (RUN_DIR/bound.png)")
+    plot.add_argument("run_dir")
+    plot.add_argument("--out", default=None)
 
-    g = sub.add_parser("data", help="fetch and verify a dataset")
-    g.add_argument("dataset", choices=["mnist", "frey"])
-    g.add_argument("--data-path", default=None)
+    data = sub.add_parser("data", help="fetch and verify a dataset")
+    data.add_argument("dataset", choices=["mnist", "frey"])
+    data.add_argument("--data-path", default=None)
 
-    r = sub.add_parser("reproduce", help="rerun a figure of the paper; our numbers next to the paper's")
-    r.add_argument("figure", choices=["fig2", "fig3", "fig4", "fig5"])
-    r.add_argument("--dataset", default=None, choices=["mnist", "frey"], help="default mnist (fig3: mnist only)")
-    r.add_argument("--budget", default="quick", choices=["quick", "medium", "paper"],
-                   help="quick: minutes on a CPU (CI); paper: ~1e8 training samples per run")
-    r.add_argument("--train-samples", type=positive_int, default=None, help="override the budget's samples per run")
-    r.add_argument("--latent-dims", default=None, help="comma-separated Nz subset (fig2, fig5)")
-    r.add_argument("--data-path", default=None, help="MNIST data root or frey_rawface.mat path")
-    r.add_argument("--seed", type=seed, default=0)
-    r.add_argument("--out", default=None, help="output directory (default runs/reproduce/FIG_DATASET_BUDGET); "
-                   "fig2/fig3: running the command again continues the runs in it")
-    r.add_argument("--jobs", type=positive_int, default=1, help="fig2/fig3: runs trained side by side, one torch "
-                   "thread each (on a GPU, several runs share it)")
-    r.add_argument("--threads", type=positive_int, default=None, metavar="N",
-                   help="torch threads of each run (default: the free cores shared among the --jobs, max(1, (cores - "
-                        "load average) // jobs); docs/training_options.md)")
-    r.add_argument("--device", default="cpu", help="fig2/fig3: cpu, cuda, cuda:N or auto")
-    r.add_argument("--methods", default=None, help="fig2/fig3: comma-separated subset of aevb, wake_sleep "
-                   "(fig3: also mcem)")
-    r.add_argument("--eval-points", type=positive_int, default=None, help="fig3: train and test points each "
-                   "log p(x) estimate averages (the budget's by default; the paper: 1000)")
-    r.add_argument("--redraw", action="store_true", help="fig2/fig3: draw the figure and tables from the runs "
-                   "that have finished (or evaluated) so far, without training")
+    reproduce = sub.add_parser("reproduce", help="rerun a figure of the paper; our numbers next to the paper's")
+    reproduce.add_argument("figure", choices=["fig2", "fig3", "fig4", "fig5"])
+    reproduce.add_argument("--dataset", default=None, choices=["mnist", "frey"],
+                           help="default mnist (fig3: mnist only)")
+    reproduce.add_argument("--budget", default="quick", choices=["quick", "medium", "paper"],
+                           help="quick: minutes on a CPU (CI); paper: ~1e8 training samples per run")
+    reproduce.add_argument("--train-samples", type=positive_int, default=None,
+                           help="override the budget's samples per run")
+    reproduce.add_argument("--latent-dims", default=None,
+                           help="comma-separated Nz subset (fig2, fig5)")
+    reproduce.add_argument("--data-path", default=None,
+                           help="MNIST data root or frey_rawface.mat path")
+    reproduce.add_argument("--seed", type=seed, default=0)
+    reproduce.add_argument("--out", default=None,
+                           help="output directory (default runs/reproduce/FIG_DATASET_BUDGET); fig2/fig3: running the "
+                                "command again continues the runs in it")
+    reproduce.add_argument("--jobs", type=positive_int, default=1,
+                           help="fig2/fig3: runs trained side by side, one torch thread each (on a GPU, several runs "
+                                "share it)")
+    reproduce.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                           help="torch threads of each run (default: the free cores shared among the --jobs, max(1, "
+                                "(cores - load average) // jobs); docs/training_options.md)")
+    reproduce.add_argument("--device", default="cpu",
+                           help="fig2/fig3: cpu, cuda, cuda:N or auto")
+    reproduce.add_argument("--methods", default=None,
+                           help="fig2/fig3: comma-separated subset of aevb, wake_sleep (fig3: also mcem)")
+    reproduce.add_argument("--eval-points", type=positive_int, default=None,
+                           help="fig3: train and test points each log p(x) estimate averages (the budget's by default; "
+                                "the paper: 1000)")
+    reproduce.add_argument("--redraw", action="store_true",
+                           help="fig2/fig3: draw the figure and tables from the runs that have finished (or evaluated) "
+                                "so far, without training")
     add_commands(sub)
-    return p
+    return parser
 
 
 def _train(args) -> int:

@@ -30,59 +30,71 @@ from .posterior import PROPOSALS
 from .reconstruct import reconstruct_images
 
 
-def _common(p, num_images, picture):
-    p.add_argument("run_dir", help="a run directory (pyro-aevb train --out ...)")
-    p.add_argument("--dataset", default=None, help="mnist, frey or an array file (default: the run's dataset)")
-    p.add_argument("--data-path", default=None, help="MNIST data root or frey_rawface.mat path")
-    p.add_argument("--split", default="test", choices=["test", "train"], help="which images (default test)")
-    p.add_argument("--num-images", type=positive_int, default=num_images,
-                   help=f"use the first N images of the split (default {num_images or 'all'})")
-    p.add_argument("--seed", type=seed, default=0)
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
-    p.add_argument("--out", default=None, help=f"output path (default RUN_DIR/{picture})")
-    p.add_argument("--json", action="store_true", help="print one JSON line with the numbers")
+def _common(parser, num_images, picture):
+    parser.add_argument("run_dir",
+                        help="a run directory (pyro-aevb train --out ...)")
+    parser.add_argument("--dataset", default=None,
+                        help="mnist, frey or an array file (default: the run's dataset)")
+    parser.add_argument("--data-path", default=None,
+                        help="MNIST data root or frey_rawface.mat path")
+    parser.add_argument("--split", default="test", choices=["test", "train"],
+                        help="which images (default test)")
+    parser.add_argument("--num-images", type=positive_int, default=num_images,
+                        help=f"use the first N images of the split (default {num_images or 'all'})")
+    parser.add_argument("--seed", type=seed, default=0)
+    parser.add_argument("--device", default="cpu",
+                        help="cpu, cuda, cuda:N or auto")
+    parser.add_argument("--out", default=None,
+                        help=f"output path (default RUN_DIR/{picture})")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON line with the numbers")
 
 
-def _sampling(p):
-    p.add_argument("--num-samples", type=positive_int, default=100, help="K, importance samples of z per image")
-    p.add_argument("--rounds", type=positive_int, default=3,
-                   help="encoder rounds: the encoder is rerun on each round's estimate")
-    p.add_argument("--proposal", default="encoder", choices=PROPOSALS,
-                   help="encoder: q(z | imputed image), iterated (default); prior: p(z)")
+def _sampling(parser):
+    parser.add_argument("--num-samples", type=positive_int, default=100,
+                        help="K, importance samples of z per image")
+    parser.add_argument("--rounds", type=positive_int, default=3,
+                        help="encoder rounds: the encoder is rerun on each round's estimate")
+    parser.add_argument("--proposal", default="encoder", choices=PROPOSALS,
+                        help="encoder: q(z | imputed image), iterated (default); prior: p(z)")
 
 
 def add_commands(sub) -> None:
     """Add the application subcommands to ``sub`` (argparse subparsers); :data:`HANDLERS` runs them."""
-    e = sub.add_parser("encode", help="posterior means and scales of every image (.npz)")
-    _common(e, None, "latents.npz")
+    encode = sub.add_parser("encode", help="posterior means and scales of every image (.npz)")
+    _common(encode, None, "latents.npz")
 
-    r = sub.add_parser("reconstruct", help="images beside their reconstructions; error and bound")
-    _common(r, None, "reconstruct.png")
+    reconstruct = sub.add_parser("reconstruct", help="images beside their reconstructions; error and bound")
+    _common(reconstruct, None, "reconstruct.png")
 
-    i = sub.add_parser("inpaint", help="fill in missing pixels by posterior inference on z")
-    _common(i, 1000, "inpaint.png")
-    i.add_argument("--mask", required=True,
-                   help="missing pixels: top-half, bottom-half, left-half, right-half, random:P or a .npy/.pt 0/1 "
-                        "array (1 = missing) of shape [D], [H, W], [N, D] or [N, H, W]")
-    _sampling(i)
+    inpaint = sub.add_parser("inpaint", help="fill in missing pixels by posterior inference on z")
+    _common(inpaint, 1000, "inpaint.png")
+    inpaint.add_argument("--mask", required=True,
+                         help="missing pixels: top-half, bottom-half, left-half, right-half, random:P or a .npy/.pt "
+                              "0/1 array (1 = missing) of shape [D], [H, W], [N, D] or [N, H, W]")
+    _sampling(inpaint)
 
-    d = sub.add_parser("denoise", help="remove noise by posterior inference on z under a noise model")
-    _common(d, 1000, "denoise.png")
-    d.add_argument("--noise", required=True, help="salt-pepper:P (fraction of pixels hit) or gaussian:S (std)")
-    _sampling(d)
+    denoise = sub.add_parser("denoise", help="remove noise by posterior inference on z under a noise model")
+    _common(denoise, 1000, "denoise.png")
+    denoise.add_argument("--noise", required=True,
+                         help="salt-pepper:P (fraction of pixels hit) or gaussian:S (std)")
+    _sampling(denoise)
 
-    m = sub.add_parser("latent-map", help="test set in latent space by label, decoded manifold, linear probe")
-    _common(m, None, "latent_map.png")
-    m.add_argument("--grid", type=positive_int, default=20, help="decoded manifold: grid points per side")
-    m.add_argument("--probe-train", type=positive_int, default=5000,
-                   help="labelled training images the linear probes are fitted on")
-    m.add_argument("--no-labels", action="store_true",
-                   help="for data without labels: an uncoloured map and no linear probe")
+    latent_map = sub.add_parser("latent-map", help="test set in latent space by label, decoded manifold, linear probe")
+    _common(latent_map, None, "latent_map.png")
+    latent_map.add_argument("--grid", type=positive_int, default=20,
+                            help="decoded manifold: grid points per side")
+    latent_map.add_argument("--probe-train", type=positive_int, default=5000,
+                            help="labelled training images the linear probes are fitted on")
+    latent_map.add_argument("--no-labels", action="store_true",
+                            help="for data without labels: an uncoloured map and no linear probe")
 
-    t = sub.add_parser("interpolate", help="decoded straight paths between images in latent space")
-    _common(t, None, "interpolate.png")
-    t.add_argument("--pairs", type=positive_int, default=8, help="paths, between images 2k and 2k+1")
-    t.add_argument("--steps", type=at_least_two, default=10, help="frames per path (>= 2)")
+    interpolate = sub.add_parser("interpolate", help="decoded straight paths between images in latent space")
+    _common(interpolate, None, "interpolate.png")
+    interpolate.add_argument("--pairs", type=positive_int, default=8,
+                             help="paths, between images 2k and 2k+1")
+    interpolate.add_argument("--steps", type=at_least_two, default=10,
+                             help="frames per path (>= 2)")
 
 
 # ---------------------------------------------------------------------------------------------- inputs
