@@ -10,9 +10,10 @@ RUN    ?= runs/mnist-paper
 
 .PHONY: install run test test-slow clean
 
-$(BIN)/pyro-aevb: pyproject.toml
+# constraints.txt pins the exact versions the suite runs on; pyproject.toml keeps the ranges (docs/install.md)
+$(BIN)/pyro-aevb: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@
 
 install: $(BIN)/pyro-aevb

@@ -41,6 +41,7 @@ from .guides import GUIDE_NAMES
 from .infer.elbo import ESTIMATORS
 from .infer.importance import log_likelihood
 from .inputs import evaluation_inputs, taken
+from .mlflow_tracking import MLflowCallback, finish_all
 from .models import LIKELIHOODS
 from .nn import INITS
 from .plots import plot_bound_curve, save_image_grid
@@ -179,6 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--tensorboard", nargs="?", const="", default=None, metavar="DIR",
                        help="log bounds, KL/reconstruction terms, learning rate, samples and reconstructions per epoch "
                             "for TensorBoard (default DIR: OUT/tensorboard; needs pip install 'pyro-aevb[tensorboard]')")
+    train.add_argument("--mlflow", nargs="?", const="", default=None, metavar="URI",
+                       help="log the config as params, each epoch's metrics (step = training samples) and, at the "
+                            "end, the run's files to MLflow (default URI: MLflow's own, MLFLOW_TRACKING_URI or its "
+                            "local store in the working directory; experiment: MLFLOW_EXPERIMENT_NAME or pyro-aevb); "
+                            "--resume continues the same MLflow run; needs pip install 'pyro-aevb[mlflow]'")
 
     evaluate = sub.add_parser("evaluate", help="test bound with estimators A and B")
     evaluate.add_argument("run_dir")
@@ -283,6 +289,8 @@ def _train(args) -> int:
     callbacks = []
     if args.tensorboard is not None and (not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0):
         callbacks.append(TensorBoardCallback(args.tensorboard or Path(args.out) / "tensorboard"))
+    if args.mlflow is not None and (not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0):
+        callbacks.append(MLflowCallback(args.mlflow or None, os.environ.get("MLFLOW_EXPERIMENT_NAME") or "pyro-aevb"))
     given = getattr(args, "given", [])
     try:
         apply_settings(config, given)
@@ -292,11 +300,15 @@ def _train(args) -> int:
     try:
         trainer = train(config, args.out, resume=args.resume, progress=not args.no_progress, overwrite=args.overwrite,
                         callbacks=callbacks)
-    except KeyboardInterrupt:
+    except BaseException as e:  # a tracker marks its run failed or killed, then the error goes on
+        finish_all(callbacks, "KILLED" if isinstance(e, (KeyboardInterrupt, Interrupted)) else "FAILED")
+        if not isinstance(e, KeyboardInterrupt):
+            raise
         if (Path(args.out) / CHECKPOINT).exists():
             raise Interrupted("interrupted: the last finished epoch is in the checkpoint; continue with --resume") from None
         raise Interrupted("interrupted before the first epoch finished: nothing was saved; run the same command "
                           "again (without --resume)") from None
+    finish_all(callbacks, "FINISHED")
     if trainer.rank != 0:
         return 0
     last = trainer.metrics[-1] if trainer.metrics else {}
