@@ -1,4 +1,4 @@
-"""The convolutional recognition model q_phi(z|x) of the deep convolutional VAE (issue 9).
+"""The convolutional recognition model q_phi(z|x) of the deep convolutional VAE.
 
     h = MLP(act(Conv_L(... act(Conv_1(x)))))         4x4 convolutions of stride 2, each halving H and W
     mu, log sigma^2 = h.chunk(2)

@@ -1,4 +1,4 @@
-"""The recognition model of the hierarchical VAE (Burda et al. 2015; issue 9): x -> z_1 -> ... -> z_L.
+"""The recognition model of the hierarchical VAE (Burda et al. 2015): x -> z_1 -> ... -> z_L.
 
     z_1 | x ~ N(mu_1(x), diag sigma_1^2(x))
     z_l | z_{l-1} ~ N(mu_l(z_{l-1}), diag sigma_l^2(z_{l-1}))       l = 2, ..., L

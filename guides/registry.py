@@ -1,9 +1,9 @@
 """Guides by name, and the check that estimator B can use a guide.
 
 ``get_guide(name, data_dim, latent_dim, hidden_dims, activation)`` builds one of
-:data:`GUIDE_NAMES`; any other callable ``guide(x, idx=None, num_data=None)``
-that samples ``"z"`` inside :func:`pyro_aevb.plates.data_plate` works with the
-trainer too (pass it instead of a name).
+:data:`GUIDE_NAMES` (a callable passed instead of a name is returned as it is).  The trainer takes any guide
+that follows the contract of :mod:`pyro_aevb.contract` and is a ``torch.nn.Module`` (e.g. a ``PyroModule``),
+so that its parameters are trained and checkpointed.
 
 Estimator B (eq. 7; Pyro's ``TraceMeanField_ELBO``) replaces
 ``E_q[log p(z) - log q(z|x)]`` by ``-KL(q || p)`` when torch knows that KL in

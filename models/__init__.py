@@ -4,7 +4,7 @@ Installed as ``pyro_aevb.models``.  :class:`BayesianVAEModel` is the full-VB
 variant of appendix F (random decoder weights); :class:`ConvVAEModel` (transposed-convolution decoder),
 :class:`HierarchicalVAEModel` (stacked stochastic layers, Burda et al. 2015), :class:`DMMModel` (the deep
 Markov model of sequences, Krishnan et al., 2017) and :class:`M2Model` (the semi-supervised M2 of Kingma,
-Rezende, Mohamed & Welling, 2014) go beyond the paper (issue 9).
+Rezende, Mohamed & Welling, 2014) go beyond the paper.
 """
 
 from .bayesian import BayesianLinear, BayesianMLP, BayesianVAEModel

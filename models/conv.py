@@ -1,4 +1,4 @@
-"""A deep convolutional VAE: the paper's model with a transposed-convolution decoder (issue 9).
+"""A deep convolutional VAE: the paper's model with a transposed-convolution decoder.
 
     z ~ p(z) = N(0, I_J)
     h = act(MLP(z))                                    read as C_L feature maps of (H / 2^L) x (W / 2^L)

@@ -1,4 +1,4 @@
-"""A VAE with several stochastic layers (Burda et al. 2015, section 5; issue 9), by default two.
+"""A VAE with several stochastic layers (Burda et al. 2015, section 5), by default two.
 
     z_L ~ p(z_L) = N(0, I)
     z_l | z_{l+1} ~ N(mu_l(z_{l+1}), diag sigma_l^2(z_{l+1}))      l = L-1, ..., 1

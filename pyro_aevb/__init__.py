@@ -17,13 +17,14 @@ Data flows ``data -> model/guide -> objective -> trainer -> evaluation -> applic
 
 from .config import RunConfig, build_model_guide
 from .contract import ModelStructure, check_model_guide, inspect_model
-from .data import Dataset, load_array_file, load_dataset, load_frey, load_mnist
+from .data import Dataset, load_array_file, load_frey, load_mnist
 from .errors import AevbInputError
 from .evaluation import (evaluate_bound, full_vb_bound, log_likelihood, posterior_predictive_log_likelihood,
                          prior_means, reconstruct)
 from .infer import ImportanceWeightedELBO, MonteCarloEM, WakeSleep, hmc_log_likelihood, make_elbo
 from .inputs import condition
 from .labels import ClassificationTerm, balanced_labels
+from .loading import load_dataset
 from .plates import data_plate
 from .runs import Run, evaluate_run, load_run, train
 from .trainer import Trainer, make_optimizer

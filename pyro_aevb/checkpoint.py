@@ -23,8 +23,6 @@ A run directory holds ``config.json``, ``metrics.jsonl``, ``checkpoint.pt`` and
 
 ``load_checkpoint`` uses ``torch.load(weights_only=True)``: checkpoints hold
 only tensors, numbers, strings, lists and dicts, never pickled code.
-Setting ``PYRO_AEVB_TEST_WRITE_PAUSE`` (seconds) pauses every atomic write
-between writing and renaming -- the window the fault-injection test kills in.
 """
 
 import errno
@@ -51,7 +49,6 @@ CONFIG = "config.json"
 DATA = "data.pt"  # the rows a run was trained on, where they came from Python (not a file or built-in dataset)
 LOCK = ".lock"
 FORMAT_VERSION = 1
-PAUSE_ENV = "PYRO_AEVB_TEST_WRITE_PAUSE"
 
 
 def _storage_error(path: Path, e: OSError) -> StorageError:
@@ -86,9 +83,6 @@ def atomic_write(path: Path, write) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
-        pause = float(os.environ.get(PAUSE_ENV, "0") or 0)
-        if pause > 0:
-            time.sleep(pause)
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     except OSError as e:

@@ -29,7 +29,7 @@ from pyro_aevb import guides, models
 from .applications.commands import HANDLERS as APPLICATIONS, add_commands
 from .argtypes import nonnegative_int, picture_path, positive_int, seed
 from .checkpoint import CHECKPOINT, dumps, read_metrics
-from .config import MODELS, RunConfig
+from .config import RunConfig
 from .contract import check_model_guide, inspect_model
 from .data import BINARIZE_MODES, UINT8_MODES, load_frey, load_mnist
 from .distributed import init_distributed
@@ -44,11 +44,14 @@ from .inputs import evaluation_inputs, taken
 from .models import LIKELIHOODS
 from .nn import INITS
 from .plots import plot_bound_curve, save_image_grid
+from .registry import lookup, model_names
 from .reproduce import DEFAULT_DATASET, reproduce
+from .schedules import SCHEDULES, check_schedule
 from .runs import apply_settings, evaluate_run, load_run, train
 from .sequences import per_frame
 from .specs import parse_kwargs
 from .tensorboard import TensorBoardCallback
+from .threads import local_jobs, set_threads
 
 
 INTERNAL_ERROR = 70  # EX_SOFTWARE: an unanticipated failure (a bug)
@@ -92,12 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--activation", default=d.activation, action=_Given, help=shape.strip(" ()"))
     t.add_argument("--likelihood", default=d.likelihood, choices=sorted(LIKELIHOODS), action=_Given,
                    help=shape.strip(" ()"))
+    models = "; ".join(f"{name}: {lookup(name).summary}" for name in model_names())
     t.add_argument("--model", default=d.model,
-                   help=f"the generative model: {', '.join(MODELS)} (mlp: the paper's VAE; conv: convolutional, "
-                        "sized by --latent-dim/--hidden-dim and --model-kwargs '{\"channels\": [16, 32]}'; two_layer: "
-                        "two stochastic layers, sized by --model-kwargs; docs/beyond/conv_two_layer.md; dmm: the deep "
-                        "Markov model of sequences, with --seq-len, docs/beyond/dmm.md; m2: the semi-supervised M2 of "
-                        "Kingma et al. 2014, with --labels N, docs/beyond/m2.md) or your class as "
+                   help=f"the generative model: a registered name ({models}; pyro_aevb.registry) or your class as "
                         "package.module:Class or path/to/file.py:Class")
     t.add_argument("--labels", type=positive_int, default=None, metavar="N",
                    help="semi-supervised: keep N training labels, N/K of each of the K classes (fixed seed), the rest "
@@ -135,6 +135,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue the run in --out from its checkpoint (--lr and --clip-grad-norm may change)")
     t.add_argument("--overwrite", action="store_true", help="start afresh in an --out that already holds a run")
     t.add_argument("--clip-grad-norm", type=float, default=None, help="rescale each gradient to at most this norm")
+    t.add_argument("--kl-warmup", type=nonnegative_int, default=d.kl_warmup, metavar="STEPS",
+                   help="anneal the weight of every latent site's KL term linearly from 0 to 1 over STEPS optimisation "
+                        "steps, min(1, t/STEPS) (estimators trace and analytic; the metrics stay the unannealed "
+                        "bound; docs/training_options.md)")
+    t.add_argument("--lr-schedule", default=None, choices=list(SCHEDULES),
+                   help="learning-rate schedule (torch.optim.lr_scheduler): step (StepLR, every step_size steps), "
+                        "cosine (CosineAnnealingLR over the budget in steps), plateau (ReduceLROnPlateau on the "
+                        "test bound, once per evaluation)")
+    t.add_argument("--lr-schedule-kwargs", default=None, metavar="JSON",
+                   help="the schedule's torch parameters, e.g. '{\"step_size\": 5000, \"gamma\": 0.5}' (step), "
+                        "'{\"eta_min\": 0.001}' (cosine), '{\"factor\": 0.5, \"patience\": 3}' (plateau); "
+                        "steps are optimisation steps")
+    t.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                   help="torch threads (default: the free cores, max(1, cores - load average), shared among the "
+                        "processes torchrun starts here; docs/training_options.md)")
     t.add_argument("--min-scale", type=float, default=0.0, action=_Given,
                    help="floor added to a learned likelihood scale (gaussian, laplace): bounded density on point masses")
     t.add_argument("--backend", default=d.backend, choices=["auto", "pyro", "fused"],
@@ -195,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "fig2/fig3: running the command again continues the runs in it")
     r.add_argument("--jobs", type=positive_int, default=1, help="fig2/fig3: runs trained side by side, one torch "
                    "thread each (on a GPU, several runs share it)")
+    r.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                   help="torch threads of each run (default: the free cores shared among the --jobs, max(1, (cores - "
+                        "load average) // jobs); docs/training_options.md)")
     r.add_argument("--device", default="cpu", help="fig2/fig3: cpu, cuda, cuda:N or auto")
     r.add_argument("--methods", default=None, help="fig2/fig3: comma-separated subset of aevb, wake_sleep "
                    "(fig3: also mcem)")
@@ -219,7 +237,14 @@ def _train(args) -> int:
                        batch_size=args.batch_size, epochs=args.epochs, train_samples=args.train_samples,
                        seed=args.seed, device=args.device, backend=args.backend, compile=args.compile,
                        min_scale=args.min_scale, clip_grad_norm=args.clip_grad_norm, labels=args.labels,
-                       alpha_over_n=args.alpha_over_n, labelled_batch_size=args.labelled_batch_size)
+                       alpha_over_n=args.alpha_over_n, labelled_batch_size=args.labelled_batch_size,
+                       kl_warmup=args.kl_warmup, lr_schedule=args.lr_schedule,
+                       lr_schedule_kwargs=parse_kwargs(args.lr_schedule_kwargs, "--lr-schedule-kwargs"))
+    try:
+        check_schedule(config.lr_schedule, config.lr_schedule_kwargs)
+    except AevbInputError as e:  # the library names the parameter; here it is a flag
+        raise AevbInputError(f"--lr-schedule {config.lr_schedule or '(none)'} --lr-schedule-kwargs: {e}") from None
+    config.threads = set_threads(args.threads, local_jobs())
     if config.epochs is None and config.train_samples is None:
         config.epochs = 1
     if args.distributed:
@@ -408,8 +433,9 @@ def _reproduce(args) -> int:
             raise AevbInputError(f"--latent-dims must be comma-separated integers, got {args.latent_dims!r}") from None
         if min(kwargs["latent_dims"]) < 1:
             raise AevbInputError(f"latent dims must be >= 1, got {args.latent_dims!r}")
+    set_threads(args.threads, 1)  # this process: fig4, fig5, and a sweep's runs with --jobs 1
     if args.figure in ("fig2", "fig3"):
-        kwargs.update(jobs=args.jobs, device=str(RunConfig(device=args.device).validate().resolved_device()),
+        kwargs.update(jobs=args.jobs, threads=args.threads, device=str(RunConfig(device=args.device).validate().resolved_device()),
                       redraw=args.redraw)
         if args.eval_points is not None:
             if args.figure != "fig3":

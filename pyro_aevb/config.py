@@ -7,37 +7,27 @@ units, Bernoulli decoder, M = 100, L = 1, Adagrad with step size 0.02,
 weight decay from a N(0, I) prior on theta.
 """
 
-import json
 import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Optional
 
 import torch
 
-from pyro_aevb.guides import (GUIDE_NAMES, ConvNormalGuide, DMMGuide, FullVBGuide, HierarchicalGuide, M2Guide,
-                              get_guide)
-from pyro_aevb.models import BayesianVAEModel, ConvVAEModel, DMMModel, HierarchicalVAEModel, M2Model, VAEModel
+from pyro_aevb.guides import GUIDE_NAMES, get_guide
 
-from .data import UINT8_MODES
+from . import builtin_models  # noqa: F401 -- registers the built-in models (pyro_aevb.registry)
 from .errors import AevbInputError
+from .infer.warmup import check_warmup_steps
 from .nn import INITS
+from .registry import SHAPE_SETTINGS, lookup, model_names
+from .schedules import check_schedule
 from .specs import build, is_import_path
 
 OPTIMIZERS = ("adagrad", "adam")
-#: built-in models by short name (``--model``); anything else is ``package.module:Class`` or ``file.py:Class``.
-#: ``mlp``: the paper's VAE; ``conv``: convolutional encoder / transposed-convolution decoder; ``two_layer``: two
-#: stochastic layers (Burda et al. 2015); ``dmm``: the deep Markov model of sequences (needs ``seq_len``); ``m2``:
-#: the semi-supervised M2 of Kingma et al. (2014).  All but ``mlp`` bring their own guide (``--guide normal``).
-MODELS = ("mlp", "conv", "two_layer", "dmm", "m2")
-#: --model-kwargs each built-in model takes (the rest of its shape comes from the flags, see build_model_guide);
-#: m2's --model-kwargs / --guide-kwargs go to its constructors over what the flags set (OWN_GUIDE)
-MODEL_KWARGS = {"mlp": (), "conv": ("channels",), "two_layer": ("latent_dims", "hidden_dims"), "dmm": ()}
-#: built-in models whose --model-kwargs and --guide-kwargs go to their constructors, over what the flags set
-OWN_GUIDE = {"m2": "M2Guide: q(y|x) q(z|x,y)"}
-#: the initialisation of each built-in model when --init is not given: the paper's N(0, 0.01^2) for the paper's
-#: MLP (and the DMM, as measured in docs/beyond/dmm.md with --init given); PyTorch's default for the deeper
-#: networks, which N(0, 0.01^2) starts nearly dead (models/conv.py), and for M2 (docs/beyond/m2.md)
-DEFAULT_INIT = {"mlp": "paper", "conv": "torch", "two_layer": "torch", "dmm": "paper", "m2": "torch"}
+
+
+def _flag(setting: str) -> str:
+    return "--" + setting.replace("_", "-")
 
 
 @dataclass
@@ -87,12 +77,18 @@ class RunConfig:
     lr: float = 0.02
     prior_precision: float = 1.0
     clip_grad_norm: Optional[float] = None
+    # training options (docs/training_options.md): a linear KL warm-up over this many optimisation steps (0: none),
+    # a learning-rate schedule by name with torch's parameters (pyro_aevb.schedules), the torch threads used
+    kl_warmup: int = 0
+    lr_schedule: Optional[str] = None
+    lr_schedule_kwargs: dict = field(default_factory=dict)
+    threads: Optional[int] = None
     batch_size: int = 100
     epochs: Optional[int] = None
     train_samples: Optional[int] = None
     seed: int = 0
     device: str = "cpu"
-    # execution (issue 5): how the objective is evaluated; the numbers are the same
+    # execution: how the objective is evaluated (Pyro or the fused form); the numbers are the same
     backend: str = "auto"
     compile: bool = False
 
@@ -113,24 +109,11 @@ class RunConfig:
         need(self.clip_grad_norm is None or math.isfinite(self.clip_grad_norm),
              f"gradient-norm clip must be finite, got {self.clip_grad_norm}")
         need(0 <= self.seed < 2 ** 32, f"seed must be an integer in [0, 2^32), got {self.seed}")
-        need(not (self.model == "mlp" and self.model_kwargs),
-             "--model-kwargs applies to a model class of yours (and conv, two_layer); the built-in 'mlp' is set by "
-             "--latent-dim, --hidden-dim, --num-hidden-layers, --activation, --likelihood, --min-scale and --init")
-        need(not (self.model == "two_layer" and (self.latent_dim, self.hidden_dim, self.num_hidden_layers) != (
-            20, 500, 1)), "--model two_layer is sized by --model-kwargs '{\"latent_dims\": [100, 50], "
-                          "\"hidden_dims\": [[200, 200], [100, 100]]}' (its default, Burda et al.'s), not by "
-                          "--latent-dim, --hidden-dim or --num-hidden-layers")
-        need(not (self.model in ("conv", "two_layer") and self.guide in GUIDE_NAMES and self.guide != "normal"),
-             f"--model {self.model} brings its own Gaussian q(z|x) (--guide normal); --guide {self.guide} builds an "
-             "MLP encoder for --model mlp (or give a guide class of yours)")
-        need(not (self.guide in GUIDE_NAMES and self.guide_kwargs and self.model not in OWN_GUIDE),
+        entry = lookup(self.model)  # the registered model's own rules (pyro_aevb.registry); None: a class of yours
+        self._validate_model(entry, need)
+        need(not (self.guide in GUIDE_NAMES and self.guide_kwargs and not (entry and entry.guide_kwargs)),
              f"--guide-kwargs applies to a guide class of yours; the built-in {self.guide!r} is set by --latent-dim, "
              "--hidden-dim, --num-hidden-layers, --activation and --init")
-        need(not (self.model in OWN_GUIDE and self.guide in GUIDE_NAMES and self.guide != "normal"),
-             f"--model {self.model} brings its own guide ({OWN_GUIDE.get(self.model)}); leave --guide out, or give "
-             "a guide class of yours")
-        need(self.uint8 is None or self.uint8 in UINT8_MODES,
-             f"unknown uint8 reading {self.uint8!r}; choose from {list(UINT8_MODES)}")
         need(self.labels is None or self.labels >= 1, f"the number of labels must be >= 1, got {self.labels}")
         need(math.isfinite(self.alpha_over_n) and self.alpha_over_n >= 0,
              f"alpha / N of the classification term must be a finite number >= 0, got {self.alpha_over_n}")
@@ -139,33 +122,22 @@ class RunConfig:
         need(self.clip_grad_norm is None or self.clip_grad_norm > 0,
              f"gradient-norm clip must be > 0, got {self.clip_grad_norm}")
         need(self.prior_precision >= 0, f"prior precision must be >= 0, got {self.prior_precision}")
-        need(self.model in MODELS or is_import_path(self.model),
-             f"unknown model {self.model!r}; use one of {list(MODELS)} or package.module:Class / file.py:Class")
+        need(entry is not None or is_import_path(self.model),
+             f"unknown model {self.model!r}; use one of {list(model_names())} or package.module:Class / file.py:Class")
         need(self.guide in GUIDE_NAMES or is_import_path(self.guide),
              f"unknown guide {self.guide!r}; use one of {sorted(GUIDE_NAMES)} or package.module:Class / file.py:Class")
         need(self.init is None or self.init in INITS, f"unknown init {self.init!r}; choose from {list(INITS)}")
-        need(self.init is None or self.model in MODELS or self.guide in GUIDE_NAMES,
+        need(self.init is None or entry is not None or self.guide in GUIDE_NAMES,
              f"--init {self.init} sets the initialisation of the built-in networks, but the model and the guide "
              "are both classes of yours: initialise them in their constructors")
         need(self.seq_len is None or self.seq_len >= 1, f"--seq-len must be >= 1 frame, got {self.seq_len}")
-        need(not (self.model in ("mlp", "conv", "two_layer", "m2") and self.seq_len is not None),
-             f"--seq-len makes every datapoint a sequence of frames [T, D], but the {self.model} model treats "
-             "datapoints as "
-             "i.i.d. rows: use --model dmm or a sequence model of yours")
-        need(not (self.model == "dmm" and self.seq_len is None),
-             "--model dmm models sequences: give --seq-len T, the frames per sequence")
-        need(not (self.model == "dmm" and self.guide in GUIDE_NAMES and self.guide != "normal"),
-             f"--model dmm brings its own recurrent guide q(z_1:T | x_1:T); --guide {self.guide} is an i.i.d. "
-             "q(z|x) of the mlp model (a guide class of yours, package.module:Class, is taken)")
-        need(not (self.bayesian_decoder and self.model != "mlp"),
-             "--bayesian-decoder makes the weights of the built-in MLP decoder (--model mlp) random; a model of "
-             "yours declares its own global latents (outside the 'data' plate) and brings its own guide")
         need(isinstance(self.model_kwargs, dict) and isinstance(self.guide_kwargs, dict),
              "model_kwargs and guide_kwargs must be JSON objects")
-        if self.model in MODEL_KWARGS:
-            unknown = sorted(set(self.model_kwargs) - set(MODEL_KWARGS[self.model]))
-            need(not unknown, f"--model-kwargs {unknown} do not apply to --model {self.model}; it takes "
-                              f"{list(MODEL_KWARGS[self.model])}")
+        check_warmup_steps(self.kl_warmup)
+        need(isinstance(self.lr_schedule_kwargs, dict), "lr_schedule_kwargs must be a JSON object")
+        check_schedule(self.lr_schedule, self.lr_schedule_kwargs)
+        need(self.threads is None or (isinstance(self.threads, int) and self.threads >= 1),
+             f"the number of threads must be >= 1, got {self.threads}")
         need(self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}; choose from {list(OPTIMIZERS)}")
         need(self.epochs is None or self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
         need(self.train_samples is None or self.train_samples >= 1,
@@ -175,6 +147,38 @@ class RunConfig:
         if self.device.startswith("cuda"):
             need(torch.cuda.is_available(), f"device {self.device!r} requested but CUDA is not available")
         return self
+
+    def _validate_model(self, entry, need) -> None:
+        """The rules a registered model declares (:class:`~pyro_aevb.registry.ModelEntry`)."""
+        if entry is None:
+            need(not self.bayesian_decoder,
+                 "--bayesian-decoder makes the weights of the built-in MLP decoder (--model mlp) random; a model of "
+                 "yours declares its own global latents (outside the 'data' plate) and brings its own guide")
+            return
+        name, takers = entry.name, [n for n in model_names() if lookup(n).model_kwargs != ()]
+        need(isinstance(self.model_kwargs, dict), "model_kwargs and guide_kwargs must be JSON objects")
+        if entry.model_kwargs == ():
+            need(not self.model_kwargs, f"--model-kwargs applies to a model class of yours (and "
+                                        f"{', '.join(takers)}); the built-in {name!r} is set by "
+                                        f"{entry.sized_by or 'the shape flags'}")
+        elif entry.model_kwargs is not None:
+            unknown = sorted(set(self.model_kwargs) - set(entry.model_kwargs))
+            need(not unknown, f"--model-kwargs {unknown} do not apply to --model {name}; it takes "
+                              f"{list(entry.model_kwargs)}")
+        default = RunConfig()
+        unused = [_flag(s) for s in SHAPE_SETTINGS if s not in entry.settings and getattr(self, s) != getattr(default, s)]
+        need(not unused, f"--model {name} is sized by {entry.sized_by}, not by {', '.join(unused)}")
+        need(not (entry.own_guide and self.guide in GUIDE_NAMES and self.guide != "normal"),
+             f"--model {name} brings its own guide ({entry.own_guide}); --guide {self.guide} is a q(z|x) of the mlp "
+             "model: leave --guide out, or give a guide class of yours")
+        need(not (entry.sequences is False and self.seq_len is not None),
+             f"--seq-len makes every datapoint a sequence of frames [T, D], but the {name} model treats datapoints "
+             "as i.i.d. rows: use --model dmm or a sequence model of yours")
+        need(not (entry.sequences is True and self.seq_len is None),
+             f"--model {name} models sequences: give --seq-len T, the frames per sequence")
+        need(not (self.bayesian_decoder and entry.wrap_guide is None),
+             "--bayesian-decoder makes the weights of the built-in MLP decoder (--model mlp) random; a model of "
+             "yours declares its own global latents (outside the 'data' plate) and brings its own guide")
 
     @property
     def hidden_dims(self):
@@ -197,90 +201,25 @@ class RunConfig:
 def build_model_guide(config: RunConfig, data_dim: int):
     """The model p_theta(x, z) and guide q_phi(z|x) that ``config`` describes.
 
-    ``config.model`` is a built-in name or an import path built with ``model_kwargs``
-    (:func:`pyro_aevb.specs.build`):
-
-    * ``"mlp"``: the paper's :class:`~pyro_aevb.models.VAEModel`, from ``latent_dim``, ``hidden_dim``,
-      ``num_hidden_layers``, ``activation``, ``likelihood``, ``min_scale`` and ``init``;
-    * ``"conv"``: :class:`~pyro_aevb.models.ConvVAEModel` / :class:`~pyro_aevb.guides.ConvNormalGuide` on
-      ``image_shape``, with ``latent_dim`` = J, ``hidden_dim`` x ``num_hidden_layers`` the dense layers between
-      z and the feature maps, the same other flags, and ``model_kwargs={"channels": [16, 32]}``;
-    * ``"two_layer"``: :class:`~pyro_aevb.models.HierarchicalVAEModel` / :class:`~pyro_aevb.guides.HierarchicalGuide`
-      sized by ``model_kwargs`` (``latent_dims``, ``hidden_dims``; default Burda et al.'s 100/50 latents with
-      200-200/100-100 deterministic layers) and ``activation``, ``likelihood``, ``min_scale``, ``init``;
-    * ``"dmm"``: :class:`~pyro_aevb.models.DMMModel` / :class:`~pyro_aevb.guides.DMMGuide` of sequences
-      (``seq_len``), its emission MLP, transition and guide RNN all ``hidden_dim`` wide;
-    * ``"m2"``: :class:`~pyro_aevb.models.M2Model` with its own :class:`~pyro_aevb.guides.M2Guide`, K =
-      ``num_classes``, from the same settings with ``model_kwargs`` and ``guide_kwargs`` over them.
-
-    ``config.guide`` names a built-in q_phi(z|x) (:func:`pyro_aevb.guides.get_guide`; for ``conv`` and
-    ``two_layer``, ``"normal"`` is the model's own encoder; for ``dmm`` its recurrent guide) or an import path.  With
-    ``config.bayesian_decoder`` the decoder weights are random (appendix F):
-    :class:`~pyro_aevb.models.BayesianVAEModel` and :class:`~pyro_aevb.guides.FullVBGuide`, q(theta) q_phi(z|x).
-    Whether the pair follows the contract and suits the estimator is checked by the trainer
-    (:mod:`pyro_aevb.contract`).
+    ``config.model`` is a registered name (:mod:`pyro_aevb.registry`; the built-ins in
+    :mod:`pyro_aevb.builtin_models`), built from the run's settings by its registration, or an import path built
+    with ``model_kwargs`` (:func:`pyro_aevb.specs.build`).  The guide is a class of yours when ``config.guide`` is
+    an import path, else the one the model brings, else the built-in q_phi(z|x) ``config.guide`` names
+    (:func:`pyro_aevb.guides.get_guide`) from the same settings.  Whether the pair follows the contract and suits
+    the estimator is checked by the trainer (:mod:`pyro_aevb.contract`).
     """
-    init = config.init or DEFAULT_INIT.get(config.model, "paper")
-    if config.model == "m2":
-        shared = dict(data_dim=data_dim, num_classes=config.num_classes or 10, latent_dim=config.latent_dim,
-                      hidden_dims=config.hidden_dims, activation=config.activation, init=init)
-        model = _construct(M2Model, {**shared, "likelihood": config.likelihood, "min_scale": config.min_scale,
-                                     **config.model_kwargs}, "model")
-        guide = (_construct(M2Guide, {**shared, **config.guide_kwargs}, "guide") if config.guide in GUIDE_NAMES
-                 else build(config.guide, config.guide_kwargs, data_dim, "guide"))
-        return model, guide
-    if config.model in ("conv", "two_layer"):
-        model, paired = _beyond_the_paper(config, data_dim, init)
-        guide = paired if config.guide in GUIDE_NAMES else build(config.guide, config.guide_kwargs, data_dim, "guide")
-        return model, guide
-    if config.model == "dmm":
-        model = DMMModel(data_dim, config.latent_dim, config.hidden_dims, config.hidden_dim, config.likelihood,
-                         config.activation, init, min_scale=config.min_scale)
-    elif config.model == "mlp":
-        if config.bayesian_decoder:
-            model = BayesianVAEModel(data_dim, config.latent_dim, config.hidden_dims, config.likelihood,
-                                     config.activation)
-        else:
-            model = VAEModel(data_dim, config.latent_dim, config.hidden_dims, config.likelihood, config.activation,
-                             init, min_scale=config.min_scale)
+    entry = lookup(config.model)
+    init = config.init or (entry.init if entry is not None else "paper")
+    if entry is None:
+        model, own_guide = build(config.model, config.model_kwargs, data_dim, "model"), None
     else:
-        model = build(config.model, config.model_kwargs, data_dim, "model")
-    if config.model == "dmm" and config.guide in GUIDE_NAMES:
-        guide = DMMGuide(data_dim, config.latent_dim, config.hidden_dim, init=init)
-    elif config.guide in GUIDE_NAMES:
-        guide = get_guide(config.guide, data_dim, config.latent_dim, config.hidden_dims, config.activation,
-                          init=init)
-    else:
+        model, own_guide = entry.build(config, data_dim, init)
+    if is_import_path(config.guide):
         guide = build(config.guide, config.guide_kwargs, data_dim, "guide")
-    if config.bayesian_decoder:
-        guide = FullVBGuide(model, guide, data_dim)
-    return model, guide
-
-
-def _beyond_the_paper(config: RunConfig, data_dim: int, init: str):
-    """The model and its own guide for ``conv`` and ``two_layer`` (issue 9)."""
-    kwargs, shared = dict(config.model_kwargs or {}), dict(activation=config.activation, init=init)
-    likelihood = dict(likelihood=config.likelihood, min_scale=config.min_scale)
-    if config.model == "conv":
-        if config.image_shape is None:
-            raise AevbInputError("--model conv needs images: mnist, frey, or an [N, H, W] array (the rows of an "
-                                 "[N, D] array have no image shape)")
-        kwargs.update(image_shape=config.image_shape, latent_dim=config.latent_dim, hidden_dims=config.hidden_dims)
-        model_cls, guide_cls = ConvVAEModel, ConvNormalGuide
+    elif own_guide is not None:
+        guide = own_guide
     else:
-        model_cls, guide_cls = HierarchicalVAEModel, HierarchicalGuide
-    try:
-        return model_cls(data_dim, **kwargs, **likelihood, **shared), guide_cls(data_dim, **kwargs, **shared)
-    except AevbInputError:
-        raise
-    except (TypeError, ValueError) as e:  # e.g. "channels": "wide" in --model-kwargs
-        raise AevbInputError(f"cannot build --model {config.model} with --model-kwargs "
-                             f"{json.dumps(config.model_kwargs)}: {type(e).__name__}: {e}") from None
-
-
-def _construct(cls, kwargs: dict, role: str):
-    """A built-in class from the flags and the JSON kwargs over them; a bad argument is one line (status 2)."""
-    try:
-        return cls(**kwargs)
-    except TypeError as e:
-        raise AevbInputError(f"cannot build the {role} {cls.__name__} with {sorted(kwargs)}: {e}") from None
+        guide = get_guide(config.guide, data_dim, config.latent_dim, config.hidden_dims, config.activation, init=init)
+    if entry is not None and entry.wrap_guide is not None:
+        guide = entry.wrap_guide(config, model, guide, data_dim)
+    return model, guide

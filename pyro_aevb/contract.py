@@ -65,6 +65,7 @@ from typing import Callable, Optional, Tuple
 
 import torch
 from pyro import poutine
+from pyro.infer import TraceEnum_ELBO
 from pyro.poutine.util import site_is_subsample
 from pyro.util import check_model_guide_match, check_site_shape
 from torch.distributions import constraints, kl_divergence
@@ -397,9 +398,7 @@ def _enumeration_checks(structure: ModelStructure, guide_trace, estimator: Optio
 def _enumerated_trial(model, guide, xb, idx, n, nesting) -> None:
     """One TraceEnum_ELBO evaluation on the probe rows: shapes that do not broadcast over the enumeration
     dimension (to the left of the plates) fail here with one line instead of in the first training step."""
-    from .infer.elbo import make_elbo  # the objectives import this module
-
-    elbo = make_elbo("trace", 1, nesting, enumerate=True)
+    elbo = TraceEnum_ELBO(num_particles=1, vectorize_particles=True, max_plate_nesting=nesting)  # estimator A
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -519,32 +519,6 @@ def load_array_file(path: str, test_fraction: float = 0.1, split_seed: int = 0,
     return with_origin(ds, str(p), uint8=read.get("uint8")) if (test_fraction, split_seed) == (0.1, 0) else ds
 
 
-def load_dataset(name: str, binarize: str = "none", path: Optional[str] = None,
-                 seq_len: Optional[int] = None, uint8: Optional[str] = None) -> Dataset:
-    """``"mnist"``, ``"frey"`` or a path to an array file, with the chosen binarization; with ``seq_len`` a
-    dataset of sequences ``[N, seq_len, D]`` split in time (:func:`pyro_aevb.sequences.load_sequences`).
-
-    ``uint8`` says what uint8 values of an array file are: ``"pixels"`` (divided by 255) or ``"counts"``
-    (kept); when not given they are read as pixels with a RuntimeWarning naming this option.  Frey Face's
-    uint8 are pixels (read so, silently)."""
-    if binarize not in BINARIZE_MODES:
-        raise AevbInputError(f"unknown binarization {binarize!r}; choose from {list(BINARIZE_MODES)}")
-    if uint8 is not None and uint8 not in UINT8_MODES:
-        raise AevbInputError(f"unknown uint8 reading {uint8!r}; choose from {list(UINT8_MODES)}")
-    if seq_len is not None:
-        from .sequences import load_sequences
-
-        ds = load_sequences(name, seq_len, path, uint8)
-        ds = with_origin(ds, name, path, seq_len, ds.info.get("uint8"))
-    elif name == "mnist":
-        ds = load_mnist(path)
-    elif name == "frey":
-        ds = load_frey(path)
-    else:
-        ds = load_array_file(name, uint8=uint8)
-    return apply_binarization(ds, binarize)
-
-
 def with_origin(ds: Dataset, name: str, path: Optional[str] = None, seq_len: Optional[int] = None,
                 uint8: Optional[str] = None) -> Dataset:
     """``ds`` with where its rows came from -- the arguments of :func:`load_dataset` that give them again -- and

@@ -21,7 +21,7 @@ every run: :func:`initialize_` applies ``init="paper"`` (the above) or
 Kaiming-uniform weights, which suits Adam and ReLU/softplus networks much
 better; see ``docs/pyro_recipe.md``).
 
-Beyond the paper (issue 9): :class:`ConvEncoder` / :class:`ConvDecoder`, the stride-2 convolutional stacks of
+Beyond the paper: :class:`ConvEncoder` / :class:`ConvDecoder`, the stride-2 convolutional stacks of
 the convolutional VAE, and :func:`check_layers` for the stochastic layers of the hierarchical VAE.
 """
 

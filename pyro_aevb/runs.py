@@ -15,10 +15,10 @@ import torch
 
 from .checkpoint import (CHECKPOINT, DATA, METRICS, RunLock, load_checkpoint, load_checkpoint_to_resume, read_data,
                          read_metrics)
-from .config import DEFAULT_INIT, MODELS, RunConfig, build_model_guide
+from .config import RunConfig, build_model_guide
 from .guides import GUIDE_NAMES
 from .contract import check_data_support, check_model_guide
-from .data import Dataset, binarize_static, load_dataset
+from .data import Dataset, binarize_static
 from .errors import AevbInputError, StorageError
 from .evaluation.bound import evaluate_bound
 from .evaluation.classify import classification_error, has_classifier
@@ -26,12 +26,14 @@ from .evaluation.full_vb import full_vb_bound
 from .sequences import per_frame
 from .inputs import evaluation_inputs
 from .labels import balanced_labels, num_classes
+from .loading import load_dataset
+from .registry import SHAPE_SETTINGS, lookup
 from .specs import build, complete_kwargs, is_import_path, resolve_spec, takes
 from .trainer import Trainer
 
 # Fields that may differ between a run and its --resume: the budget and where it runs.
 RESUMABLE_FIELDS = {"epochs", "train_samples", "device", "backend", "compile", "data_dim", "image_shape",
-                    "num_classes", "lr", "clip_grad_norm", "data_fingerprint", "data_stored"}
+                    "num_classes", "lr", "clip_grad_norm", "data_fingerprint", "data_stored", "threads"}
 BUILT_IN_DATASETS = ("mnist", "frey")
 
 
@@ -59,8 +61,7 @@ def _absolute(path: Optional[str]) -> Optional[str]:
     return str(Path(path).expanduser().resolve()) if path else path
 
 
-#: the settings that size a network, and the built-in guides that each one sizes (``--guide normal`` etc.)
-SHAPE_SETTINGS = ("latent_dim", "hidden_dim", "num_hidden_layers", "activation", "likelihood", "min_scale")
+#: the shape settings that size the built-in guides (``--guide normal`` etc.)
 BUILT_IN_GUIDE_SETTINGS = ("latent_dim", "hidden_dim", "num_hidden_layers", "activation")
 
 
@@ -90,7 +91,7 @@ def _check_default_guide(config: RunConfig, model, guide, data: Dataset) -> None
     """With a model class of yours and a built-in guide (``--guide`` left at ``normal``), check the pair up front,
     so that a mismatch -- the built-in guide samples one site ``z`` of ``latent_dim`` dimensions from an MLP, which
     a model of yours rarely matches -- says which guide was used instead of ending in a shape error."""
-    if config.model in MODELS or config.guide not in GUIDE_NAMES:
+    if lookup(config.model) is not None or config.guide not in GUIDE_NAMES:
         return
     x = binarize_static(data.train[:64]) if data.binarize == "dynamic" else data.train[:64]
     inputs = {k: v[:x.shape[0]] for k, v in data.train_inputs.items()}
@@ -112,7 +113,7 @@ def record_built(config: RunConfig) -> None:
         if is_import_path(getattr(config, role)):
             setattr(config, f"{role}_kwargs", complete_kwargs(getattr(config, role), getattr(config, f"{role}_kwargs")))
     for name in SHAPE_SETTINGS:
-        built_in = config.model in MODELS or (config.guide in GUIDE_NAMES and name in BUILT_IN_GUIDE_SETTINGS)
+        built_in = lookup(config.model) is not None or (config.guide in GUIDE_NAMES and name in BUILT_IN_GUIDE_SETTINGS)
         if not built_in:
             setattr(config, name, None)
 
@@ -131,8 +132,9 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
     if config.dataset not in BUILT_IN_DATASETS:  # a file: recorded absolute, so the run evaluates from anywhere
         config.dataset = _absolute(config.dataset)
     config.data_path = _absolute(config.data_path)
-    if config.init is None and (config.model in MODELS or config.guide in GUIDE_NAMES):
-        config.init = DEFAULT_INIT.get(config.model, "paper")  # recorded: what the built-in networks start from
+    entry = lookup(config.model)
+    if config.init is None and (entry is not None or config.guide in GUIDE_NAMES):
+        config.init = entry.init if entry is not None else "paper"  # recorded: what the built-in networks start from
     config.validate()
     record_built(config)
     if config.epochs is None and config.train_samples is None:
@@ -168,6 +170,8 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
             labels = balanced_labels(data.train_labels, config.labels, what=f"the {data.name} training set")
         if data.train_labels is not None:
             config.num_classes = num_classes(data.train_labels)
+        if config.threads is not None:  # the CLI's --threads or its default (pyro_aevb.threads)
+            torch.set_num_threads(config.threads)
         pyro.set_rng_seed(config.seed)
         device = config.resolved_device()
         model, guide = build_model_guide(config, data.data_dim)
@@ -188,7 +192,8 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
                           backend=config.backend, compile=config.compile, seed=config.seed, resume=resume,
                           overwrite=overwrite, clip_grad_norm=config.clip_grad_norm, callbacks=callbacks, lock=lock,
                           labels=labels, alpha_over_n=config.alpha_over_n,
-                          labelled_batch_size=config.labelled_batch_size)
+                          labelled_batch_size=config.labelled_batch_size, kl_warmup=config.kl_warmup,
+                          lr_schedule=config.lr_schedule, lr_schedule_kwargs=config.lr_schedule_kwargs)
         trainer.fit(epochs=config.epochs, train_samples=config.train_samples)
     finally:
         if lock is not None:
@@ -246,7 +251,7 @@ def _recorded(config: dict, role: str, data_dim: int):
 def _rebuild(config: dict, data_dim: int, model=None, guide=None):
     """Model and guide of a run's config: a CLI run's from its settings (built-in names or import paths),
     a Python run's from the recorded classes; instances given are used as they are."""
-    if config.get("model", "mlp") in MODELS:
+    if lookup(config.get("model", "mlp")) is not None:
         built_model, built_guide = build_model_guide(
             RunConfig.from_dict({k: v for k, v in config.items() if v is not None}), data_dim)
         return model or built_model, guide or built_guide

@@ -14,8 +14,8 @@ optimizer.  It is ``-L^M``, i.e. in units of the whole dataset (the ``data``
 plate scales the minibatch sum by N/M).  For the paper's VAE the same number
 is computed without Pyro's per-step tracing by :class:`pyro_aevb.infer.fused.FusedELBO`
 (``backend="auto"`` picks it when model and guide allow; ``compile=True`` adds
-``torch.compile``).  The hot loop makes no host synchronisation except every
-``log_every`` steps for the progress bar.
+``torch.compile``).  On that path the hot loop makes no host synchronisation except every ``log_every`` steps
+for the progress bar; Pyro's ELBOs read the loss on the host (``.item()``) inside every step.
 
 Data parallel (``torch.distributed`` initialised, e.g. by ``torchrun``): every
 rank draws the same permutation, takes a disjoint 1/K share of each global
@@ -44,8 +44,15 @@ one line to ``metrics.jsonl`` and writes ``checkpoint.pt`` atomically (model,
 guide, optimizer, RNG state, metrics so far), so a killed run resumed with
 ``Trainer.load_state_dict`` continues the same random stream and reproduces an
 unbroken run's metrics exactly.
+
+Two training options change the step, not the bound reported: a KL warm-up (``kl_warmup`` = S steps) trains the
+t-th step on L_beta with the latent sites' terms weighted by beta_t = min(1, t / S)
+(:mod:`pyro_aevb.infer.warmup`), and a learning-rate schedule (``lr_schedule``, :mod:`pyro_aevb.schedules`)
+sets each step's rate.  The evaluated ``train_elbo`` / ``test_elbo`` are always the unannealed bound; the
+checkpoint holds the step count and the scheduler's state, so a resumed run continues both exactly.
 """
 
+import contextlib
 import math
 import time
 import warnings
@@ -65,10 +72,13 @@ from .evaluation.bound import evaluate_bound
 from .evaluation.full_vb import full_vb_bound
 from .infer.elbo import ESTIMATORS, make_elbo
 from .infer.fused import FusedELBO, cross_check, is_fused_compatible
+from .infer.objective import Objective, UpdatingObjective
+from .infer.warmup import LatentScaleMessenger, check_warmup_steps, kl_weight
 from .inputs import condition, evaluation_inputs, label_inputs, rows
 from .labels import ALPHA_OVER_N, ClassificationTerm, unknown_labels
 from .params import local_param_store
 from .rng import seeded
+from .schedules import check_schedule, is_per_step, make_scheduler, step_per_step
 from .specs import class_spec, recorded_kwargs
 
 BACKENDS = ("auto", "pyro", "fused")
@@ -121,6 +131,13 @@ def sample_budget(num_data: int, epochs: Optional[int] = None, train_samples: Op
     if (epochs is None) == (train_samples is None):
         raise AevbInputError("give exactly one of epochs or train_samples")
     return int(train_samples) if train_samples is not None else int(epochs) * num_data
+
+
+def budget_steps(num_data: int, batch_size: int, samples: int) -> int:
+    """Optimisation steps that see ``samples`` training samples from the start of an epoch: ceil(N / M) per epoch
+    (the last minibatch of an epoch may be short)."""
+    epochs, rest = divmod(int(samples), int(num_data))
+    return epochs * -(-num_data // batch_size) + -(-rest // batch_size)
 
 
 def minibatches(num_data: int, batch_size: int, generator: Optional[torch.Generator] = None, device=None):
@@ -192,6 +209,13 @@ class Trainer:
         Face's 1,765 frames for 1e7 samples are 5,700 epochs) a larger value keeps evaluation and checkpoint
         writes from dominating; a kill then loses at most this many epochs, and a resumed run still equals
         an unbroken one with the same value.
+    :param kl_warmup: S, optimisation steps of a linear KL warm-up (:mod:`pyro_aevb.infer.warmup`): the t-th step
+        trains on the bound with every latent site's term weighted by min(1, t / S); 0 (the default): none.
+        Estimators ``"trace"`` and ``"analytic"`` only.  While beta < 1 a metrics row reports the running
+        objective as ``train_objective`` with the ``beta`` reached, not as ``train_running_elbo``.
+    :param lr_schedule, lr_schedule_kwargs: a learning-rate schedule by name, ``"step"``, ``"cosine"`` or
+        ``"plateau"``, with torch's parameters (:mod:`pyro_aevb.schedules`); ``None``: a constant rate.  Every
+        metrics row reports the rate of the epoch's last step, ``lr``.
     """
 
     def __init__(self, model: torch.nn.Module, guide: Optional[torch.nn.Module], data: Dataset, *,
@@ -202,8 +226,11 @@ class Trainer:
                  backend: str = "auto", compile: bool = False, seed: int = 0, callbacks: Sequence[Callable] = (),
                  resume: bool = False, overwrite: bool = False, clip_grad_norm: Optional[float] = None,
                  lock: Optional[RunLock] = None, eval_every: int = 1, labels: Optional[torch.Tensor] = None,
-                 alpha_over_n: float = ALPHA_OVER_N, labelled_batch_size: int = 100):
+                 alpha_over_n: float = ALPHA_OVER_N, labelled_batch_size: int = 100, kl_warmup: int = 0,
+                 lr_schedule: Optional[str] = None, lr_schedule_kwargs: Optional[dict] = None):
         self.callbacks = list(callbacks)
+        self.kl_warmup = check_warmup_steps(kl_warmup)
+        self.lr_schedule, self.lr_schedule_kwargs = lr_schedule, check_schedule(lr_schedule, lr_schedule_kwargs)
         if int(eval_every) < 1:
             raise AevbInputError(f"eval_every must be >= 1 epoch, got {eval_every}")
         self.eval_every = int(eval_every)
@@ -231,10 +258,15 @@ class Trainer:
         self._probe = binarize_static(data.train[:64]) if data.binarize == "dynamic" else data.train
         self._probe_inputs = rows(self.train_inputs, slice(0, self._probe.shape[0]))
         n_train = data.train.shape[0]
+        if not isinstance(elbo, (str, Objective)):
+            raise AevbInputError(f"elbo must be an estimator name ({', '.join(sorted(ESTIMATORS))}) or an objective "
+                                 f"module with is_bound, eval_estimator, state_dict and load_state_dict "
+                                 f"(pyro_aevb.infer.objective.Objective), got {type(elbo).__name__}")
         self.objective = None if isinstance(elbo, str) else elbo
-        self._own_update = getattr(self.objective, "update", None)  # an objective with its own update rule
+        # an objective with its own update rule (MCEM: E step + M steps)
+        self._own_update = self.objective.update if isinstance(self.objective, UpdatingObjective) else None
         self.elbo_name = elbo if isinstance(elbo, str) else type(elbo).__name__
-        self.is_bound = isinstance(elbo, str) or bool(getattr(elbo, "is_bound", False))
+        self.is_bound = isinstance(elbo, str) or bool(elbo.is_bound)
         if isinstance(elbo, str):
             if elbo not in ESTIMATORS:
                 raise AevbInputError(f"unknown objective {elbo!r}; choose from {sorted(ESTIMATORS)} or pass an "
@@ -257,10 +289,11 @@ class Trainer:
                                      "with an SGVB estimator (trace, analytic, iwae)")
             self.structure = inspect_model(model, self._probe, n_train) if guide is None else check_model_guide(
                 model, guide, self._probe, None, num_data=n_train)
-            self.eval_estimator = getattr(elbo, "eval_estimator", None) if guide is not None else None
+            self.eval_estimator = elbo.eval_estimator if guide is not None else None
             if backend == "fused":
                 raise AevbInputError(f"backend 'fused' implements estimators A and B, not {self.elbo_name}")
             self.backend, loss = "pyro", elbo
+        self._fused = loss if isinstance(loss, FusedELBO) else None  # its KL weight is set directly (warm-up)
         self.rank, self.world_size = 0, 1
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             self.rank, self.world_size = torch.distributed.get_rank(), torch.distributed.get_world_size()
@@ -272,8 +305,16 @@ class Trainer:
                 raise AevbInputError(f"data-parallel training drops partial minibatches, and the {data.train.shape[0]} "
                                      f"training points are fewer than one batch of {batch_size}: lower --batch-size")
             loss = torch.nn.parallel.DistributedDataParallel(loss)
+        if self.kl_warmup and (self.objective is not None or elbo not in ("trace", "analytic")):
+            raise AevbInputError(f"the KL warm-up weights the KL terms of estimators 'trace' and 'analytic'; "
+                                 f"{self.elbo_name} has none apart: train with kl_warmup=0")
+        if lr_schedule == "plateau" and self.eval_estimator is None:
+            raise AevbInputError(f"the plateau schedule follows the test bound, and {self.elbo_name} without a guide "
+                                 "evaluates none: choose the step or cosine schedule")
+        self._latent_scale = LatentScaleMessenger(1.0) if self.kl_warmup and self._fused is None else None
         self.loss_fn: Callable = torch.compile(loss) if compile else loss
         self.optimizer = make_optimizer(model, guide, optimizer, lr, prior_precision)
+        self.scheduler = None  # made when training starts (cosine's default length is the budget) or resumed
         self.perm_generator = torch.Generator().manual_seed(seed)
         self.seed = seed
         self.batch_size = int(batch_size)
@@ -281,7 +322,8 @@ class Trainer:
         self.resume_dir = Path(run_dir) if run_dir is not None else None
         self.config = dict(config) if config is not None else self._default_config(
             model_kwargs, guide_kwargs, optimizer=optimizer, lr=lr, prior_precision=prior_precision,
-            backend=backend, compile=compile)
+            backend=backend, compile=compile, kl_warmup=self.kl_warmup, lr_schedule=lr_schedule,
+            lr_schedule_kwargs=self.lr_schedule_kwargs)
         self.lock = lock
         if self.run_dir is not None:
             try:
@@ -302,6 +344,8 @@ class Trainer:
         self.wall_seconds = 0.0
         self._pending_seconds = 0.0  # training time of epochs since the last metrics row
         self._updates = self._epoch_first_update = 0  # optimizer updates made by this process; at the epoch's start
+        self.steps = 0  # optimisation steps of the run (resumed with it): the t of the warm-up and the schedules
+        self._lr_used, self._annealed = float(lr), False  # last step's rate; beta < 1 since the last metrics row
         self.metrics: list = []
         self.lr = float(lr)
         self._decorrelate_ranks()
@@ -446,6 +490,11 @@ class Trainer:
             "guide": self.guide.state_dict() if self.guide is not None else {},
             "objective": self.objective.state_dict() if self.objective is not None else {},
             "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else {},
+            "lr_schedule": self.lr_schedule,
+            "kl_warmup": self.kl_warmup,
+            "steps": self.steps,
+            "lr_used": self._lr_used,
             "rng": _rng_state(self.perm_generator),
             "epoch": self.epoch,
             "train_samples": self.train_samples,
@@ -459,13 +508,34 @@ class Trainer:
             self.guide.load_state_dict(state["guide"])
         if self.objective is not None and state.get("objective"):
             self.objective.load_state_dict(state["objective"])
+        self._check_same_options(state)
+        if state.get("scheduler"):  # made on the fresh optimizer first (torch's constructor sets its rates), then
+            self.scheduler = make_scheduler(self.optimizer, self.lr_schedule, self.lr_schedule_kwargs,  # restored
+                                            state["scheduler"].get("T_max"))
         load_optimizer_state(self.optimizer, state["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.steps = int(state.get("steps", 0))
+        self._lr_used = float(state.get("lr_used", self.optimizer.param_groups[0]["lr"]))
         _set_rng_state(state["rng"], self.perm_generator)
         self.epoch = int(state["epoch"])
         self.train_samples = int(state["train_samples"])
         self.wall_seconds = float(state["wall_seconds"])
         self.metrics = list(state["metrics"])
         self._decorrelate_ranks()
+
+    def _check_same_options(self, state: dict) -> None:
+        """A resumed run continues with the warm-up and the schedule it was trained with (one line otherwise)."""
+        saved_warmup, saved_schedule = int(state.get("kl_warmup", 0)), state.get("lr_schedule")
+        if saved_warmup != self.kl_warmup:
+            raise AevbInputError(f"the run was trained with kl_warmup={saved_warmup}, not {self.kl_warmup}: resume "
+                                 "with the run's own warm-up")
+        if saved_schedule != self.lr_schedule or (self.lr_schedule and not state.get("scheduler")):
+            raise AevbInputError(f"the run was trained with lr_schedule={saved_schedule!r}, not {self.lr_schedule!r}: "
+                                 "resume with the run's own schedule")
+        if (self.kl_warmup or self.lr_schedule) and "steps" not in state:
+            raise AevbInputError("this checkpoint predates KL warm-up and learning-rate schedules (it has no step "
+                                 "count): resume it without them")
 
     def resume(self) -> None:
         """Continue from ``run_dir/checkpoint.pt``; ``metrics.jsonl`` is rewritten to match it."""
@@ -477,19 +547,31 @@ class Trainer:
             raise AevbInputError(f"the data differ from those the run in {self.resume_dir} was trained on (their "
                                  "fingerprints differ): resume with the same rows, or start a new run")
         self.load_state_dict(state)
-        for group in self.optimizer.param_groups:  # a lower learning rate on resume (e.g. after a divergence)
-            group["lr"] = self.lr
+        saved_lr = state["config"].get("lr")
+        if self.scheduler is None:
+            for group in self.optimizer.param_groups:  # a lower learning rate on resume (e.g. after a divergence)
+                group["lr"] = self.lr
+        elif saved_lr is not None and self.lr != saved_lr:  # a scheduled run: the whole schedule scaled
+            ratio = self.lr / float(saved_lr)
+            for group in self.optimizer.param_groups:
+                group["lr"] *= ratio
+                if "initial_lr" in group:
+                    group["initial_lr"] = self.lr
+            if hasattr(self.scheduler, "base_lrs"):
+                self.scheduler.base_lrs = [lr * ratio for lr in self.scheduler.base_lrs]
         if self.run_dir is not None:
             write_metrics(self.run_dir, self.metrics)
 
     # ------------------------------------------------------------------ training
     def step(self, x: torch.Tensor, idx: torch.Tensor, num_data: int) -> torch.Tensor:
-        """One update of Algorithm 1; returns the (detached) loss -L^M (without the classification term)."""
+        """One update of Algorithm 1; returns the (detached) loss -L^M (without the classification term), or
+        -L_beta in a KL warm-up (:mod:`pyro_aevb.infer.warmup`)."""
         try:
             if self._own_update is not None:  # e.g. MCEM: E step + M steps
                 loss = self._own_update(x, idx, num_data, self.optimizer)
             else:
-                loss = self.loss_fn(x, idx, num_data)
+                with self._kl_weighted(kl_weight(self.steps + 1, self.kl_warmup)):
+                    loss = self.loss_fn(x, idx, num_data)
                 total = loss
                 if self.classification is not None:  # eq. (9): + alpha E_p~l[-log q(y|x)], apart from the bound
                     term = self.classification()
@@ -501,12 +583,27 @@ class Trainer:
                     torch.nn.utils.clip_grad_norm_(self._parameters(), self.clip_grad_norm)
                 self.optimizer.step()
                 loss = loss.detach()
+            self._lr_used = self.optimizer.param_groups[0]["lr"]
+            if self.scheduler is not None and is_per_step(self.scheduler):
+                step_per_step(self.scheduler)
         except Exception as e:  # e.g. distribution validation in the user's guide: diverged, or the code's error?
             self._raise_if_diverged(e, x, idx, num_data, self._updates - self._epoch_first_update + 1,
                                     self.train_inputs)
             raise
         self._updates += 1
+        self.steps += 1
         return loss
+
+    def _kl_weighted(self, beta: float):
+        """The context of a step's loss: the latent sites' terms weighted by ``beta`` in a KL warm-up."""
+        if not self.kl_warmup:
+            return contextlib.nullcontext()
+        self._annealed = self._annealed or beta < 1.0
+        if self._fused is not None:
+            self._fused.set_kl_weight(beta)
+            return contextlib.nullcontext()
+        self._latent_scale.scale = beta
+        return self._latent_scale
 
     def _raise_if_diverged(self, error: Exception, x, idx, num_data, step: Optional[int], inputs: dict) -> None:
         """Raise :class:`TrainingDiverged` from ``error`` where the state shows a divergence
@@ -566,6 +663,9 @@ class Trainer:
         m = self.batch_size
         share = m // self.world_size  # this rank's part of each global minibatch
         total_steps = -(-(budget - self.train_samples) // m) if budget > self.train_samples else 0
+        if self.lr_schedule is not None and self.scheduler is None:  # cosine's default T_max: this budget in steps
+            self.scheduler = make_scheduler(self.optimizer, self.lr_schedule, self.lr_schedule_kwargs,
+                                            self.steps + budget_steps(n, m, budget - self.train_samples))
         bar = tqdm(total=total_steps, disable=not self.progress, unit="step", leave=False)
         loss_sum, steps = torch.zeros((), device=x_train.device), 0  # since the last metrics row
         self._classification_sum = torch.zeros((), device=x_train.device)
@@ -608,8 +708,12 @@ class Trainer:
                 self.epoch -= 1
                 raise self._diverged("a parameter", "non-finite", steps)
             train_seconds, start_time = self._pending_seconds, time.perf_counter()
+            # the running value is the bound only where every step since the last row trained on it (beta = 1)
             row = {"epoch": self.epoch, "train_samples": self.train_samples,
-                   "train_running_elbo" if self.is_bound else "train_objective": -running / n}
+                   "train_running_elbo" if self.is_bound and not self._annealed else "train_objective": -running / n}
+            if self._annealed:
+                row["beta"] = kl_weight(self.steps, self.kl_warmup)
+            self._annealed = False
             if self.classification is not None:  # alpha * CE per datapoint, the running mean (not in the bound)
                 row["train_classification"] = (self._classification_sum / steps).item() / n
             loss_sum, steps, self._pending_seconds = torch.zeros((), device=x_train.device), 0, 0.0
@@ -633,6 +737,9 @@ class Trainer:
                 if not (math.isfinite(row["train_elbo"]) and math.isfinite(row["test_elbo"])):
                     self.epoch -= 1
                     raise self._diverged("the evaluated bound", row["test_elbo"], None)
+            row["lr"] = self._lr_used
+            if self.scheduler is not None and not is_per_step(self.scheduler):  # plateau: once per evaluation
+                self.scheduler.step(row["test_elbo"])
             self.wall_seconds += train_seconds + time.perf_counter() - start_time
             row.update(epoch_seconds=train_seconds, wall_seconds=self.wall_seconds)
             self.metrics.append(row)

@@ -15,7 +15,7 @@ import torch
 
 from pyro_aevb import AevbInputError, RunConfig, build_model_guide, check_model_guide, evaluate_run, load_run
 from pyro_aevb.cli import main
-from pyro_aevb.data import load_dataset
+from pyro_aevb.loading import load_dataset
 from pyro_aevb.evaluation import latent_site_terms, prior_means
 from pyro_aevb.models import ConvVAEModel, HierarchicalVAEModel
 from pyro_aevb.guides import ConvNormalGuide, HierarchicalGuide

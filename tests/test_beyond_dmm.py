@@ -133,7 +133,7 @@ def test_frey_as_a_video():
     (["--model", "dmm", "--seq-len", "197"], "longer than the 196 held-out test frames"),
     (["--model", "dmm"], "--model dmm models sequences: give --seq-len"),
     (["--seq-len", "20"], "the mlp model treats datapoints as i.i.d. rows"),
-    (["--model", "dmm", "--seq-len", "20", "--guide", "lowrank"], "brings its own recurrent guide"),
+    (["--model", "dmm", "--seq-len", "20", "--guide", "lowrank"], "brings its own guide (its recurrent guide"),
     (["--model", "dmm", "--seq-len", "20", "--dataset", "mnist"], "MNIST's images are not a sequence"),
 ])
 def test_bad_seq_len_is_one_line_with_status_2(argv, message, tmp_path, capsys):

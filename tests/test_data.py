@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from pyro_aevb import AevbInputError, load_array_file
-from pyro_aevb.data import MNIST_PKL_SHA256, apply_binarization, load_dataset, mnist_pkl_path, sha256_file
+from pyro_aevb.data import MNIST_PKL_SHA256, apply_binarization, mnist_pkl_path, sha256_file
+from pyro_aevb.loading import load_dataset
 
 
 def test_mnist_is_the_papers_split(mnist):

@@ -19,10 +19,13 @@ import pytest
 import torch
 
 from pyro_aevb import evaluate_bound, load_run
-from pyro_aevb.checkpoint import CHECKPOINT, PAUSE_ENV, PREVIOUS, load_checkpoint, read_metrics
+from pyro_aevb.checkpoint import CHECKPOINT, PREVIOUS, load_checkpoint, read_metrics
 from pyro_aevb.cli import main
 
 TRAIN = ["--latent-dim", "2", "--hidden-dim", "16", "--batch-size", "50", "--no-progress"]
+
+#: runs the CLI with every atomic write paused (fault injection on the test side; the library has no hook)
+SLOW_WRITES = str(Path(__file__).parent / "slow_writes.py")
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +50,7 @@ def _temp_files(run_dir):
 
 
 def test_sigkill_at_random_moments_including_mid_write_then_resume_equals_an_unbroken_run(tmp_path, digits):
-    """Fault injection: every atomic write pauses 0.2 s between writing and renaming (PYRO_AEVB_TEST_WRITE_PAUSE),
+    """Fault injection: every atomic write pauses 0.2 s between writing and renaming (tests/slow_writes.py),
     so kills land inside checkpoint and metrics writes as well as between them.  Four SIGKILLs -- one as soon as
     a checkpoint temp file appears, one as soon as a metrics temp file appears, two at random times -- each
     followed by --resume (or a fresh start if no epoch had finished): the final metrics equal an unbroken run's
@@ -63,9 +66,9 @@ def test_sigkill_at_random_moments_including_mid_write_then_resume_equals_an_unb
     landed = []
     for kill in kills:
         resume = ["--resume"] if (run / CHECKPOINT).exists() else (["--overwrite"] if run.exists() else [])
-        proc = subprocess.Popen([sys.executable, "-m", "pyro_aevb", *map(str, args), "--out", str(run), *resume],
+        proc = subprocess.Popen([sys.executable, SLOW_WRITES, "0.2", *map(str, args), "--out", str(run), *resume],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                env={**os.environ, "OMP_NUM_THREADS": "1", PAUSE_ENV: "0.2"})
+                                env={**os.environ, "OMP_NUM_THREADS": "1"})
         start = time.time()
         while proc.poll() is None and time.time() - start < 120:
             temps = " ".join(_temp_files(run)) if run.exists() else ""
@@ -266,9 +269,9 @@ def test_two_writers_on_one_run_directory_exactly_one_proceeds(tmp_path, digits)
     run = tmp_path / "shared"
     # the first writer runs long enough (30 epochs, each write paused 0.2 s) to still hold the lock when the
     # second has started up
-    first = subprocess.Popen([sys.executable, "-m", "pyro_aevb", "train", "--dataset", digits, *TRAIN, "--epochs",
+    first = subprocess.Popen([sys.executable, SLOW_WRITES, "0.2", "train", "--dataset", digits, *TRAIN, "--epochs",
                               "30", "--out", str(run)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env={**os.environ, "OMP_NUM_THREADS": "1", PAUSE_ENV: "0.2"})
+                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     start = time.time()
     while not (run / ".lock").exists() or not (run / ".lock").read_text().strip():
         assert time.time() - start < 60 and first.poll() is None

@@ -13,8 +13,9 @@ import pyro
 from ..argtypes import at_least_two, picture_path, positive_int, seed
 from ..config import RunConfig
 from ..contract import check_data_support
-from ..data import Dataset, load_dataset
+from ..data import Dataset
 from ..errors import AevbInputError
+from ..loading import load_dataset
 from ..inputs import condition, evaluation_inputs, rows, taken
 from ..runs import load_run
 from .denoise import denoise

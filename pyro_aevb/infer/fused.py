@@ -9,6 +9,9 @@ same estimators can be written directly against the model and guide objects:
     A:  L^M = (N/M) sum_i (1/L) sum_l [log p(x_i|z_il) + log p(z_il) - log q(z_il|x_i)]   (eq. 6, 8)
     B:  L^M = (N/M) sum_i [ -KL(q(z|x_i) || p(z)) + (1/L) sum_l log p(x_i|z_il) ]         (eq. 7, 8)
 
+In a KL warm-up (:mod:`pyro_aevb.infer.warmup`) the KL terms -- ``log p(z) - log q(z|x)`` in A, the
+closed-form KL in B -- are weighted by beta (:meth:`FusedELBO.set_kl_weight`).
+
 :class:`FusedELBO` computes exactly the number Pyro's ``Trace_ELBO`` /
 ``TraceMeanField_ELBO`` compute, from the same distributions
 (``guide.posterior``, ``model.prior``, ``model.likelihood_dist``) and the same
@@ -50,6 +53,13 @@ class FusedELBO(torch.nn.Module):
         self.model, self.guide = model, guide
         self.analytic = estimator == "analytic"
         self.num_particles = int(num_particles)
+        self.kl_weight: Optional[torch.Tensor] = None  # beta of a KL warm-up; None: the bound itself
+
+    def set_kl_weight(self, beta: float) -> None:
+        """Weight the KL terms by ``beta`` from now on (a tensor, so ``torch.compile`` does not specialise on it)."""
+        if self.kl_weight is None:
+            self.kl_weight = torch.ones((), device=next(self.guide.parameters()).device)
+        self.kl_weight.fill_(beta)
 
     def forward(self, x: torch.Tensor, idx: Optional[torch.Tensor] = None, num_data: Optional[int] = None):
         # Argument/support validation is off here: the data were checked once against the
@@ -66,10 +76,14 @@ class FusedELBO(torch.nn.Module):
         log_lik = self.model.likelihood_dist(z).log_prob(x)           # [L, M]
         if self.analytic:
             prior = self.model.prior((m,), x.device)
-            elbo = log_lik.sum() / self.num_particles - kl_divergence(q, prior).sum()
+            kl = kl_divergence(q, prior).sum()
+            elbo = log_lik.sum() / self.num_particles - (kl if self.kl_weight is None else self.kl_weight * kl)
         else:
             prior = self.model.prior((self.num_particles, m), x.device)
-            elbo = (log_lik + prior.log_prob(z) - q.log_prob(z)).sum() / self.num_particles
+            if self.kl_weight is None:
+                elbo = (log_lik + prior.log_prob(z) - q.log_prob(z)).sum() / self.num_particles
+            else:
+                elbo = (log_lik + self.kl_weight * (prior.log_prob(z) - q.log_prob(z))).sum() / self.num_particles
         return -scale * elbo
 
 

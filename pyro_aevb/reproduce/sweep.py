@@ -8,8 +8,9 @@ A figure of the paper is a set of independent training runs -- Fig. 2: one per (
 * killing the command and running it again continues every run from its last checkpoint (a resumed run
   equals an unbroken one: the trainer restores its random streams, and the marginal-likelihood estimates
   run in a forked, seeded stream), and a finished run is not trained again;
-* ``jobs`` runs train side by side, in worker processes with one torch thread each (on a GPU, several runs
-  share it);
+* ``jobs`` runs train side by side, in worker processes with ``threads`` torch threads each, by default the
+  free cores shared among them (:func:`pyro_aevb.threads.default_threads`, the rule of ``train``; on a GPU one
+  each, several runs share it);
 * the figure and tables can be redrawn from whatever has finished (:func:`collect` reads the run
   directories; ``--redraw`` draws without training).
 
@@ -41,6 +42,7 @@ from pyro_aevb.infer.hmc import hmc_log_likelihood
 from pyro_aevb.infer.mcem import MonteCarloEM
 from pyro_aevb.infer.wake_sleep import WakeSleep
 from pyro_aevb.rng import seeded
+from pyro_aevb.threads import default_threads
 from pyro_aevb.trainer import Trainer
 
 from .common import load, make_vae, seed_everything
@@ -272,8 +274,9 @@ def _isolated_run(spec: RunSpec, out) -> dict:
 
 
 def run_sweep(specs: Sequence[RunSpec], out, jobs: int = 1, log: Callable = print,
-              on_done: Optional[Callable[[], None]] = None) -> Dict[str, dict]:
-    """Train every unfinished spec (``jobs`` at a time); ``on_done()`` after each finishes (e.g. redraw)."""
+              on_done: Optional[Callable[[], None]] = None, threads: Optional[int] = None) -> Dict[str, dict]:
+    """Train every unfinished spec (``jobs`` at a time, ``threads`` torch threads each: by default
+    :func:`~pyro_aevb.threads.default_threads`); ``on_done()`` after each finishes (e.g. redraw)."""
     if int(jobs) < 1:
         raise AevbInputError(f"--jobs must be >= 1, got {jobs}")
     out = Path(out)
@@ -285,7 +288,7 @@ def run_sweep(specs: Sequence[RunSpec], out, jobs: int = 1, log: Callable = prin
         if len(pending) < len(specs):
             log(f"{len(specs) - len(pending)} of {len(specs)} runs already finished in {out}")
         try:
-            return _train_all(pending, out, jobs, log, on_done)
+            return _train_all(pending, out, jobs, log, on_done, threads)
         except KeyboardInterrupt:
             raise Interrupted(f"interrupted: the finished runs and every run's last checkpoint are in {out}; run "
                               "the same command again to continue") from None
@@ -293,7 +296,8 @@ def run_sweep(specs: Sequence[RunSpec], out, jobs: int = 1, log: Callable = prin
         lock.release()
 
 
-def _train_all(pending: Sequence[RunSpec], out: Path, jobs: int, log: Callable, on_done) -> Dict[str, dict]:
+def _train_all(pending: Sequence[RunSpec], out: Path, jobs: int, log: Callable, on_done,
+               threads: Optional[int] = None) -> Dict[str, dict]:
     """Train ``pending`` in this process (``jobs`` = 1) or in ``jobs`` worker processes."""
     results: Dict[str, dict] = {}
     if jobs == 1 or len(pending) <= 1:
@@ -302,7 +306,7 @@ def _train_all(pending: Sequence[RunSpec], out: Path, jobs: int, log: Callable, 
             if on_done:
                 on_done()
         return results
-    threads = max(1, torch.get_num_threads() // int(jobs)) if pending[0].device == "cpu" else 1
+    threads = threads or (default_threads(jobs) if pending[0].device == "cpu" else 1)
     # one fresh process per run, at most `jobs` at a time; results come back on a queue.  (Not
     # multiprocessing.Pool: its terminate() can deadlock on idle workers that hold the task queue's lock.)
     ctx = get_context("spawn")
