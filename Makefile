@@ -13,7 +13,7 @@ RUN    ?= runs/mnist-paper
 # constraints.txt pins the exact versions the suite runs on; pyproject.toml keeps the ranges (docs/install.md)
 $(BIN)/pyro-aevb: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,docs]'
 	touch $@
 
 install: $(BIN)/pyro-aevb
@@ -34,6 +34,11 @@ run: install
 test: install
 	$(BIN)/pyro-aevb data mnist
 	$(BIN)/python -m pytest -q -n 2 --durations=15
+
+# The documentation site (docs/, Sphinx + MyST): docs/_build/html/index.html; warnings are errors.
+.PHONY: docs
+docs: install
+	$(BIN)/python -m sphinx -b html -W --keep-going -j 1 -q docs docs/_build/html
 
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow

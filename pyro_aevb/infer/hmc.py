@@ -93,7 +93,7 @@ class BatchedHMC:
 
     One transition per chain: momentum r ~ N(0, I); ``num_steps`` leapfrog steps of
     size eps_i (Pyro's velocity Verlet integrator); accept with probability
-    min(1, exp(H(z, r) - H(z', r'))), H = U + |r|^2 / 2, independently per chain.
+    min(1, exp(H(z, r) - H(z', r'))), H = U + r^T r / 2, independently per chain.
 
     :param model: a model following the contract (:mod:`pyro_aevb.contract`), with real local latents.
     :param x: the datapoints ``[N, ...]`` (one chain each).
