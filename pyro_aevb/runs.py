@@ -13,13 +13,12 @@ from typing import Callable, Optional, Sequence
 import pyro
 import torch
 
-from .checkpoint import (CHECKPOINT, DATA, METRICS, RunLock, load_checkpoint, load_checkpoint_to_resume, read_data,
-                         read_metrics)
+from .checkpoint import DATA, load_checkpoint, load_checkpoint_to_resume, read_data
 from .config import RunConfig, build_model_guide
 from .guides import GUIDE_NAMES
 from .contract import check_data_support, check_model_guide
 from .data import Dataset, binarize_static
-from .errors import AevbInputError, StorageError
+from .errors import AevbInputError
 from .evaluation.bound import evaluate_bound
 from .evaluation.classify import classification_error, has_classifier
 from .evaluation.full_vb import full_vb_bound
@@ -28,6 +27,7 @@ from .inputs import evaluation_inputs
 from .labels import balanced_labels, num_classes
 from .loading import load_dataset
 from .registry import SHAPE_SETTINGS, lookup
+from .rundir import RunDirectory
 from .specs import build, complete_kwargs, is_import_path, resolve_spec, takes
 from .trainer import Trainer
 
@@ -44,17 +44,11 @@ def prepare_data(config: RunConfig) -> Dataset:
         config.resolved_device())
 
 
-def _lock(run_dir: Path) -> Optional[RunLock]:
-    """The run directory's lock (rank 0 only under torch.distributed), created with the directory."""
+def _open(run_dir: Path, resume: bool, overwrite: bool) -> Optional[RunDirectory]:
+    """The run directory opened for writing (rank 0 only under torch.distributed): see pyro_aevb.rundir."""
     if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
         return None
-    if run_dir.exists() and not run_dir.is_dir():
-        raise AevbInputError(f"--out {run_dir} is a file, not a directory")
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise StorageError(f"cannot create the run directory {run_dir}: {e.strerror or e}") from None
-    return RunLock(run_dir).acquire()
+    return RunDirectory.open(run_dir, resume, overwrite)
 
 
 def _absolute(path: Optional[str]) -> Optional[str]:
@@ -139,7 +133,7 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
     record_built(config)
     if config.epochs is None and config.train_samples is None:
         raise AevbInputError("give a training budget: epochs or train_samples")
-    lock = _lock(run_dir)  # first: a second writer is told so, whatever state the directory is in
+    directory = _open(run_dir, resume, overwrite)  # first: a second writer is told so, whatever is there
     try:
         if resume:
             with warnings.catch_warnings():  # the trainer warns about a fallback checkpoint when it loads it
@@ -155,12 +149,6 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
             if changed:
                 raise AevbInputError(f"--resume with settings that differ from the run in {run_dir}: "
                                      f"{', '.join(f'{f}={getattr(saved, f)!r} (run) vs {getattr(config, f)!r}' for f in changed)}")
-        elif (run_dir / CHECKPOINT).exists() and not overwrite:
-            raise AevbInputError(f"{run_dir} already holds a run; pass --resume to continue it, --overwrite to start "
-                                 "afresh, or choose another --out")
-        elif (run_dir / METRICS).exists() and not overwrite and read_metrics(run_dir):
-            warnings.warn(f"{run_dir} has a metrics.jsonl but no checkpoint: starting a fresh run there (its metrics "
-                          "are replaced)", RuntimeWarning, stacklevel=2)
         data = prepare_data(config)
         config.uint8 = config.uint8 or data.info.get("uint8")  # the reading used, so a reload reads the same
         config.data_dim = data.data_dim
@@ -188,16 +176,17 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
             config.elbo = "trace" if structure.enumerated or not structure.mean_field else "analytic"
         trainer = Trainer(model, guide, data, elbo=config.elbo, num_particles=config.num_particles,
                           optimizer=config.optimizer, lr=config.lr, prior_precision=config.prior_precision,
-                          batch_size=config.batch_size, run_dir=run_dir, config=config.to_dict(), progress=progress,
+                          batch_size=config.batch_size, run_dir=directory or run_dir, config=config.to_dict(),
+                          progress=progress,
                           backend=config.backend, compile=config.compile, seed=config.seed, resume=resume,
-                          overwrite=overwrite, clip_grad_norm=config.clip_grad_norm, callbacks=callbacks, lock=lock,
+                          overwrite=overwrite, clip_grad_norm=config.clip_grad_norm, callbacks=callbacks,
                           labels=labels, alpha_over_n=config.alpha_over_n,
                           labelled_batch_size=config.labelled_batch_size, kl_warmup=config.kl_warmup,
                           lr_schedule=config.lr_schedule, lr_schedule_kwargs=config.lr_schedule_kwargs)
         trainer.fit(epochs=config.epochs, train_samples=config.train_samples)
     finally:
-        if lock is not None:
-            lock.release()
+        if directory is not None:
+            directory.close()
     return trainer
 
 

@@ -62,12 +62,10 @@ from typing import Callable, Optional, Sequence, Union
 import torch
 from tqdm import tqdm
 
-from .checkpoint import (CHECKPOINT, RunLock, load_checkpoint_to_resume, remove_stale_temp_files, save_checkpoint,
-                         write_config, write_data, write_metrics)
 from .contract import check_data_support, check_model_guide, inspect_model
 from .data import Dataset, binarize_static
 from .divergence import diverged_argument
-from .errors import AevbError, AevbInputError, StorageError, TrainingDiverged
+from .errors import AevbError, AevbInputError, TrainingDiverged
 from .evaluation.bound import evaluate_bound
 from .evaluation.full_vb import full_vb_bound
 from .infer.elbo import ESTIMATORS, make_elbo
@@ -78,6 +76,7 @@ from .inputs import condition, evaluation_inputs, label_inputs, rows
 from .labels import ALPHA_OVER_N, ClassificationTerm, unknown_labels
 from .params import local_param_store
 from .rng import seeded
+from .rundir import RunDirectory, resume_state
 from .schedules import check_schedule, is_per_step, make_scheduler, step_per_step
 from .specs import class_spec, recorded_kwargs
 
@@ -180,7 +179,8 @@ class Trainer:
     :param num_particles: L, samples of z per datapoint (K for ``"iwae"``).
     :param batch_size: M.
     :param run_dir: where ``config.json``, ``metrics.jsonl`` and ``checkpoint.pt`` go (created if missing;
-        ``None``: keep in memory only).
+        ``None``: keep in memory only): a path, opened here (:meth:`pyro_aevb.rundir.RunDirectory.open`), or a
+        :class:`~pyro_aevb.rundir.RunDirectory` the caller opened.
     :param config: the run's configuration, stored in ``config.json`` and checkpoints (``runs.train`` passes
         its :class:`~pyro_aevb.config.RunConfig`); by default the trainer records the model's and guide's
         classes and constructor arguments so that :func:`pyro_aevb.load_run` can rebuild them.
@@ -195,7 +195,6 @@ class Trainer:
     :param overwrite: start afresh in a ``run_dir`` that already holds a run (its files are replaced);
         without it, or ``resume``, such a directory is refused.
     :param clip_grad_norm: rescale each step's gradient to at most this total norm (off by default).
-    :param lock: the run directory's :class:`~pyro_aevb.checkpoint.RunLock` when the caller already holds it.
     :param callbacks: called as ``callback(trainer, row)`` after every epoch, once its metrics row is written
         and its checkpoint saved (rank 0 only): a tracker (TensorBoard, MLflow, ...) is one small class.
     :param labels: semi-supervised training (:mod:`pyro_aevb.labels`): the kept class of each training row, -1
@@ -225,7 +224,7 @@ class Trainer:
                  guide_kwargs: Optional[dict] = None, progress: bool = True, log_every: int = 50,
                  backend: str = "auto", compile: bool = False, seed: int = 0, callbacks: Sequence[Callable] = (),
                  resume: bool = False, overwrite: bool = False, clip_grad_norm: Optional[float] = None,
-                 lock: Optional[RunLock] = None, eval_every: int = 1, labels: Optional[torch.Tensor] = None,
+                 eval_every: int = 1, labels: Optional[torch.Tensor] = None,
                  alpha_over_n: float = ALPHA_OVER_N, labelled_batch_size: int = 100, kl_warmup: int = 0,
                  lr_schedule: Optional[str] = None, lr_schedule_kwargs: Optional[dict] = None):
         self.callbacks = list(callbacks)
@@ -318,24 +317,19 @@ class Trainer:
         self.perm_generator = torch.Generator().manual_seed(seed)
         self.seed = seed
         self.batch_size = int(batch_size)
-        self.run_dir = Path(run_dir) if run_dir is not None and self.rank == 0 else None
-        self.resume_dir = Path(run_dir) if run_dir is not None else None
+        # the run directory: written through its one owner (pyro_aevb.rundir) by rank 0, read by every rank
+        self.resume_dir = Path(str(run_dir)) if run_dir is not None else None
         self.config = dict(config) if config is not None else self._default_config(
             model_kwargs, guide_kwargs, optimizer=optimizer, lr=lr, prior_precision=prior_precision,
             backend=backend, compile=compile, kl_warmup=self.kl_warmup, lr_schedule=lr_schedule,
             lr_schedule_kwargs=self.lr_schedule_kwargs)
-        self.lock = lock
-        if self.run_dir is not None:
-            try:
-                self.run_dir.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise StorageError(f"cannot create the run directory {self.run_dir}: {e.strerror or e}") from None
-            self.lock = (lock or RunLock(self.run_dir)).acquire()  # one writer per run directory, first
-        if self.resume_dir is not None and not (resume or overwrite) and (self.resume_dir / CHECKPOINT).exists():
-            raise AevbInputError(f"{self.resume_dir} already holds a run: continue it with resume=True (CLI: --resume), "
-                                 "start afresh with overwrite=True (CLI: --overwrite), or choose another run directory")
-        if self.run_dir is not None:
-            remove_stale_temp_files(self.run_dir)
+        self.directory: Optional[RunDirectory] = None
+        if isinstance(run_dir, RunDirectory):
+            self.directory = run_dir if self.rank == 0 else None  # opened by the caller (runs.train)
+        elif run_dir is not None and self.rank == 0:
+            self.directory = RunDirectory.open(run_dir, resume, overwrite)
+        self.run_dir = self.directory.path if self.directory is not None else None
+        if self.directory is not None:
             self.config.update(self._record_data(store=not resume))
             self.write_config()
         self.progress, self.log_every = progress and self.rank == 0, log_every
@@ -352,8 +346,8 @@ class Trainer:
         self._set_up_evaluation()
         if resume:
             self.resume()
-        elif self.run_dir is not None:
-            write_metrics(self.run_dir, [])  # a fresh run starts a fresh metrics.jsonl
+        elif self.directory is not None:
+            self.directory.write_metrics([])  # a fresh run starts a fresh metrics.jsonl
 
     def _sgvb_loss(self, elbo: str, backend: str) -> torch.nn.Module:
         """The loss module: the fused evaluation where it is declared, checked equal to Pyro's, else Pyro's ELBO."""
@@ -418,7 +412,7 @@ class Trainer:
             "seq_len": self.data.seq_len, "data_path": None,
             **training,
         }
-        if self.run_dir is not None and (config["model_kwargs"] is None or
+        if self.resume_dir is not None and self.rank == 0 and (config["model_kwargs"] is None or
                                          (self.guide is not None and config["guide_kwargs"] is None)):
             warnings.warn("the model's or guide's constructor arguments are unknown, so load_run will need the "
                           "instances (load_run(run_dir, model=..., guide=...)); pass model_kwargs= / guide_kwargs= "
@@ -438,17 +432,17 @@ class Trainer:
                     "seq_len": origin["seq_len"], "uint8": origin["uint8"], "data_fingerprint": fingerprint,
                     "data_stored": False}
         if store:
-            write_data(self.run_dir, self.data.state())
+            self.directory.write_data(self.data.state())
         return {"data_fingerprint": fingerprint, "data_stored": True}
 
     def write_config(self) -> None:
         """``config.json`` (atomically): what the run is, for people and for ``load_run``."""
-        write_config(self.run_dir, self.config)
+        self.directory.write_config(self.config)
 
     def close(self) -> None:
         """Release the run directory's lock (also released when the process ends)."""
-        if self.lock is not None:
-            self.lock.release()
+        if self.directory is not None:
+            self.directory.close()
 
     def _set_up_evaluation(self) -> None:
         """The per-epoch evaluation: the bound on the test set and on a fixed training subset of the same size,
@@ -539,9 +533,7 @@ class Trainer:
 
     def resume(self) -> None:
         """Continue from ``run_dir/checkpoint.pt``; ``metrics.jsonl`` is rewritten to match it."""
-        if self.resume_dir is None:
-            raise AevbInputError("resume needs a run directory")
-        state = load_checkpoint_to_resume(self.resume_dir)
+        state = resume_state(self.resume_dir)
         recorded = state["config"].get("data_fingerprint")
         if recorded is not None and self.config.get("data_fingerprint") not in (None, recorded):
             raise AevbInputError(f"the data differ from those the run in {self.resume_dir} was trained on (their "
@@ -559,8 +551,8 @@ class Trainer:
                     group["initial_lr"] = self.lr
             if hasattr(self.scheduler, "base_lrs"):
                 self.scheduler.base_lrs = [lr * ratio for lr in self.scheduler.base_lrs]
-        if self.run_dir is not None:
-            write_metrics(self.run_dir, self.metrics)
+        if self.directory is not None:
+            self.directory.write_metrics(self.metrics)
 
     # ------------------------------------------------------------------ training
     def step(self, x: torch.Tensor, idx: torch.Tensor, num_data: int) -> torch.Tensor:
@@ -644,14 +636,13 @@ class Trainer:
 
         Returns the list of per-epoch metric rows (also appended to ``metrics.jsonl``).
         """
-        if self.run_dir is not None:
-            self.lock = (self.lock or RunLock(self.run_dir)).acquire()
+        if self.directory is not None:
+            self.directory.reacquire()
         try:
             with local_param_store():
                 return self._fit(epochs, train_samples)
         finally:
-            if self.lock is not None:
-                self.lock.release()
+            self.close()
 
     def _fit(self, epochs, train_samples) -> list:
         x_train = self.data.train
@@ -743,9 +734,9 @@ class Trainer:
             self.wall_seconds += train_seconds + time.perf_counter() - start_time
             row.update(epoch_seconds=train_seconds, wall_seconds=self.wall_seconds)
             self.metrics.append(row)
-            if self.run_dir is not None:
-                save_checkpoint(self.run_dir, self.state_dict())
-                write_metrics(self.run_dir, self.metrics)
+            if self.directory is not None:
+                self.directory.save_checkpoint(self.state_dict())
+                self.directory.write_metrics(self.metrics)
             if self.rank == 0:
                 for callback in self.callbacks:
                     callback(self, row)
