@@ -214,7 +214,8 @@ def build_model_guide(config: RunConfig, data_dim: int):
       ``num_classes``, from the same settings with ``model_kwargs`` and ``guide_kwargs`` over them.
 
     ``config.guide`` names a built-in q_phi(z|x) (:func:`pyro_aevb.guides.get_guide`; for ``conv`` and
-    ``two_layer``, ``"normal"`` is the model's own encoder; for ``dmm`` its recurrent guide) or an import path.  With
+    ``two_layer``, ``"normal"`` is the model's own encoder; for ``dmm`` its recurrent guide) or an import path (a
+    guide class whose constructor takes ``model`` is given the model built here, to share modules with it).  With
     ``config.bayesian_decoder`` the decoder weights are random (appendix F):
     :class:`~pyro_aevb.models.BayesianVAEModel` and :class:`~pyro_aevb.guides.FullVBGuide`, q(theta) q_phi(z|x).
     Whether the pair follows the contract and suits the estimator is checked by the trainer
@@ -227,11 +228,11 @@ def build_model_guide(config: RunConfig, data_dim: int):
         model = _construct(M2Model, {**shared, "likelihood": config.likelihood, "min_scale": config.min_scale,
                                      **config.model_kwargs}, "model")
         guide = (_construct(M2Guide, {**shared, **config.guide_kwargs}, "guide") if config.guide in GUIDE_NAMES
-                 else build(config.guide, config.guide_kwargs, data_dim, "guide"))
+                 else build(config.guide, config.guide_kwargs, data_dim, "guide", model))
         return model, guide
     if config.model in ("conv", "two_layer"):
         model, paired = _beyond_the_paper(config, data_dim, init)
-        guide = paired if config.guide in GUIDE_NAMES else build(config.guide, config.guide_kwargs, data_dim, "guide")
+        guide = paired if config.guide in GUIDE_NAMES else build(config.guide, config.guide_kwargs, data_dim, "guide", model)
         return model, guide
     if config.model == "dmm":
         model = DMMModel(data_dim, config.latent_dim, config.hidden_dims, config.hidden_dim, config.likelihood,
@@ -251,7 +252,7 @@ def build_model_guide(config: RunConfig, data_dim: int):
         guide = get_guide(config.guide, data_dim, config.latent_dim, config.hidden_dims, config.activation,
                           init=init)
     else:
-        guide = build(config.guide, config.guide_kwargs, data_dim, "guide")
+        guide = build(config.guide, config.guide_kwargs, data_dim, "guide", model)
     if config.bayesian_decoder:
         guide = FullVBGuide(model, guide, data_dim)
     return model, guide
