@@ -204,7 +204,8 @@ def build_model_guide(config: RunConfig, data_dim: int):
     ``config.model`` is a registered name (:mod:`pyro_aevb.registry`; the built-ins in
     :mod:`pyro_aevb.builtin_models`), built from the run's settings by its registration, or an import path built
     with ``model_kwargs`` (:func:`pyro_aevb.specs.build`).  The guide is a class of yours when ``config.guide`` is
-    an import path, else the one the model brings, else the built-in q_phi(z|x) ``config.guide`` names
+    an import path (a guide class whose constructor takes ``model`` is given the model built here, to share modules
+    with it), else the one the model brings, else the built-in q_phi(z|x) ``config.guide`` names
     (:func:`pyro_aevb.guides.get_guide`) from the same settings.  Whether the pair follows the contract and suits
     the estimator is checked by the trainer (:mod:`pyro_aevb.contract`).
     """
@@ -215,7 +216,7 @@ def build_model_guide(config: RunConfig, data_dim: int):
     else:
         model, own_guide = entry.build(config, data_dim, init)
     if is_import_path(config.guide):
-        guide = build(config.guide, config.guide_kwargs, data_dim, "guide")
+        guide = build(config.guide, config.guide_kwargs, data_dim, "guide", model)
     elif own_guide is not None:
         guide = own_guide
     else:

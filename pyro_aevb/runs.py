@@ -226,25 +226,30 @@ class Run:
         return data.to(device)
 
 
-def _recorded(config: dict, role: str, data_dim: int):
-    """A class of a run trained from Python, rebuilt from its recorded spec and constructor arguments."""
+def _recorded(config: dict, role: str, data_dim: int, model=None):
+    """A class of a run trained from Python, rebuilt from its recorded spec and constructor arguments (a guide
+    that takes ``model`` is given ``model``, :func:`~pyro_aevb.specs.build`)."""
     spec, kwargs = config.get(role), config.get(f"{role}_kwargs")
     if spec is None:
         return None  # e.g. Monte Carlo EM: no guide
     if kwargs is None:
         raise AevbInputError(f"the run's {role} {spec} was trained without recorded constructor arguments: pass the "
                              f"instance, load_run(run_dir, {role}=...)")
-    return build(spec, kwargs, data_dim, role)
+    return build(spec, kwargs, data_dim, role, model)
 
 
 def _rebuild(config: dict, data_dim: int, model=None, guide=None):
     """Model and guide of a run's config: a CLI run's from its settings (built-in names or import paths),
-    a Python run's from the recorded classes; instances given are used as they are."""
+    a Python run's from the recorded classes; instances given are used as they are.  The model comes first: a
+    guide whose constructor takes ``model`` is built with it (the one given, or the one rebuilt)."""
     if lookup(config.get("model", "mlp")) is not None:
         built_model, built_guide = build_model_guide(
             RunConfig.from_dict({k: v for k, v in config.items() if v is not None}), data_dim)
+        if model is not None and guide is None and is_import_path(config.get("guide") or ""):
+            built_guide = _recorded(config, "guide", data_dim, model)  # shares modules with the model given
         return model or built_model, guide or built_guide
-    return model or _recorded(config, "model", data_dim), guide or _recorded(config, "guide", data_dim)
+    model = model or _recorded(config, "model", data_dim)
+    return model, guide or _recorded(config, "guide", data_dim, model)
 
 
 def load_run(run_dir, device: str = "cpu", model: Optional[torch.nn.Module] = None,

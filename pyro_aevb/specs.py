@@ -10,10 +10,15 @@ arguments as JSON::
 A class is named ``package.module:Class`` (imported; the current directory is
 searched as ``python -m`` would) or ``path/to/file.py:Class`` (loaded from the
 file).  When its constructor takes ``data_dim`` and the kwargs do not give it,
-it is filled in from the data.  The built-in classes record their own
+it is filled in from the data.  When a *guide's* constructor takes ``model``,
+it is given the model built for the same run -- so a guide can share a module
+with the model (a VampPrior's prior p(z) = (1/K) sum_k q(z | u_k) runs the
+guide's encoder: ``Guide(data_dim, model)`` keeps ``self.encoder =
+model.encoder``); ``model`` is never recorded, and a run rebuilds the model
+first and hands it to the guide again.  The built-in classes record their own
 arguments (``init_kwargs``); for a class of yours, pass ``model_kwargs`` to the
 :class:`~pyro_aevb.trainer.Trainer` or set ``self.init_kwargs`` in its
-constructor.
+constructor (without ``model``).
 """
 
 import importlib
@@ -94,8 +99,9 @@ def parse_kwargs(text: Optional[str], what: str) -> dict:
     return value
 
 
-def build(spec: str, kwargs: Optional[dict], data_dim: Optional[int], role: str):
-    """Instantiate the class named by ``spec`` with ``kwargs`` (plus ``data_dim`` when it takes one)."""
+def build(spec: str, kwargs: Optional[dict], data_dim: Optional[int], role: str, model: Any = None):
+    """Instantiate the class named by ``spec`` with ``kwargs`` (plus ``data_dim`` when it takes one, and the
+    built ``model`` when a guide's constructor takes an argument of that name)."""
     cls = import_object(spec)
     if not callable(cls):
         raise AevbInputError(f"{spec} is not a class or factory")
@@ -106,13 +112,16 @@ def build(spec: str, kwargs: Optional[dict], data_dim: Optional[int], role: str)
         params = {}
     if "data_dim" in params and "data_dim" not in kwargs and data_dim is not None:
         kwargs["data_dim"] = int(data_dim)
+    if role == "guide" and "model" in params and model is not None:
+        kwargs["model"] = model  # a module the guide shares with the model (never recorded: not JSON)
     try:
         return cls(**kwargs)
     except AevbInputError:
         raise
     except Exception as e:  # noqa: BLE001 -- whatever the user's constructor raises is one line, status 2
         message = str(e).splitlines()[0] if str(e) else ""
-        raise AevbInputError(f"cannot build the {role} {spec} with {role}_kwargs {json.dumps(kwargs)}: "
+        shown = {k: v for k, v in kwargs.items() if k != "model" or role != "guide"}
+        raise AevbInputError(f"cannot build the {role} {spec} with {role}_kwargs {json.dumps(shown)}: "
                              f"{type(e).__name__}: {message}") from None
 
 
@@ -127,7 +136,7 @@ def takes(spec: str, name: str) -> bool:
 
 def complete_kwargs(spec: str, kwargs: Optional[dict]) -> dict:
     """``kwargs`` with every other constructor argument of the class named by ``spec`` at its default (where the
-    default is a JSON value; ``data_dim`` is left to the data): what the class was built with, so a run rebuilds
+    default is a JSON value; ``data_dim`` is left to the data, a guide's ``model`` to the built model): what the class was built with, so a run rebuilds
     the same network even if the defaults in its file change later."""
     kwargs = dict(kwargs or {})
     try:
@@ -136,7 +145,7 @@ def complete_kwargs(spec: str, kwargs: Optional[dict]) -> dict:
         return kwargs
     defaults = {}
     for name, p in params.items():
-        if name in kwargs or name == "data_dim" or p.default is inspect.Parameter.empty or p.kind in (
+        if name in kwargs or name in ("data_dim", "model") or p.default is inspect.Parameter.empty or p.kind in (
                 inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
             continue
         try:
