@@ -39,7 +39,13 @@ def test_notebook_is_committed_with_outputs_of_a_run(path):
     assert any("image/png" in out.get("data", {}) for out in outputs), f"{path.name} has no image/png output"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+#: the notebook whose CI budget still takes ~1 minute on 2 cores: run with `make test-slow`; its fast real
+#: counterpart in CI is tests/test_reproduce.py (the same `reproduce` sweeps at the quick budget)
+SLOW_NOTEBOOKS = {"04_reproduce_paper.ipynb"}
+
+
+@pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.slow) if p.name in SLOW_NOTEBOOKS else p
+                                  for p in NOTEBOOKS], ids=lambda p: p.name)
 def test_notebook_runs_at_ci_budget(path, monkeypatch):
     """Every cell executes without error (a failing cell raises CellExecutionError with its traceback)."""
     from nbclient import NotebookClient
