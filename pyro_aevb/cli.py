@@ -276,7 +276,8 @@ def _train(args) -> int:
                        min_scale=args.min_scale, clip_grad_norm=args.clip_grad_norm, labels=args.labels,
                        alpha_over_n=args.alpha_over_n, labelled_batch_size=args.labelled_batch_size,
                        kl_warmup=args.kl_warmup, lr_schedule=args.lr_schedule,
-                       lr_schedule_kwargs=parse_kwargs(args.lr_schedule_kwargs, "--lr-schedule-kwargs"))
+                       lr_schedule_kwargs=parse_kwargs(args.lr_schedule_kwargs, "--lr-schedule-kwargs",
+                                                       '{"step_size": 5000, "gamma": 0.5}'))
     try:
         check_schedule(config.lr_schedule, config.lr_schedule_kwargs)
     except AevbInputError as e:  # the library names the parameter; here it is a flag

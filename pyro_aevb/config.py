@@ -167,7 +167,8 @@ class RunConfig:
                               f"{list(entry.model_kwargs)}")
         default = RunConfig()
         unused = [_flag(s) for s in SHAPE_SETTINGS if s not in entry.settings and getattr(self, s) != getattr(default, s)]
-        need(not unused, f"--model {name} is sized by {entry.sized_by}, not by {', '.join(unused)}")
+        need(not unused, f"--model {name} is sized by {entry.sized_by or 'the settings its registration lists'}, not "
+                         f"by {', '.join(unused)}")
         need(not (entry.own_guide and self.guide in GUIDE_NAMES and self.guide != "normal"),
              f"--model {name} brings its own guide ({entry.own_guide}); --guide {self.guide} is a q(z|x) of the mlp "
              "model: leave --guide out, or give a guide class of yours")

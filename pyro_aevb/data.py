@@ -74,10 +74,10 @@ class Dataset:
     :param image_shape: ``(H, W)`` when the rows are images (for sample grids).
     :param binarize: ``"dynamic"`` tells the trainer to redraw binary targets
         from ``train`` every minibatch.
-    :param train_labels, test_labels: integer class labels ``[N]`` of the rows (MNIST's digits), or ``None``
+    :param train_labels: (and ``test_labels``) integer class labels ``[N]`` of the rows (MNIST's digits), or ``None``
         where the dataset has none; read by evaluation and the applications (test error, colouring a latent map,
         a linear probe, ``--labels``), never passed to a model.
-    :param train_inputs, test_inputs: conditioning inputs, named per-row side arrays (one entry per row of
+    :param train_inputs: (and ``test_inputs``) conditioning inputs, named per-row side arrays (one entry per row of
         ``train`` / ``test``) passed to every model and guide whose ``forward`` takes them by name
         (:mod:`pyro_aevb.inputs`); MNIST brings its digit label as ``y``.
     """

@@ -191,4 +191,8 @@ class _TrackingErrors:
     def __exit__(self, kind, error, tb):
         if error is not None and isinstance(error, (self.mlflow_exception, OSError)):
             raise AevbInputError(f"MLflow tracking at {self.uri}: {_one_line(error)}") from error
+        if error is not None and isinstance(error, ImportError):  # e.g. mlflow-skinny has no SQL store (alembic)
+            raise AevbInputError(f"MLflow tracking at {self.uri} needs the package {error.name or 'of its store'}, "
+                                 "which this install lacks: install the full client with pip install "
+                                 "'pyro-aevb[mlflow]', or track to a server URI") from error
         return False

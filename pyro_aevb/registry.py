@@ -5,7 +5,8 @@ or ``file.py:Class`` (:mod:`pyro_aevb.specs`), or by a short name registered her
 (:class:`ModelEntry`) holds everything the command line, :class:`~pyro_aevb.config.RunConfig` and ``load_run``
 need to know about the model, and nothing else does:
 
-* ``build(config, data_dim) -> (model, own_guide)``: the model from the run's settings, and the guide it brings
+* ``build(config, data_dim, init) -> (model, own_guide)``: the model from the run's settings (``init``: the
+  initialisation to use, ``--init`` or the registration's own), and the guide it brings
   (``None``: it is paired with the q(z|x) ``--guide`` names, built from the same settings);
 * which settings size it (``settings``), which ``--model-kwargs`` it takes, whether it brings its own guide, takes
   ``--guide-kwargs``, models sequences, can have a Bayesian decoder (``wrap_guide``), and its default
@@ -19,6 +20,7 @@ beta_vae = "my_package.models:BETA_VAE"`` in its ``pyproject.toml``), or by call
 the run is built; then ``pyro-aevb train --model beta_vae`` works as for a built-in.
 """
 
+import inspect
 import sys
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -36,7 +38,7 @@ class ModelEntry:
     """Everything a run needs to know about a model it names by a short name.
 
     :param name: the short name (``--model NAME``).
-    :param build: ``build(config, data_dim) -> (model, own_guide)``; ``own_guide`` is ``None`` when the model is
+    :param build: ``build(config, data_dim, init) -> (model, own_guide)``; ``own_guide`` is ``None`` when the model is
         paired with the q(z|x) that ``--guide`` names.
     :param summary: one line for the command line's help.
     :param own_guide: what guide it brings (e.g. ``"M2Guide: q(y|x) q(z|x,y)"``); ``--guide`` then takes only a
@@ -73,6 +75,13 @@ def register_model(entry: ModelEntry) -> ModelEntry:
     """Add ``entry`` to the registry (a short name may be registered once)."""
     if not isinstance(entry, ModelEntry):
         raise AevbInputError(f"a registration is a pyro_aevb.registry.ModelEntry, got {type(entry).__name__}")
+    try:
+        inspect.signature(entry.build).bind(None, None, None)
+    except TypeError:
+        raise AevbInputError(f"the build of model {entry.name!r} must take (config, data_dim, init) and return "
+                             "(model, own_guide or None)") from None
+    except ValueError:  # a callable without a signature: called as documented
+        pass
     if not entry.name or ":" in entry.name:
         raise AevbInputError(f"a registered model needs a short name without ':' (that is an import path), got "
                              f"{entry.name!r}")

@@ -289,7 +289,9 @@ def _data_dim(state: dict) -> int:
 
 
 def evaluate_run(run: Run, num_particles: int = 1, splits=("train", "test")) -> dict:
-    """Average per-datapoint bound with estimators A (trace) and B (analytic) on each split; for sequence data
+    """Average per-datapoint bound with estimators A (trace) and B (analytic) on each split -- the test set, and
+    for ``train`` the same fixed training subset as the metrics' ``train_elbo`` (the first rows, as many as the
+    test set has), so that the two numbers mean the same; for sequence data
     ``[N, T, D]`` also per frame (``..._per_frame``, the bound / T); and ``test_error`` -- the fraction of test
     points misclassified -- when the guide is a classifier (:mod:`pyro_aevb.evaluation.classify`) and the test
     set has labels.
@@ -317,8 +319,11 @@ def evaluate_run(run: Run, num_particles: int = 1, splits=("train", "test")) -> 
     num_data = data.train.shape[0]  # N_train, over which full VB's theta-KL is spread
     for split in splits:
         x = getattr(data, split)
-        if split == "train" and data.binarize == "dynamic":
-            x = binarize_static(x)  # evaluate on one fixed binarization
+        if split == "train":  # the metrics' training subset: the first rows, as many as the test set has
+            x = x[:max(1, min(x.shape[0], data.test.shape[0]))]
+            inputs["train"] = {k: v[:x.shape[0]] for k, v in inputs["train"].items()}
+            if data.binarize == "dynamic":
+                x = binarize_static(x)  # evaluate on one fixed binarization
         for est in estimators:
             if global_latents:  # appendix F: the bound and its two parts, from the same draws
                 fv = full_vb_bound(run.model, run.guide, x, num_data, est, num_particles, inputs=inputs[split])

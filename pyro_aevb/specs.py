@@ -86,14 +86,14 @@ def import_object(spec: str) -> Any:
     return obj
 
 
-def parse_kwargs(text: Optional[str], what: str) -> dict:
+def parse_kwargs(text: Optional[str], what: str, example: str = '{"latent_dim": 10}') -> dict:
     """JSON object text -> dict (``None`` or empty -> {})."""
     if not text:
         return {}
     try:
         value = json.loads(text)
     except json.JSONDecodeError as e:
-        raise AevbInputError(f"{what} must be a JSON object, e.g. '{{\"latent_dim\": 10}}': {e}") from None
+        raise AevbInputError(f"{what} must be a JSON object, e.g. '{example}': {e}") from None
     if not isinstance(value, dict):
         raise AevbInputError(f"{what} must be a JSON object, got {type(value).__name__}")
     return value

@@ -184,7 +184,7 @@ class Trainer:
     :param config: the run's configuration, stored in ``config.json`` and checkpoints (``runs.train`` passes
         its :class:`~pyro_aevb.config.RunConfig`); by default the trainer records the model's and guide's
         classes and constructor arguments so that :func:`pyro_aevb.load_run` can rebuild them.
-    :param model_kwargs, guide_kwargs: the constructor arguments to record for a class that does not keep
+    :param model_kwargs: (and ``guide_kwargs``) the constructor arguments to record for a class that does not keep
         its own ``init_kwargs``.
     :param backend: ``"pyro"`` (Pyro's ELBO), ``"fused"`` (:class:`~pyro_aevb.infer.FusedELBO`) or
         ``"auto"`` (fused where the model and guide allow it and it matches Pyro on a test draw).
@@ -200,7 +200,7 @@ class Trainer:
     :param labels: semi-supervised training (:mod:`pyro_aevb.labels`): the kept class of each training row, -1
         where unknown (e.g. :func:`~pyro_aevb.labels.balanced_labels`), given as the label input the model or
         guide declares (``label_inputs``) in training only; ``None``: every label unknown.
-    :param alpha_over_n, labelled_batch_size: the classification term of eq. (9) for a run with labels, alpha =
+    :param alpha_over_n: (and ``labelled_batch_size``) the classification term of eq. (9) for a run with labels, alpha =
         ``alpha_over_n`` * N estimated from ``labelled_batch_size`` labelled rows per step
         (:class:`~pyro_aevb.labels.ClassificationTerm`); reported as ``train_classification`` per datapoint.
     :param eval_every: evaluate, write a metrics row and save the checkpoint every this many epochs and at the
@@ -212,7 +212,7 @@ class Trainer:
         trains on the bound with every latent site's term weighted by min(1, t / S); 0 (the default): none.
         Estimators ``"trace"`` and ``"analytic"`` only.  While beta < 1 a metrics row reports the running
         objective as ``train_objective`` with the ``beta`` reached, not as ``train_running_elbo``.
-    :param lr_schedule, lr_schedule_kwargs: a learning-rate schedule by name, ``"step"``, ``"cosine"`` or
+    :param lr_schedule: (and ``lr_schedule_kwargs``) a learning-rate schedule by name, ``"step"``, ``"cosine"`` or
         ``"plateau"``, with torch's parameters (:mod:`pyro_aevb.schedules`); ``None``: a constant rate.  Every
         metrics row reports the rate of the epoch's last step, ``lr``.
     """

@@ -104,3 +104,5 @@ def test_the_built_in_models_are_registrations_like_any_other():
         register_model(ModelEntry("mlp", lambda config, data_dim, init: None, "another mlp"))
     with pytest.raises(AevbInputError, match="unknown model 'nope'"):
         RunConfig(model="nope").validate()
+    with pytest.raises(AevbInputError, match="must take \\(config, data_dim, init\\)"):  # refused when registered,
+        register_model(ModelEntry("two_args", lambda config, data_dim: None, "a wrong build"))  # not when it runs
