@@ -21,8 +21,10 @@ from pyro_aevb.errors import AevbInputError
 from pyro_aevb.nn import initialize_, mlp
 from pyro_aevb.params import unique_name
 from pyro_aevb.plates import data_plate
+from pyro_aevb.specs import records_arguments
 
 
+@records_arguments
 class AmortizedNormalGuide(PyroModule):
     """Gaussian MLP encoder: x -> (loc, scale) of a diagonal Normal over z.
 
@@ -44,9 +46,6 @@ class AmortizedNormalGuide(PyroModule):
         self.data_dim = int(data_dim)
         self.latent_dim = int(latent_dim)
         self.encoder = initialize_(mlp(self.data_dim, hidden_dims, 2 * self.latent_dim, activation), init)
-        #: constructor arguments as JSON, so a run directory can rebuild the guide
-        self.init_kwargs = dict(data_dim=self.data_dim, latent_dim=self.latent_dim, hidden_dims=list(hidden_dims),
-                                activation=activation, init=init)
 
     def encode(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Return ``(mu, sigma)`` of q_phi(z|x)."""

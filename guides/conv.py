@@ -22,8 +22,10 @@ from pyro_aevb.errors import AevbInputError
 from pyro_aevb.nn import ConvEncoder, image_shape_of, initialize_, mlp
 from pyro_aevb.params import unique_name
 from pyro_aevb.plates import data_plate
+from pyro_aevb.specs import records_arguments
 
 
+@records_arguments
 class ConvNormalGuide(PyroModule):
     """Gaussian convolutional encoder: x -> (mu, sigma) of a diagonal Normal over z.
 
@@ -47,10 +49,6 @@ class ConvNormalGuide(PyroModule):
         conv = ConvEncoder(image_shape, channels, activation)
         self.encoder = initialize_(nn.Sequential(conv, mlp(conv.out_dim, hidden_dims, 2 * self.latent_dim,
                                                            activation)), init)
-        #: constructor arguments as JSON, so a run directory can rebuild the guide
-        self.init_kwargs = dict(data_dim=self.data_dim, image_shape=list(conv.image_shape), latent_dim=self.latent_dim,
-                                hidden_dims=list(hidden_dims), channels=list(conv.channels), activation=activation,
-                                init=init)
 
     def forward(self, x: torch.Tensor, idx: Optional[torch.Tensor] = None, num_data: Optional[int] = None):
         with data_plate(x, idx, num_data):

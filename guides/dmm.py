@@ -32,6 +32,7 @@ from pyro_aevb.errors import AevbInputError
 from pyro_aevb.nn import initialize_
 from pyro_aevb.params import unique_name
 from pyro_aevb.plates import data_plate
+from pyro_aevb.specs import records_arguments
 from pyro_aevb.sequences import require_sequences
 
 
@@ -49,6 +50,7 @@ class Combiner(nn.Module):
         return self.loc(combined), nn.functional.softplus(self.scale(combined))
 
 
+@records_arguments
 class DMMGuide(PyroModule):
     """q_phi(z_{1:T} | x_{1:T}) for minibatches of sequences ``x [M, T, D]`` (module docstring).
 
@@ -66,7 +68,6 @@ class DMMGuide(PyroModule):
         self.data_dim, self.latent_dim = int(data_dim), int(latent_dim)
         self.rnn = initialize_(nn.GRU(self.data_dim, int(rnn_dim), batch_first=True), init)
         self.combiner = Combiner(self.latent_dim, int(rnn_dim), init)
-        self.init_kwargs = dict(data_dim=self.data_dim, latent_dim=self.latent_dim, rnn_dim=int(rnn_dim), init=init)
 
     def backward_states(self, x: torch.Tensor) -> torch.Tensor:
         """h_t = RNN(x_T, ..., x_t) for every t: ``[M, T, rnn_dim]``."""

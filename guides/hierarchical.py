@@ -21,8 +21,10 @@ from pyro_aevb.errors import AevbInputError
 from pyro_aevb.nn import check_layers, initialize_, mlp
 from pyro_aevb.params import unique_name
 from pyro_aevb.plates import data_plate
+from pyro_aevb.specs import records_arguments
 
 
+@records_arguments
 class HierarchicalGuide(PyroModule):
     """q_phi(z_1, ..., z_L | x) = q_phi(z_1 | x) prod_{l >= 2} q_phi(z_l | z_{l-1}), Gaussian layers.
 
@@ -44,9 +46,6 @@ class HierarchicalGuide(PyroModule):
         ins = (self.data_dim,) + self.latent_dims[:-1]
         self.encoders = nn.ModuleList(initialize_(mlp(d_in, h, 2 * d_out, activation), init)
                                       for d_in, h, d_out in zip(ins, hidden, self.latent_dims))
-        #: constructor arguments as JSON, so a run directory can rebuild the guide
-        self.init_kwargs = dict(data_dim=self.data_dim, latent_dims=list(self.latent_dims),
-                                hidden_dims=[list(h) for h in hidden], activation=activation, init=init)
 
     def forward(self, x: torch.Tensor, idx: Optional[torch.Tensor] = None, num_data: Optional[int] = None):
         h = x

@@ -29,6 +29,7 @@ import pyro.distributions as dist
 import torch
 
 from pyro_aevb.errors import AevbInputError
+from pyro_aevb.specs import records_arguments
 
 from .amortized import AmortizedNormalGuide
 
@@ -50,6 +51,7 @@ FAMILIES: Dict[str, Family] = {
 }
 
 
+@records_arguments
 class AmortizedLocScaleGuide(AmortizedNormalGuide):
     """q_phi(z|x) = prod_j family(z_j; mu_j(x), sigma_j(x)), an MLP encoder plus a family of :data:`FAMILIES`.
 
@@ -68,7 +70,6 @@ class AmortizedLocScaleGuide(AmortizedNormalGuide):
         super().__init__(data_dim, latent_dim, hidden_dims, activation, init)
         self.family = family
         self.df = float(df)
-        self.init_kwargs = dict(self.init_kwargs, family=family, df=self.df)
 
     def posterior(self, x: torch.Tensor) -> dist.Distribution:
         """q_phi(z|x) of the family, from ``(mu, sigma)`` of the encoder (of log z for the log-normal)."""

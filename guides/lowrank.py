@@ -34,6 +34,7 @@ from pyro_aevb.errors import AevbInputError
 from pyro_aevb.nn import initialize_, mlp
 from pyro_aevb.params import unique_name
 from pyro_aevb.plates import data_plate
+from pyro_aevb.specs import records_arguments
 
 
 def _kl_gaussian_diagonal_normal(q, p):
@@ -55,6 +56,7 @@ def _kl_mvn_independent(q, p):
     return _kl_gaussian_diagonal_normal(q, p)
 
 
+@records_arguments
 class AmortizedLowRankGuide(PyroModule):
     """q_phi(z|x) = N(mu(x), W(x) W(x)^T + diag(d(x))), ``W`` of rank ``rank``.
 
@@ -70,8 +72,6 @@ class AmortizedLowRankGuide(PyroModule):
             raise AevbInputError(f"rank of the low-rank guide must be >= 1, got {rank}")
         self.data_dim, self.latent_dim, self.rank = int(data_dim), int(latent_dim), int(rank)
         self.encoder = initialize_(mlp(self.data_dim, hidden_dims, (2 + self.rank) * self.latent_dim, activation), init)
-        self.init_kwargs = dict(data_dim=self.data_dim, latent_dim=self.latent_dim, hidden_dims=list(hidden_dims),
-                                activation=activation, rank=self.rank, init=init)
 
     def posterior(self, x: torch.Tensor) -> dist.Distribution:
         out = self.encoder(x)
@@ -84,6 +84,7 @@ class AmortizedLowRankGuide(PyroModule):
             return pyro.sample("z", self.posterior(x))
 
 
+@records_arguments
 class AmortizedFullCovGuide(PyroModule):
     """q_phi(z|x) = N(mu(x), L(x) L(x)^T), L lower triangular with an ``exp`` diagonal (J(J+3)/2 outputs)."""
 
@@ -95,8 +96,6 @@ class AmortizedFullCovGuide(PyroModule):
         self.data_dim, self.latent_dim = int(data_dim), int(latent_dim)
         j = self.latent_dim
         self.encoder = initialize_(mlp(self.data_dim, hidden_dims, j + j * (j + 1) // 2, activation), init)
-        self.init_kwargs = dict(data_dim=self.data_dim, latent_dim=self.latent_dim, hidden_dims=list(hidden_dims),
-                                activation=activation, init=init)
         self.register_buffer("_tril", torch.tril_indices(j, j), persistent=False)
 
     def posterior(self, x: torch.Tensor) -> dist.Distribution:

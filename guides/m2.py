@@ -39,8 +39,10 @@ from pyro_aevb.labels import UNKNOWN
 from pyro_aevb.nn import JoinedInputMLP, initialize_, mlp
 from pyro_aevb.params import unique_name
 from pyro_aevb.plates import data_plate
+from pyro_aevb.specs import records_arguments
 
 
+@records_arguments
 class M2Guide(PyroModule):
     """q_phi(y | x) q_phi(z | y, x) of M2; the class ``y`` is a label input (-1 where unknown).
 
@@ -62,8 +64,6 @@ class M2Guide(PyroModule):
         self.classifier = initialize_(mlp(self.data_dim, hidden_dims, self.num_classes, activation), init)
         self.encoder = initialize_(JoinedInputMLP(self.data_dim, self.num_classes, hidden_dims, 2 * self.latent_dim,
                                                   activation), init)
-        self.init_kwargs = dict(data_dim=self.data_dim, num_classes=self.num_classes, latent_dim=self.latent_dim,
-                                hidden_dims=list(hidden_dims), activation=activation, init=init)
 
     # ------------------------------------------------------------------ q(y|x), q(z|y,x)
     def class_logits(self, x: torch.Tensor) -> torch.Tensor:

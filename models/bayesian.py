@@ -33,6 +33,7 @@ from pyro.nn import PyroModule, PyroSample
 from torch import nn
 
 from pyro_aevb.errors import AevbInputError
+from pyro_aevb.specs import records_arguments
 from pyro_aevb.nn import ACTIVATIONS
 
 from .likelihoods import Likelihood
@@ -88,6 +89,7 @@ class BayesianMLP(PyroModule):
         return h
 
 
+@records_arguments
 class BayesianVAEModel(VAEModel):
     """p(theta) p(Z) p_theta(X|Z) with theta the decoder weights (appendix F).
 
@@ -108,9 +110,6 @@ class BayesianVAEModel(VAEModel):
         # theta becomes random: the point-estimated MLP of VAEModel is replaced by PyroSample weights
         self.decoder = BayesianMLP(self.latent_dim, hidden_dims, self.likelihood.params_per_dim * self.data_dim,
                                    activation, prior_scale)
-        if self.init_kwargs is not None:
-            self.init_kwargs = dict(self.init_kwargs, prior_scale=prior_scale)
-            self.init_kwargs.pop("init")
 
     def forward(self, x: torch.Tensor, idx: Optional[torch.Tensor] = None, num_data: Optional[int] = None):
         self.decoder.sample_weights()  # theta: global sites, outside the data plate

@@ -29,10 +29,12 @@ from pyro_aevb.errors import AevbInputError
 from pyro_aevb.nn import ACTIVATIONS, ConvDecoder, image_shape_of, initialize_, mlp
 from pyro_aevb.params import unique_name
 from pyro_aevb.plates import data_plate
+from pyro_aevb.specs import records_arguments
 
-from .likelihoods import LIKELIHOODS, Likelihood, get_likelihood
+from .likelihoods import Likelihood, get_likelihood
 
 
+@records_arguments
 class ConvVAEModel(PyroModule):
     """p_theta(x, z) = p(z) p_theta(x|z) with a convolutional decoder.
 
@@ -60,13 +62,6 @@ class ConvVAEModel(PyroModule):
         deconv = ConvDecoder(image_shape, channels, self.likelihood.params_per_dim, activation)
         self.decoder = initialize_(nn.Sequential(mlp(self.latent_dim, hidden_dims, deconv.in_dim, activation),
                                                  ACTIVATIONS[activation](), deconv), init)
-        named = isinstance(likelihood, str) or get_likelihood(likelihood) is LIKELIHOODS.get(self.likelihood.name)
-        #: constructor arguments as JSON, so a run directory can rebuild the model (None: a custom likelihood)
-        self.init_kwargs = dict(data_dim=self.data_dim, image_shape=list(deconv.image_shape),
-                                latent_dim=self.latent_dim, hidden_dims=list(hidden_dims),
-                                channels=list(deconv.channels), likelihood=self.likelihood.name,
-                                activation=activation, init=init,
-                                **({"min_scale": min_scale} if min_scale else {})) if named else None
 
     def forward(self, x: torch.Tensor, idx: Optional[torch.Tensor] = None, num_data: Optional[int] = None):
         with data_plate(x, idx, num_data):

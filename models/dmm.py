@@ -43,6 +43,7 @@ from pyro_aevb.errors import AevbInputError
 from pyro_aevb.nn import initialize_, mlp
 from pyro_aevb.params import unique_name
 from pyro_aevb.plates import data_plate
+from pyro_aevb.specs import records_arguments
 from pyro_aevb.sequences import require_sequences
 
 from .likelihoods import Likelihood, get_likelihood
@@ -69,6 +70,7 @@ class GatedTransition(nn.Module):
         return loc, scale
 
 
+@records_arguments
 class DMMModel(PyroModule):
     """p_theta(x_{1:T}, z_{1:T}) of the deep Markov model, for minibatches of sequences ``x [M, T, D]``.
 
@@ -96,9 +98,6 @@ class DMMModel(PyroModule):
         self.emitter = initialize_(mlp(self.latent_dim, hidden_dims, self.likelihood.params_per_dim * self.data_dim,
                                        activation), init)
         self.transition = GatedTransition(self.latent_dim, int(transition_dim), init)
-        self.init_kwargs = dict(data_dim=self.data_dim, latent_dim=self.latent_dim, hidden_dims=list(hidden_dims),
-                                transition_dim=int(transition_dim), likelihood=self.likelihood.name,
-                                activation=activation, init=init, **({"min_scale": min_scale} if min_scale else {}))
 
     def emission(self, z: torch.Tensor) -> dist.Distribution:
         """p_theta(x_t | z_t) for states ``z [..., J]``: a distribution with batch shape ``[..., D]``."""

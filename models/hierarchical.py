@@ -29,8 +29,9 @@ from pyro_aevb.errors import AevbInputError
 from pyro_aevb.nn import check_layers, initialize_, mlp
 from pyro_aevb.params import unique_name
 from pyro_aevb.plates import data_plate
+from pyro_aevb.specs import records_arguments
 
-from .likelihoods import LIKELIHOODS, Likelihood, get_likelihood
+from .likelihoods import Likelihood, get_likelihood
 
 
 def gaussian_layer(net: nn.Module, h: torch.Tensor) -> dist.Distribution:
@@ -39,6 +40,7 @@ def gaussian_layer(net: nn.Module, h: torch.Tensor) -> dist.Distribution:
     return dist.Normal(loc, torch.exp(0.5 * log_var)).to_event(1)
 
 
+@records_arguments
 class HierarchicalVAEModel(PyroModule):
     """p_theta(x, z_1, ..., z_L) = p(z_L) prod_l p_theta(z_l | z_{l+1}) p_theta(x | z_1).
 
@@ -65,12 +67,6 @@ class HierarchicalVAEModel(PyroModule):
         outs = (self.likelihood.params_per_dim * self.data_dim,) + tuple(2 * d for d in self.latent_dims[:-1])
         self.decoders = nn.ModuleList(initialize_(mlp(d_in, tuple(reversed(h)), d_out, activation), init)
                                       for d_in, h, d_out in zip(self.latent_dims, hidden, outs))
-        named = isinstance(likelihood, str) or get_likelihood(likelihood) is LIKELIHOODS.get(self.likelihood.name)
-        #: constructor arguments as JSON, so a run directory can rebuild the model (None: a custom likelihood)
-        self.init_kwargs = dict(data_dim=self.data_dim, latent_dims=list(self.latent_dims),
-                                hidden_dims=[list(h) for h in hidden], likelihood=self.likelihood.name,
-                                activation=activation, init=init,
-                                **({"min_scale": min_scale} if min_scale else {})) if named else None
 
     def forward(self, x: torch.Tensor, idx: Optional[torch.Tensor] = None, num_data: Optional[int] = None):
         top = len(self.latent_dims)

@@ -152,6 +152,13 @@ class Likelihood:
         #: a floor added to the learned scale (0: none), which keeps the density bounded
         self.min_scale = float(min_scale)
 
+    def __json__(self) -> str:
+        """Its name, where the name gives this likelihood back (a built-in one), for a run's record of the
+        constructor arguments (:func:`pyro_aevb.specs.records_arguments`); a custom one has no JSON form."""
+        if LIKELIHOODS.get(self.name) is self:
+            return self.name
+        raise TypeError(f"likelihood {self.name!r} is not a registered one")
+
     def with_min_scale(self, min_scale: float) -> "Likelihood":
         """The same likelihood with ``scale = min_scale + learned scale`` (for data with point masses)."""
         if not min_scale:

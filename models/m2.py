@@ -22,10 +22,12 @@ from pyro_aevb.errors import AevbInputError
 from pyro_aevb.nn import cat_broadcast, initialize_, mlp
 from pyro_aevb.params import unique_name
 from pyro_aevb.plates import data_plate
+from pyro_aevb.specs import records_arguments
 
 from .likelihoods import get_likelihood
 
 
+@records_arguments
 class M2Model(PyroModule):
     """p(y) p(z) p_theta(x | y, z), M2 of Kingma et al. (2014), eq. (2).
 
@@ -51,9 +53,6 @@ class M2Model(PyroModule):
         self.likelihood = get_likelihood(likelihood).with_min_scale(min_scale)
         self.decoder = initialize_(mlp(self.num_classes + self.latent_dim, hidden_dims,
                                        self.likelihood.params_per_dim * self.data_dim, activation), init)
-        self.init_kwargs = dict(data_dim=self.data_dim, num_classes=self.num_classes, latent_dim=self.latent_dim,
-                                hidden_dims=list(hidden_dims), likelihood=self.likelihood.name, activation=activation,
-                                init=init, **({"min_scale": min_scale} if min_scale else {}))
 
     def likelihood_dist(self, y: torch.Tensor, z: torch.Tensor) -> dist.Distribution:
         """p_theta(x | y, z), one event of D; ``y`` holds class indices, broadcast against ``z``'s batch."""

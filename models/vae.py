@@ -19,10 +19,12 @@ from pyro_aevb.errors import AevbInputError
 from pyro_aevb.nn import initialize_, mlp
 from pyro_aevb.params import unique_name
 from pyro_aevb.plates import data_plate
+from pyro_aevb.specs import records_arguments
 
-from .likelihoods import LIKELIHOODS, Likelihood, get_likelihood
+from .likelihoods import Likelihood, get_likelihood
 
 
+@records_arguments
 class VAEModel(PyroModule):
     """p_theta(x, z) = p(z) p_theta(x|z).
 
@@ -62,11 +64,6 @@ class VAEModel(PyroModule):
         self.likelihood = get_likelihood(likelihood).with_min_scale(min_scale)
         self.decoder = initialize_(mlp(self.latent_dim, hidden_dims,
                                        self.likelihood.params_per_dim * self.data_dim, activation), init)
-        named = isinstance(likelihood, str) or get_likelihood(likelihood) is LIKELIHOODS.get(self.likelihood.name)
-        #: constructor arguments as JSON (None when the likelihood is a custom object that cannot be named)
-        self.init_kwargs = dict(data_dim=self.data_dim, latent_dim=self.latent_dim, hidden_dims=list(hidden_dims),
-                                likelihood=self.likelihood.name, activation=activation, init=init,
-                                **({"min_scale": min_scale} if min_scale else {})) if named else None
 
     def prior(self, batch_shape, device=None) -> dist.Distribution:
         """p(z) = N(0, I) with ``batch_shape`` and one event of ``latent_dim``."""

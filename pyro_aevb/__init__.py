@@ -27,6 +27,7 @@ from .labels import ClassificationTerm, balanced_labels
 from .loading import load_dataset
 from .plates import data_plate
 from .runs import Run, evaluate_run, load_run, train
+from .specs import records_arguments
 from .trainer import Trainer, make_optimizer
 
 __version__ = "0.1.0"
@@ -36,5 +37,6 @@ __all__ = [
     "Trainer", "WakeSleep", "balanced_labels", "build_model_guide", "check_model_guide", "condition", "data_plate",
     "evaluate_bound", "evaluate_run", "full_vb_bound", "hmc_log_likelihood", "inspect_model",
     "load_array_file", "load_dataset", "load_frey", "load_mnist", "load_run", "log_likelihood", "make_elbo",
-    "make_optimizer", "posterior_predictive_log_likelihood", "prior_means", "reconstruct", "train",
+    "make_optimizer", "posterior_predictive_log_likelihood", "prior_means", "reconstruct", "records_arguments",
+    "train",
 ]

@@ -21,6 +21,7 @@ arguments (``init_kwargs``); for a class of yours, pass ``model_kwargs`` to the
 constructor (without ``model``).
 """
 
+import functools
 import importlib
 import importlib.util
 import inspect
@@ -154,6 +155,38 @@ def complete_kwargs(spec: str, kwargs: Optional[dict]) -> dict:
             continue  # not a JSON value: the class's own default it stays
         defaults[name] = value
     return {**defaults, **kwargs}
+
+
+def _as_json(value):
+    to_json = getattr(type(value), "__json__", None)
+    if to_json is None:
+        raise TypeError(f"{type(value).__name__} is not a JSON value")
+    return to_json(value)
+
+
+def records_arguments(cls):
+    """Class decorator: after the constructor runs, ``self.init_kwargs`` holds the arguments it was called with,
+    defaults included (tuples as lists), or ``None`` when one of them is not a JSON value -- what a run directory
+    records to rebuild the module (``load_run``), kept by the class itself instead of written out by hand.  With
+    subclasses that are decorated too, the outermost constructor's arguments are the ones kept."""
+    init = cls.__init__
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        arguments = {name: value for name, value in list(bound.arguments.items())[1:]
+                     if signature.parameters[name].kind not in (inspect.Parameter.VAR_POSITIONAL,
+                                                                inspect.Parameter.VAR_KEYWORD)}
+        try:  # a value with __json__ (a built-in likelihood: its name) is recorded as what that gives
+            self.init_kwargs = json.loads(json.dumps(arguments, default=_as_json))
+        except (TypeError, ValueError):
+            self.init_kwargs = None  # e.g. a likelihood object: load_run then needs the instances
+
+    cls.__init__ = __init__
+    return cls
 
 
 def recorded_kwargs(obj: Any, given: Optional[dict]) -> Optional[dict]:

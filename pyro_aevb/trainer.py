@@ -416,7 +416,8 @@ class Trainer:
                                          (self.guide is not None and config["guide_kwargs"] is None)):
             warnings.warn("the model's or guide's constructor arguments are unknown, so load_run will need the "
                           "instances (load_run(run_dir, model=..., guide=...)); pass model_kwargs= / guide_kwargs= "
-                          "to the Trainer, or set self.init_kwargs in the class, to make the run rebuildable",
+                          "to the Trainer, or set self.init_kwargs in the class (or decorate it with "
+                          "pyro_aevb.records_arguments), to make the run rebuildable",
                           RuntimeWarning, stacklevel=3)
         return config
 
