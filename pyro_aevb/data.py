@@ -108,6 +108,20 @@ class Dataset:
         return getattr(self, f"{split}_inputs")
 
     @property
+    def num_train_evaluated(self) -> int:
+        """The training rows the bound of the training set is evaluated on -- the first ones, as many as the test
+        set has -- so that train and test bounds (the paper's Fig. 2) cost the same and mean the same in the
+        metrics and in ``evaluate``."""
+        return max(1, min(self.train.shape[0], self.test.shape[0]))
+
+    def as_seen(self, rows: int) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        """The first ``rows`` training rows as a model sees them (dynamic binarization: drawn binary once, with a
+        fixed seed) and their inputs: what one-time checks of the model are made on."""
+        x = self.train[:rows]
+        x = binarize_static(x) if self.binarize == "dynamic" else x
+        return x, {k: v[:x.shape[0]] for k, v in self.train_inputs.items()}
+
+    @property
     def data_dim(self) -> int:
         """D: values per datapoint, or per frame of a sequence dataset."""
         return self.train.shape[-1]
@@ -284,7 +298,9 @@ def apply_binarization(ds: Dataset, mode: str) -> Dataset:
     test = binarize_static(ds.test, BINARIZE_SEED + 1)
     out = replace(ds, train=train, test=test, binarize=mode, info=dict(ds.info, binarize=mode))
     origin = ds.info.get("origin")
-    if origin is not None and origin["fingerprint"] == ds.fingerprint():
+    # the rows the origin was taken of, not another dataset that copied its info (checked by identity, not by
+    # hashing again; a run checks the fingerprint itself, pyro_aevb.trainer / runs.Run.load_data)
+    if origin is not None and origin.get("rows") == (id(ds.train), id(ds.test)):
         out = with_origin(out, origin["dataset"], origin["data_path"], origin["seq_len"], origin["uint8"])
     else:
         out.info.pop("origin", None)
@@ -527,5 +543,6 @@ def with_origin(ds: Dataset, name: str, path: Optional[str] = None, seq_len: Opt
     if name not in ("mnist", "frey"):
         name = str(Path(name).expanduser().resolve())
     ds.info["origin"] = {"dataset": name, "binarize": ds.binarize, "data_path": path and str(
-        Path(path).expanduser().resolve()), "seq_len": seq_len, "uint8": uint8, "fingerprint": ds.fingerprint()}
+        Path(path).expanduser().resolve()), "seq_len": seq_len, "uint8": uint8, "fingerprint": ds.fingerprint(),
+        "rows": (id(ds.train), id(ds.test))}
     return ds

@@ -81,18 +81,23 @@ def apply_settings(config: RunConfig, given: Sequence[str]) -> None:
                 f"{name!r}; give it the argument, or set its own arguments with model_kwargs / guide_kwargs")
 
 
-def _check_default_guide(config: RunConfig, model, guide, data: Dataset) -> None:
-    """With a model class of yours and a built-in guide (``--guide`` left at ``normal``), check the pair up front,
-    so that a mismatch -- the built-in guide samples one site ``z`` of ``latent_dim`` dimensions from an MLP, which
-    a model of yours rarely matches -- says which guide was used instead of ending in a shape error."""
-    if lookup(config.model) is not None or config.guide not in GUIDE_NAMES:
-        return
-    x = binarize_static(data.train[:64]) if data.binarize == "dynamic" else data.train[:64]
-    inputs = {k: v[:x.shape[0]] for k, v in data.train_inputs.items()}
-    check_data_support(model, x[:2], "the training data", inputs={k: v[:2] for k, v in inputs.items()})
+def _default_guide_of_yours(config: RunConfig) -> bool:
+    """A model class of yours paired with a built-in q(z|x) (``--guide`` left at ``normal``, most often)."""
+    return lookup(config.model) is None and config.guide in GUIDE_NAMES
+
+
+def _structure(config: RunConfig, model, guide, data: Dataset):
+    """The pair's structure, checked once on the first training rows as the model sees them -- the data's support
+    first, so that data outside it is named as such -- for the estimator's default.  A model class of yours with a
+    built-in guide that fails here is told which guide was used (the built-in one samples one site ``z`` of
+    ``latent_dim`` dimensions from an MLP, which a model of yours rarely matches) instead of a bare shape error."""
+    x, inputs = data.as_seen(64)
+    check_data_support(model, x, f"{data.name} training data", inputs=inputs)
     try:
-        check_model_guide(model, guide, x, None, num_data=data.train.shape[0], inputs=inputs)
+        return check_model_guide(model, guide, x, None, num_data=data.train.shape[0], inputs=inputs)
     except AevbInputError as e:
+        if not _default_guide_of_yours(config):
+            raise
         raise AevbInputError(
             f"{e} -- the guide was the built-in {config.guide!r} (--guide's default): an MLP q(z|x) sampling one "
             f"site 'z' with --latent-dim {config.latent_dim} dimensions; a model of yours usually needs its own "
@@ -165,15 +170,10 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
         model, guide = build_model_guide(config, data.data_dim)
         model.to(device)
         guide.to(device)
-        _check_default_guide(config, model, guide, data)
-        if config.elbo is None:  # not given: estimator B, or A where B is not the bound (rule 6, mean field)
-            # the data first, as the trainer checks them: data outside the support is named as such
-            probe = binarize_static(data.train[:64]) if data.binarize == "dynamic" else data.train
-            probe_inputs = {k: v[:probe.shape[0]] for k, v in data.train_inputs.items()}
-            check_data_support(model, probe, f"{data.name} training data", inputs=probe_inputs)
-            structure = check_model_guide(model, guide, probe, None, num_data=data.train.shape[0], inputs=probe_inputs)
-            # B where it is the bound; A where a latent is enumerated or the guide is not mean-field (two_layer)
-            config.elbo = "trace" if structure.enumerated or not structure.mean_field else "analytic"
+        if config.elbo is None or _default_guide_of_yours(config):
+            structure = _structure(config, model, guide, data)
+            if config.elbo is None:  # not given: estimator B, or A where a latent is enumerated or the guide is not
+                config.elbo = "trace" if structure.enumerated or not structure.mean_field else "analytic"  # mean field
         trainer = Trainer(model, guide, data, elbo=config.elbo, num_particles=config.num_particles,
                           optimizer=config.optimizer, lr=config.lr, prior_precision=config.prior_precision,
                           batch_size=config.batch_size, run_dir=directory or run_dir, config=config.to_dict(),
@@ -320,7 +320,7 @@ def evaluate_run(run: Run, num_particles: int = 1, splits=("train", "test")) -> 
     for split in splits:
         x = getattr(data, split)
         if split == "train":  # the metrics' training subset: the first rows, as many as the test set has
-            x = x[:max(1, min(x.shape[0], data.test.shape[0]))]
+            x = x[:data.num_train_evaluated]
             inputs["train"] = {k: v[:x.shape[0]] for k, v in inputs["train"].items()}
             if data.binarize == "dynamic":
                 x = binarize_static(x)  # evaluate on one fixed binarization

@@ -254,8 +254,8 @@ class Trainer:
         if warning:
             warnings.warn(warning, RuntimeWarning, stacklevel=2)
         # rows as the model sees them, for the one-time checks (dynamic binarization draws them binary)
-        self._probe = binarize_static(data.train[:64]) if data.binarize == "dynamic" else data.train
-        self._probe_inputs = rows(self.train_inputs, slice(0, self._probe.shape[0]))
+        self._probe = data.as_seen(64)[0]
+        self._probe_inputs = rows(self.train_inputs, slice(0, self._probe.shape[0]))  # label inputs included
         n_train = data.train.shape[0]
         if not isinstance(elbo, (str, Objective)):
             raise AevbInputError(f"elbo must be an estimator name ({', '.join(sorted(ESTIMATORS))}) or an objective "
@@ -337,7 +337,7 @@ class Trainer:
         self.train_samples = 0
         self.wall_seconds = 0.0
         self._pending_seconds = 0.0  # training time of epochs since the last metrics row
-        self._updates = self._epoch_first_update = 0  # optimizer updates made by this process; at the epoch's start
+        self._epoch_first_step = 0  # self.steps when the epoch started (a diverging step's number in its epoch)
         self.steps = 0  # optimisation steps of the run (resumed with it): the t of the warm-up and the schedules
         self._lr_used, self._annealed = float(lr), False  # last step's rate; beta < 1 since the last metrics row
         self.metrics: list = []
@@ -451,7 +451,7 @@ class Trainer:
         ``local - KL(q(theta) || p(theta)) / N_train``, the training objective per datapoint, so train and test
         are comparable."""
         data = self.data
-        subset = data.train[:max(1, min(data.train.shape[0], data.test.shape[0]))]
+        subset = data.train[:data.num_train_evaluated]
         self.eval_train = binarize_static(subset) if data.binarize == "dynamic" else subset
         self.eval_train_inputs = rows(self.eval_inputs["train"], slice(0, subset.shape[0]))
         self.full_vb = bool(self.structure.global_latents) and self.eval_estimator in ("trace", "analytic")
@@ -580,10 +580,9 @@ class Trainer:
             if self.scheduler is not None and is_per_step(self.scheduler):
                 step_per_step(self.scheduler)
         except Exception as e:  # e.g. distribution validation in the user's guide: diverged, or the code's error?
-            self._raise_if_diverged(e, x, idx, num_data, self._updates - self._epoch_first_update + 1,
+            self._raise_if_diverged(e, x, idx, num_data, self.steps - self._epoch_first_step + 1,
                                     self.train_inputs)
             raise
-        self._updates += 1
         self.steps += 1
         return loss
 
@@ -603,7 +602,7 @@ class Trainer:
         (:mod:`pyro_aevb.divergence`): after at least one update, a non-finite parameter, or a distribution
         argument on ``x`` (with the conditioning ``inputs`` its call had) that is NaN/inf or on the edge of its
         support; otherwise return (``error`` is the code's)."""
-        if isinstance(error, AevbError) or self._updates == 0:
+        if isinstance(error, AevbError) or self.steps == 0:
             return
         if not self._parameters_finite():
             raise self._diverged("a parameter", "non-finite", step) from error
@@ -663,7 +662,7 @@ class Trainer:
         self._classification_sum = torch.zeros((), device=x_train.device)
         while self.train_samples < budget:
             start_time = time.perf_counter()
-            epoch_steps, self._epoch_first_update = 0, self._updates
+            epoch_steps, self._epoch_first_step = 0, self.steps
             for batch in minibatches(n, m, self.perm_generator, x_train.device):
                 if self.train_samples >= budget:
                     break
