@@ -437,11 +437,10 @@ def _draw(run, x_like, inputs, nrow, num: int, seed: int):
         images = conditional_means(run.model, x_like[:nrow], discrete, seed=seed, structure=structure,
                                    inputs=first)
         images = images.reshape(-1, x_like.shape[-1])
+    elif structure.global_latents and inputs:  # one theta ~ q(theta), a z per sample, each with its condition
+        images = prior_means(run.model, x_like, guide=run.guide, seed=seed, structure=structure, inputs=inputs)
+        images = images.reshape(x_like.shape[0], -1)
     elif structure.global_latents:  # full VB: rows share z, each row one theta ~ q(theta)
-        if inputs:
-            raise AevbInputError("sample draws a full-VB grid (rows share z, each row one theta) without "
-                                 "conditioning inputs; this model takes some: draw from Python with "
-                                 "prior_means(model, x_like, guide, inputs=...)")
         side = max(1, int(num ** 0.5))
         images = predictive_means(run.model, run.guide, x_like[:side], num_theta=side, seed=seed)
         images = images.reshape(side * side, -1)

@@ -69,6 +69,9 @@ def apply_settings(config: RunConfig, given: Sequence[str]) -> None:
         for role in ("model", "guide"):
             spec, kwargs = getattr(config, role), getattr(config, f"{role}_kwargs")
             if is_import_path(spec):
+                if name in kwargs and kwargs[name] != getattr(config, name):
+                    raise AevbInputError(f"the setting {name}={getattr(config, name)!r} disagrees with the {role}'s "
+                                         f"kwargs {name}={kwargs[name]!r}: give it once")
                 if name in kwargs or takes(spec, name):
                     kwargs.setdefault(name, getattr(config, name))
                     reached = True

@@ -66,6 +66,9 @@ def import_object(spec: str) -> Any:
             if not path.is_file():
                 raise AevbInputError(f"model file not found: {path}")
             name = f"pyro_aevb_user_{path.stem}"
+            folder = str(path.resolve().parent)  # its sibling modules import, as for `python path/to/file.py`
+            if folder not in sys.path:
+                sys.path.insert(0, folder)
             module_spec = importlib.util.spec_from_file_location(name, path)
             module = importlib.util.module_from_spec(module_spec)
             sys.modules[name] = module

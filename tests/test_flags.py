@@ -91,3 +91,14 @@ def test_a_flag_that_reaches_neither_class_is_refused_with_status_2(setup, tmp_p
     err = capsys.readouterr().err.strip()
     assert err.startswith("pyro-aevb: error: --latent-dim") and "reaches neither" in err and "\n" not in err, err
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_a_flag_and_the_kwargs_that_disagree_are_refused(setup, tmp_path, capsys):
+    """--hidden-dim 16 with --model-kwargs '{"hidden_dim": 8}': the model would take 8 and the guide 16, the flag
+    doing nothing for the model -- refused with one line instead."""
+    source, data = setup
+    capsys.readouterr()
+    assert _train(tmp_path, source, data, "Sized", "SizedGuide", "--hidden-dim", "16", "--model-kwargs",
+                  '{"hidden_dim": 8}') == 2
+    err = capsys.readouterr().err.strip()
+    assert "--hidden-dim" in err and "disagrees with the model's kwargs hidden_dim=8" in err and "\n" not in err, err

@@ -222,3 +222,45 @@ def test_a_run_on_a_file_records_the_file_and_refuses_it_once_changed(digits, tm
     assert main(["evaluate", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert "differ from those" in err and "\n" not in err, err
+
+
+GLOBAL_SOURCE = CVAE_SOURCE + textwrap.dedent('''
+
+    class GlobalCVAE(CVAE):
+        """The CVAE with a global latent: an offset of the decoder's logits, shared by every datapoint."""
+        def forward(self, x, idx=None, num_data=None, y=None):
+            offset = pyro.sample("offset", dist.Normal(x.new_zeros(x.shape[-1]), 1.).to_event(1))
+            with data_plate(x, idx, num_data):
+                z = pyro.sample("z", dist.Normal(x.new_zeros(self.latent), 1.).to_event(1))
+                h = cat_broadcast(z, nn.functional.one_hot(y, 10).to(z.dtype))
+                pyro.sample("x", dist.Bernoulli(logits=self.decoder(h) + offset).to_event(1), obs=x)
+
+    class GlobalGuide(Guide):
+        def __init__(self, data_dim, latent=2, hidden=32):
+            super().__init__(data_dim, latent, hidden)
+            self.offset_loc = nn.Parameter(torch.zeros(data_dim))
+        def forward(self, x, idx=None, num_data=None, y=None):
+            pyro.sample("offset", dist.Normal(self.offset_loc, 0.1).to_event(1))
+            super().forward(x, idx, num_data, y)
+''')
+
+
+def test_a_conditional_model_with_a_global_latent_samples_and_reconstructs(digits, tmp_path, capsys):
+    """theta ~ q(theta) drawn once, z ~ p(z) per row, each row decoded under its own y: prior_means from Python and
+    `sample` / `reconstruct` from the command line (which once lost the rows' inputs on a one-row trace)."""
+    source = tmp_path / "global_cvae.py"
+    source.write_text(GLOBAL_SOURCE)
+    data_file = tmp_path / "digits.npz"
+    _write_npz(data_file, digits)
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", str(data_file), "--model", f"{source}:GlobalCVAE", "--guide",
+                 f"{source}:GlobalGuide", "--optimizer", "adam", "--lr", "3e-3", "--train-samples", "300",
+                 "--no-progress", "--out", str(out)]) == 0
+    run = load_run(out)
+    x_like = digits.test[:6]
+    images = prior_means(run.model, x_like, guide=run.guide, inputs={"y": torch.arange(6)}, seed=0)
+    assert images.shape == (6, 196) and bool(((images >= 0) & (images <= 1)).all())
+    assert main(["sample", str(out), "--condition", "y=3", "--num-samples", "4", "--out",
+                 str(tmp_path / "s.png")]) == 0
+    capsys.readouterr()
+    assert main(["reconstruct", str(out), "--num-images", "10", "--json"]) == 0, capsys.readouterr().err

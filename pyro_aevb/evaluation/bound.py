@@ -33,7 +33,7 @@ from torch.distributions import kl_divergence
 from ..contract import check_model_guide
 from ..errors import AevbInputError
 from ..infer.elbo import make_elbo
-from ..inputs import Inputs, condition, rows
+from ..inputs import Inputs, condition
 from ..params import local_param_store
 from ..plates import in_data_plate, is_global_latent
 
@@ -53,11 +53,11 @@ class _LocalTermsOnly(poutine.messenger.Messenger):
 @torch.no_grad()
 def global_kl(model: Callable, guide: Callable, x: torch.Tensor, inputs: Optional[Inputs] = None) -> float:
     """KL(q(theta) || p(theta)) summed over the global sites (outside the ``data`` plate), analytic."""
-    first = rows(inputs or {}, slice(0, 1))  # traced on the first row: with that row's conditioning inputs
-    model, guide = condition(model, first), condition(guide, first)
+    model, guide = condition(model, inputs), condition(guide, inputs)
+    first = (x[:1], torch.zeros(1, dtype=torch.long, device=x.device), x.shape[0])  # row 0 of x (and its inputs)
     with local_param_store():
-        guide_trace = poutine.trace(guide).get_trace(x[:1])
-        model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(x[:1])
+        guide_trace = poutine.trace(guide).get_trace(*first)
+        model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*first)
     total = 0.0
     for name, site in model_trace.nodes.items():
         if is_global_latent(site):

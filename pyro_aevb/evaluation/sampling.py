@@ -86,15 +86,16 @@ def prior_means(model: Callable, x_like: torch.Tensor, guide: Optional[Callable]
     with local_param_store(), seeded(seed, x_like.device):
         structure = structure or inspect_model(model, x_like, inputs=inputs)
         model, guide = condition(model, inputs), condition(guide, inputs)
-        program = model
+        theta = {}
         if structure.global_latents:
             if guide is None:
                 raise AevbInputError("the model has global latents: pass its guide to draw them from q(theta)")
-            program = poutine.condition(model, data=sample_globals(guide, x_like))
+            theta = sample_globals(guide, x_like)
+        program = poutine.condition(model, data=theta) if theta else model
         names = list(structure.local_latents)
         draw = _one_draw(Predictive(program, num_samples=1, return_sites=names), x_like,
                          _value_dims(program, x_like, names))
-        return decode_means(program, draw, x_like)
+        return decode_means(model, {**theta, **draw}, x_like)  # theta and z given: the one observed site is x
 
 
 @torch.no_grad()
