@@ -66,13 +66,15 @@ def import_object(spec: str) -> Any:
             if not path.is_file():
                 raise AevbInputError(f"model file not found: {path}")
             name = f"pyro_aevb_user_{path.stem}"
-            folder = str(path.resolve().parent)  # its sibling modules import, as for `python path/to/file.py`
-            if folder not in sys.path:
-                sys.path.insert(0, folder)
             module_spec = importlib.util.spec_from_file_location(name, path)
             module = importlib.util.module_from_spec(module_spec)
             sys.modules[name] = module
-            module_spec.loader.exec_module(module)
+            folder = str(path.resolve().parent)  # while it runs, its sibling modules import (as for `python file.py`)
+            sys.path.insert(0, folder)
+            try:
+                module_spec.loader.exec_module(module)
+            finally:
+                sys.path.remove(folder)
         else:
             if os.getcwd() not in sys.path and "" not in sys.path:
                 sys.path.insert(0, os.getcwd())
