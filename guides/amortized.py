@@ -35,8 +35,6 @@ class AmortizedNormalGuide(PyroModule):
     :param init: ``"paper"`` (N(0, 0.01^2)) or ``"torch"`` (PyTorch's default).
     """
 
-    #: the program is exactly z ~ posterior(x): pyro_aevb.infer.fused may evaluate it directly
-    fused_compatible = True
 
     def __init__(self, data_dim: int, latent_dim: int, hidden_dims: Sequence[int] = (500,),
                  activation: str = "tanh", init: str = "paper"):

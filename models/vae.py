@@ -46,8 +46,6 @@ class VAEModel(PyroModule):
     directory can rebuild it (:func:`pyro_aevb.load_run`).
     """
 
-    #: the program is exactly z ~ prior(), x ~ likelihood_dist(z): pyro_aevb.infer.fused may evaluate it directly
-    fused_compatible = True
     #: a process-unique Pyro name (PyroSample site names of subclasses with random weights must stay fixed)
     unique_pyro_name = True
 

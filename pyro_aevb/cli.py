@@ -169,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--min-scale", type=float, default=0.0, action=_Given,
                        help="floor added to a learned likelihood scale (gaussian, laplace): bounded density on point "
                             "masses")
-    train.add_argument("--backend", default=default.backend, choices=["auto", "pyro", "fused"],
+    train.add_argument("--backend", default=default.backend, choices=["auto", "graph", "pyro"],
                        help="evaluate the objective with Pyro's ELBO or the fused equivalent (auto: fused when "
                             "possible)")
     train.add_argument("--compile", action="store_true",

@@ -88,7 +88,7 @@ class RunConfig:
     train_samples: Optional[int] = None
     seed: int = 0
     device: str = "cpu"
-    # execution: how the objective is evaluated (Pyro or the fused form); the numbers are the same
+    # execution: how the objective is evaluated (the traced graph or Pyro's interpreter); the numbers are the same
     backend: str = "auto"
     compile: bool = False
 
@@ -196,7 +196,10 @@ class RunConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        d = {k: v for k, v in d.items() if k in names}
+        if d.get("backend") == "fused":  # a run from before the traced graph: its fused path is now the graph
+            d["backend"] = "auto"
+        return cls(**d)
 
 
 def build_model_guide(config: RunConfig, data_dim: int):

@@ -8,14 +8,16 @@
         theta, phi <- update with g (Adagrad)
     until convergence
 
-The loss is Pyro's ELBO used as a ``torch.nn.Module`` (``elbo(model, guide)``,
-the interface of Pyro's ``examples/svi_torch.py``) with a plain torch
-optimizer.  It is ``-L^M``, i.e. in units of the whole dataset (the ``data``
-plate scales the minibatch sum by N/M).  For the paper's VAE the same number
-is computed without Pyro's per-step tracing by :class:`pyro_aevb.infer.fused.FusedELBO`
-(``backend="auto"`` picks it when model and guide allow; ``compile=True`` adds
-``torch.compile``).  On that path the hot loop makes no host synchronisation except every ``log_every`` steps
-for the progress bar; Pyro's ELBOs read the loss on the host (``.item()``) inside every step.
+The loss is the SGVB estimator of the model and guide -- any model that follows the contract, built-in or
+yours -- traced once per minibatch shape into one graph of its forward and backward pass
+(:class:`pyro_aevb.infer.graph.GraphELBO`: the library's estimator over Pyro's traces, checked equal to Pyro's
+``Trace_ELBO`` / ``TraceMeanField_ELBO`` on the same draws when training starts; ``compile=True`` compiles the
+graph with inductor).  It is ``-L^M``, i.e. in units of the whole dataset (the ``data`` plate scales the
+minibatch sum by N/M).  A pair that cannot be traced (enumerated sites, a non-reparameterized latent, Python
+control flow on tensor values) trains through Pyro's own ELBO, ``elbo(model, guide)`` as a
+``torch.nn.Module``, with one warning saying why; ``backend="pyro"`` asks for that path, ``backend="graph"``
+refuses the fallback.  The hot loop makes no host synchronisation except every ``log_every`` steps for the
+progress bar.
 
 Data parallel (``torch.distributed`` initialised, e.g. by ``torchrun``): every
 rank draws the same permutation, takes a disjoint 1/K share of each global
@@ -69,7 +71,7 @@ from .errors import AevbError, AevbInputError, TrainingDiverged
 from .evaluation.bound import evaluate_bound
 from .evaluation.full_vb import full_vb_bound
 from .infer.elbo import ESTIMATORS, make_elbo
-from .infer.fused import FusedELBO, cross_check, is_fused_compatible
+from .infer.graph import GraphELBO, NotTraceable, untraceable_reason
 from .infer.objective import Objective, UpdatingObjective
 from .infer.warmup import LatentScaleMessenger, check_warmup_steps, kl_weight
 from .inputs import condition, evaluation_inputs, label_inputs, rows
@@ -80,7 +82,7 @@ from .rundir import RunDirectory, resume_state
 from .schedules import check_schedule, is_per_step, make_scheduler, step_per_step
 from .specs import class_spec, recorded_kwargs
 
-BACKENDS = ("auto", "pyro", "fused")
+BACKENDS = ("auto", "graph", "pyro")
 
 
 def make_optimizer(model: torch.nn.Module, guide: torch.nn.Module, name: str = "adagrad", lr: float = 0.02,
@@ -186,9 +188,11 @@ class Trainer:
         classes and constructor arguments so that :func:`pyro_aevb.load_run` can rebuild them.
     :param model_kwargs: (and ``guide_kwargs``) the constructor arguments to record for a class that does not keep
         its own ``init_kwargs``.
-    :param backend: ``"pyro"`` (Pyro's ELBO), ``"fused"`` (:class:`~pyro_aevb.infer.FusedELBO`) or
-        ``"auto"`` (fused where the model and guide allow it and it matches Pyro on a test draw).
-    :param compile: wrap the loss in ``torch.compile`` (first step compiles, ~20 s on CPU).
+    :param backend: ``"auto"`` (the traced graph, :class:`~pyro_aevb.infer.graph.GraphELBO`, where the pair can be
+        traced, else Pyro's ELBO with a warning saying why), ``"graph"`` (the traced graph or an error) or
+        ``"pyro"`` (Pyro's ELBO).
+    :param compile: compile the traced graph with inductor (``torch.compile``; each minibatch shape compiles once,
+        ~20 s on a CPU), or wrap Pyro's ELBO in ``torch.compile`` on the Pyro path.
     :param seed: seeds the minibatch permutations (a generator of their own, so they are the same on
         every rank and unaffected by the noise draws).
     :param resume: continue the run in ``run_dir`` from its checkpoint (same as calling :meth:`resume`).
@@ -240,6 +244,7 @@ class Trainer:
         self.num_particles = int(num_particles)
         if int(batch_size) < 1:
             raise AevbInputError(f"batch size must be >= 1, got {batch_size}")
+        self.batch_size = int(batch_size)
         if backend not in BACKENDS:
             raise AevbInputError(f"unknown backend {backend!r}; choose from {list(BACKENDS)}")
         self._set_up_inputs(labels)
@@ -276,7 +281,7 @@ class Trainer:
             self.structure = check_model_guide(model, guide, self._probe, elbo, num_data=n_train,
                                                inputs=self._probe_inputs)
             self.eval_estimator = elbo
-            loss = self._sgvb_loss(elbo, backend)
+            loss = self._sgvb_loss(elbo, backend, compile)
             if self.label_names and labels is not None:
                 self.classification = ClassificationTerm(
                     guide, self.label_names[0], data.train, self.train_inputs[self.label_names[0]],
@@ -289,10 +294,11 @@ class Trainer:
             self.structure = inspect_model(model, self._probe, n_train) if guide is None else check_model_guide(
                 model, guide, self._probe, None, num_data=n_train)
             self.eval_estimator = elbo.eval_estimator if guide is not None else None
-            if backend == "fused":
-                raise AevbInputError(f"backend 'fused' implements estimators A and B, not {self.elbo_name}")
+            if backend == "graph":
+                raise AevbInputError(f"backend 'graph' traces the SGVB estimators (trace, analytic, iwae), not "
+                                     f"{self.elbo_name}: use backend 'auto' or 'pyro'")
             self.backend, loss = "pyro", elbo
-        self._fused = loss if isinstance(loss, FusedELBO) else None  # its KL weight is set directly (warm-up)
+        self._graph = loss if isinstance(loss, GraphELBO) else None  # its KL weight is a graph input (warm-up)
         self.rank, self.world_size = 0, 1
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             self.rank, self.world_size = torch.distributed.get_rank(), torch.distributed.get_world_size()
@@ -310,13 +316,12 @@ class Trainer:
         if lr_schedule == "plateau" and self.eval_estimator is None:
             raise AevbInputError(f"the plateau schedule follows the test bound, and {self.elbo_name} without a guide "
                                  "evaluates none: choose the step or cosine schedule")
-        self._latent_scale = LatentScaleMessenger(1.0) if self.kl_warmup and self._fused is None else None
-        self.loss_fn: Callable = torch.compile(loss) if compile else loss
+        self._latent_scale = LatentScaleMessenger(1.0) if self.kl_warmup and self._graph is None else None
+        self.loss_fn: Callable = torch.compile(loss) if compile and self._graph is None else loss
         self.optimizer = make_optimizer(model, guide, optimizer, lr, prior_precision)
         self.scheduler = None  # made when training starts (cosine's default length is the budget) or resumed
         self.perm_generator = torch.Generator().manual_seed(seed)
         self.seed = seed
-        self.batch_size = int(batch_size)
         # the run directory: written through its one owner (pyro_aevb.rundir) by rank 0, read by every rank
         self.resume_dir = Path(str(run_dir)) if run_dir is not None else None
         self.config = dict(config) if config is not None else self._default_config(
@@ -349,27 +354,33 @@ class Trainer:
         elif self.directory is not None:
             self.directory.write_metrics([])  # a fresh run starts a fresh metrics.jsonl
 
-    def _sgvb_loss(self, elbo: str, backend: str) -> torch.nn.Module:
-        """The loss module: the fused evaluation where it is declared, checked equal to Pyro's, else Pyro's ELBO."""
-        model, guide, data = condition(self.model, self.train_inputs), condition(self.guide, self.train_inputs), self.data
-        fused = backend == "fused" or (backend == "auto" and elbo in ("trace", "analytic")
-                                       and is_fused_compatible(model, guide))
-        if fused:
-            if elbo not in ("trace", "analytic"):
-                raise AevbInputError(f"the fused objective implements estimators 'trace' and 'analytic', not {elbo!r}")
-            if model is not self.model or guide is not self.guide:
-                raise AevbInputError("the fused objective evaluates the built-in VAE without conditioning inputs; "
-                                     "this model or guide takes inputs: use backend 'pyro' or 'auto'")
-            try:
-                cross_check(model, guide, self._probe, elbo, self.num_particles, data.train.shape[0])
-            except AevbInputError as e:
-                if backend == "fused":
-                    raise
-                warnings.warn(f"{e}; using Pyro's ELBO", RuntimeWarning, stacklevel=3)
-                fused = False
-        self.backend = "fused" if fused else "pyro"
-        if fused:
-            return FusedELBO(model, guide, elbo, self.num_particles)
+    def _sgvb_loss(self, elbo: str, backend: str, compile: bool) -> torch.nn.Module:
+        """The loss module: the traced graph where the pair can be traced (checked equal to Pyro's ELBO on the same
+        draws, on a first minibatch), else Pyro's ELBO with one warning saying why."""
+        reason = None
+        if backend != "pyro":
+            m = min(self.batch_size, self.data.train.shape[0])
+            rows_seen = self.data.as_seen(m)[0]
+            idx = torch.arange(m, device=rows_seen.device)
+            n = self.data.train.shape[0]
+            reason = untraceable_reason(condition(self.guide, self.train_inputs), elbo, self.structure,
+                                        (rows_seen, idx, n))
+            if reason is None:
+                try:
+                    graph = GraphELBO(self.model, self.guide, elbo, self.num_particles, self.structure,
+                                      self.train_inputs, compile=compile)
+                    graph.check(rows_seen, idx, n)
+                except NotTraceable as e:
+                    reason = str(e)
+            if reason is not None and backend == "graph":
+                raise NotTraceable(f"backend 'graph': {reason}")
+            if reason is None:
+                self.backend = "graph"
+                return graph
+            warnings.warn(f"training through Pyro's interpreter (slower than the traced graph): {reason}",
+                          RuntimeWarning, stacklevel=3)
+        self.backend = "pyro"
+        model, guide = condition(self.model, self.train_inputs), condition(self.guide, self.train_inputs)
         return make_elbo(elbo, self.num_particles, self.structure.max_plate_nesting,
                          bool(self.structure.enumerated))(model, guide)
 
@@ -572,6 +583,8 @@ class Trainer:
                     total = loss + term
                 self.optimizer.zero_grad(set_to_none=True)
                 total.backward()
+                if self._graph is not None and x.device.type == "cpu":  # before the update, as Pyro's validation
+                    self._graph.raise_if_invalid(x, idx, num_data)      # (a free read on a CPU; on a GPU: at syncs)
                 if self.clip_grad_norm is not None:
                     torch.nn.utils.clip_grad_norm_(self._parameters(), self.clip_grad_norm)
                 self.optimizer.step()
@@ -586,13 +599,24 @@ class Trainer:
         self.steps += 1
         return loss
 
+    def _check_arguments(self, x: torch.Tensor, idx: torch.Tensor, num_data: int) -> None:
+        """On the traced graph, the distribution arguments' validation of the steps since the last call (read at the
+        loop's host syncs); the error classified as a divergence or the code's, as a failing step's is."""
+        if self._graph is None:
+            return
+        try:
+            self._graph.raise_if_invalid(x, idx, num_data)
+        except Exception as e:
+            self._raise_if_diverged(e, x, idx, num_data, self.steps - self._epoch_first_step, self.train_inputs)
+            raise
+
     def _kl_weighted(self, beta: float):
         """The context of a step's loss: the latent sites' terms weighted by ``beta`` in a KL warm-up."""
         if not self.kl_warmup:
             return contextlib.nullcontext()
         self._annealed = self._annealed or beta < 1.0
-        if self._fused is not None:
-            self._fused.set_kl_weight(beta)
+        if self._graph is not None:
+            self._graph.set_kl_weight(beta)
             return contextlib.nullcontext()
         self._latent_scale.scale = beta
         return self._latent_scale
@@ -678,12 +702,14 @@ class Trainer:
                 self.train_samples += batch.shape[0]
                 bar.update(1)
                 if steps % self.log_every == 0:  # the only host sync in the loop, and the finite-loss guard
+                    self._check_arguments(x, idx, n)
                     running = (loss_sum / steps).item()
                     if not math.isfinite(running):
                         raise self._diverged("the loss", running, steps)
                     bar.set_postfix(epoch=self.epoch + 1, bound=f"{-running / n:.2f}")
             if epoch_steps == 0:
                 raise AevbInputError(f"no minibatch fits the {n} training points (batch size {m})")
+            self._check_arguments(x, idx, n)
             self.epoch += 1
             self._pending_seconds += time.perf_counter() - start_time
             if self.epoch % self.eval_every and self.train_samples < budget:

@@ -103,7 +103,7 @@ def test_estimator_b_without_a_closed_form_kl_is_refused_everywhere(binary, fami
     """Pyro's TraceMeanField_ELBO would silently sample these KLs; the trainer (fused or Pyro path) and
     evaluate_bound refuse estimator B instead."""
     model, guide = VAEModel(196, 2, (20,)), get_guide(family, 196, 2, (20,))
-    for backend in ("auto", "pyro", "fused"):
+    for backend in ("auto", "graph", "pyro"):
         with pytest.raises(AevbInputError, match="closed form"):
             Trainer(model, guide, binary, elbo="analytic", backend=backend, progress=False)
     with pytest.raises(AevbInputError, match="closed form"):

@@ -102,7 +102,7 @@ def test_hmc_and_importance_sampling_score_only_the_observed_part_of_a_masked_ob
     x = model.simulate(100, torch.Generator().manual_seed(1))
     exact = model.exact_log_marginal(x)
     masked = x[:, -1] < 0.5
-    is_est = log_likelihood(model, InflatedPosteriorProposal(model), x, num_samples=2000, backend="pyro")
+    is_est = log_likelihood(model, InflatedPosteriorProposal(model), x, num_samples=2000)
     hmc_est = hmc_log_likelihood(model, x, num_samples=50, num_steps=4, num_warmup=100)
     # IS: with this proposal (J = 2, sds 1.5x) the weights' relative variance is O(1), so with K = 2000 the
     # per-point error is O(1/sqrt(K)) ~ 0.02-0.03 nats; 0.15 nats is > 5 such errors.  Scoring the masked

@@ -29,8 +29,6 @@ from ..errors import AevbInputError
 from ..inputs import Inputs, condition
 from ..params import local_param_store
 from ..plates import data_frame, site_log_density, sum_to_datapoints
-from ..rng import on_same_draws
-from .declared import is_fused_compatible
 
 
 class LogLikelihood(NamedTuple):
@@ -79,26 +77,6 @@ def vectorized_log_weights(model: Callable, guide: Callable, args: tuple, num_sa
     return log_w, float(scale or 1.0)
 
 
-def fused_log_weights(model, guide, x: torch.Tensor, num_samples: int) -> torch.Tensor:
-    """The same ``log w`` ``[K, M]`` for the built-in VAE, written against its distributions: the encoder runs
-    once for the M rows, the K x M decoder passes are two large matrix products, the Bernoulli log-likelihood
-    comes straight from the logits (:meth:`~pyro_aevb.models.Likelihood.log_prob_rows`).  Same draws as
-    :func:`vectorized_log_weights` (``q.rsample((K,))`` is the particle plate's draw)."""
-    q = guide.posterior(x)  # batch [M], event [J]
-    z = q.rsample((num_samples,))  # [K, M, J]
-    log_lik = model.likelihood.log_prob_rows(model.decoder(z), x)  # [K, M]
-    return log_lik + model.prior(z.shape[:-1], x.device).log_prob(z) - q.log_prob(z)
-
-
-def _fused_matches(model, guide, x: torch.Tensor, structure: ModelStructure) -> bool:
-    """One-time check that the fused weights equal Pyro's on the same draws (rtol 1e-4: float32 summation
-    order only; any structural difference is at least a nat)."""
-    rows = x[:4]
-    (reference, _), fused = on_same_draws(x.device, lambda: vectorized_log_weights(model, guide, (rows,), 3, structure),
-                                          lambda: fused_log_weights(model, guide, rows, 3))
-    return bool(torch.allclose(fused, reference, rtol=1e-4, atol=1e-3))
-
-
 def log_weights(model: Callable, guide: Callable, x: torch.Tensor, num_samples: int,
                 structure: Optional[ModelStructure] = None, inputs: Optional[Inputs] = None) -> torch.Tensor:
     """``log p(x, z_k) - log q(z_k|x)`` for ``num_samples`` z_k per row of ``x`` (with the conditioning
@@ -111,14 +89,12 @@ def log_weights(model: Callable, guide: Callable, x: torch.Tensor, num_samples: 
 
 @torch.no_grad()
 def log_likelihood(model: Callable, guide: Callable, x: torch.Tensor, num_samples: int = 5000,
-                   batch_size: int = 100, max_elements: int = 2 ** 24, backend: str = "auto",
-                   progress: bool = False, inputs: Optional[Inputs] = None) -> LogLikelihood:
+                   batch_size: int = 100, max_elements: int = 2 ** 24, progress: bool = False, inputs: Optional[Inputs] = None) -> LogLikelihood:
     """Importance-sampled estimate of log p_theta(x) per datapoint with ``num_samples`` = K proposals.
 
     Rows go in batches of ``batch_size``; their K draws in chunks of at most ``max_elements / (rows * row
-    size)`` combined by a running log-sum-exp, so any K fits in memory.  ``backend="auto"`` uses
-    :func:`fused_log_weights` for the built-in VAE (after checking it equals Pyro's weights on the same draws)
-    and Pyro's traces otherwise; ``"pyro"`` forces the traces.  ``progress`` shows a bar with an ETA.
+    size)`` combined by a running log-sum-exp, so any K fits in memory; every model's weights come from Pyro's
+    traces (:func:`vectorized_log_weights`).  ``progress`` shows a bar with an ETA.
     ``inputs`` are the conditioning inputs of the rows of ``x`` (:mod:`pyro_aevb.inputs`): the estimate is then
     of log p(x | inputs).
     """
@@ -126,13 +102,10 @@ def log_likelihood(model: Callable, guide: Callable, x: torch.Tensor, num_sample
         raise AevbInputError(f"num_samples must be >= 1, got {num_samples}")
     if int(batch_size) < 1:
         raise AevbInputError(f"batch_size must be >= 1, got {batch_size}")
-    if backend not in ("auto", "pyro"):
-        raise AevbInputError(f"unknown backend {backend!r}; choose auto or pyro")
     with local_param_store():
         structure = check_model_guide(model, guide, x, "importance", inputs=inputs)
         check_data_support(model, x, inputs=inputs)  # every row in the support, once: validation is off in the loop
-        model, guide = condition(model, inputs), condition(guide, inputs)  # fused only where no input is taken
-        fused = backend == "auto" and is_fused_compatible(model, guide) and _fused_matches(model, guide, x, structure)
+        model, guide = condition(model, inputs), condition(guide, inputs)
     width = max(int(x[0].numel()), 1)
     chunks = [(start, max(1, min(num_samples, max_elements // (min(batch_size, x.shape[0] - start) * width))))
               for start in range(0, x.shape[0], batch_size)]
@@ -146,8 +119,7 @@ def log_likelihood(model: Callable, guide: Callable, x: torch.Tensor, num_sample
             for k0 in range(0, num_samples, chunk):
                 k = min(chunk, num_samples - k0)
                 idx = torch.arange(start, start + xb.shape[0], device=x.device)  # the rows of xb (their inputs)
-                lw = (fused_log_weights(model, guide, xb, k) if fused
-                      else vectorized_log_weights(model, guide, (xb, idx, x.shape[0]), k, structure)[0])
+                lw = vectorized_log_weights(model, guide, (xb, idx, x.shape[0]), k, structure)[0]
                 running = torch.logaddexp(running, torch.logsumexp(lw, dim=0))
                 bar.update(1)
             per_point.append(running - math.log(num_samples))
