@@ -101,7 +101,7 @@ def main():
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--samples", type=int, default=10000, help="training samples per timed epoch")
     p.add_argument("--compile", action="store_true")
-    p.add_argument("--backend", default="auto", choices=["auto", "pyro", "fused"])
+    p.add_argument("--backend", default="auto", choices=["auto", "graph", "pyro"])
     p.add_argument("--configs", nargs="+", default=list(CONFIGS))
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", action="store_true")

@@ -16,6 +16,7 @@ else is a bug, reported on one line with status 70 (``PYRO_AEVB_DEBUG=1`` shows 
 
 import argparse
 import os
+import shlex
 import signal
 import sys
 import warnings
@@ -46,7 +47,8 @@ from .models import LIKELIHOODS
 from .nn import INITS
 from .plots import plot_bound_curve, save_image_grid
 from .registry import lookup, model_names
-from .reproduce import DEFAULT_DATASET, reproduce
+from .reproduce import DEFAULT_DATASET, reproduce, sweep_specs
+from .reproduce.sweep import is_finished
 from .schedules import SCHEDULES, check_schedule
 from .runs import apply_settings, evaluate_run, load_run, train
 from .sequences import per_frame
@@ -254,6 +256,12 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--eval-points", type=positive_int, default=None,
                            help="fig3: train and test points each log p(x) estimate averages (the budget's by default; "
                                 "the paper: 1000)")
+    reproduce.add_argument("--run", default=None, metavar="NAME",
+                           help="fig2/fig3: train only this run of the sweep (e.g. aevb_20), as one of several "
+                                "processes sharing --out; nothing is drawn (--redraw collects)")
+    reproduce.add_argument("--print-commands", action="store_true",
+                           help="fig2/fig3: print one resumable command per unfinished run (--run NAME), for a "
+                                "scheduler (SLURM array, GNU parallel, Ray) to run; train nothing")
     reproduce.add_argument("--redraw", action="store_true",
                            help="fig2/fig3: draw the figure and tables from the runs that have finished (or evaluated) "
                                 "so far, without training")
@@ -488,17 +496,47 @@ def _reproduce(args) -> int:
             kwargs["methods"] = tuple(m.strip() for m in args.methods.split(",") if m.strip())
             if not kwargs["methods"]:
                 raise AevbInputError("--methods must name at least one method, e.g. aevb,wake_sleep")
-    elif args.jobs != 1 or args.device != "cpu" or args.redraw or args.methods is not None or args.eval_points:
-        raise AevbInputError(f"--jobs, --device, --methods and --redraw apply to fig2 and fig3 (resumable sweeps), "
-                             f"not {args.figure}")
+    elif (args.jobs != 1 or args.device != "cpu" or args.redraw or args.methods is not None or args.eval_points
+          or args.run is not None or args.print_commands):
+        raise AevbInputError(f"--jobs, --device, --methods, --run, --print-commands and --redraw apply to fig2 and fig3 "
+                             f"(resumable sweeps), not {args.figure}")
     dataset = args.dataset or DEFAULT_DATASET[args.figure]
     out = args.out or Path("runs") / "reproduce" / f"{args.figure}_{dataset}_{args.budget}"
     if Path(out).exists() and not Path(out).is_dir():
         raise AevbInputError(f"--out {out} is a file; reproduce writes a folder (figure, tables, runs): "
                              "name a new or existing folder")
+    if args.print_commands:
+        return _print_sweep_commands(args, dataset, out, kwargs)
+    if args.run is not None:
+        if args.redraw:
+            raise AevbInputError("--run trains one run and --redraw trains none: give one of them")
+        results = reproduce(args.figure, out, dataset=dataset, budget=args.budget, seed=args.seed, only=args.run,
+                            **kwargs)
+        print(dumps({"out": str(out), "run": args.run, "finished": bool(results["runs"])}))
+        return 0
     results = reproduce(args.figure, out, dataset=dataset, budget=args.budget, seed=args.seed, **kwargs)
     print((Path(out) / "results.md").read_text())
     print(dumps({"out": str(out), "wall_seconds": results["wall_seconds"]}))
+    return 0
+
+
+def _print_sweep_commands(args, dataset: str, out, kwargs: dict) -> int:
+    """One ``pyro-aevb reproduce ... --run NAME`` line per unfinished run of the sweep (what ``--jobs`` would run),
+    each resumable, for a scheduler to run; ``--redraw`` collects."""
+    if args.redraw or args.run is not None:
+        raise AevbInputError("--print-commands prints the runs' commands; it takes neither --redraw nor --run")
+    settings = {k: v for k, v in kwargs.items() if k not in ("jobs", "threads", "redraw")}
+    specs = sweep_specs(args.figure, dataset, args.budget, args.seed, **settings)
+    base = ["pyro-aevb", "reproduce", args.figure, "--dataset", dataset, "--budget", args.budget, "--seed",
+            str(args.seed), "--out", str(out), "--device", args.device]
+    for flag, value in (("--train-samples", args.train_samples), ("--latent-dims", args.latent_dims),
+                        ("--data-path", args.data_path), ("--methods", args.methods),
+                        ("--eval-points", args.eval_points), ("--threads", args.threads)):
+        if value is not None:
+            base += [flag, str(value)]
+    for spec in specs:
+        if not is_finished(out, spec):
+            print(shlex.join(base + ["--run", spec.name]))
     return 0
 
 

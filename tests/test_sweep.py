@@ -185,3 +185,34 @@ def test_out_naming_a_file_is_refused_in_one_line(tmp_path, capsys):
     assert main(["reproduce", "fig2", "--latent-dims", "2", "--train-samples", "100",
                  "--out", str(tmp_path / "afile")]) == 2
     assert "is a file" in capsys.readouterr().err
+
+
+def test_print_commands_gives_one_resumable_command_per_run_equal_to_the_sweep(tmp_path, capsys, monkeypatch):
+    """``--print-commands`` prints one ``--run NAME`` command per unfinished run (what ``--jobs`` runs, for a
+    scheduler); each trains exactly that run -- the same metrics as the whole sweep in one process -- the list
+    shrinks as runs finish, and ``--redraw`` collects them.  An unknown run name is one line, status 2."""
+    monkeypatch.chdir(tmp_path)
+    common = ["reproduce", "fig2", "--budget", "quick", "--latent-dims", "3", "--train-samples", "3000"]
+    assert main([*common, "--out", "sweep"]) == 0
+    capsys.readouterr()
+    assert main([*common, "--out", "split", "--print-commands"]) == 0
+    commands = capsys.readouterr().out.splitlines()
+    assert [c.split()[-1] for c in commands] == ["aevb_3", "wake_sleep_3"]
+    import shlex
+    for command in commands:
+        argv = shlex.split(command)
+        assert argv[:2] == ["pyro-aevb", "reproduce"]
+        assert main(argv[1:]) == 0
+        assert json.loads(capsys.readouterr().out.splitlines()[-1])["finished"] is True
+    assert main([*common, "--out", "split", "--print-commands"]) == 0
+    assert capsys.readouterr().out == ""
+    for name in ("aevb_3", "wake_sleep_3"):
+        ours = [json.loads(x) for x in (tmp_path / "split" / "runs" / name / "metrics.jsonl").read_text().splitlines()]
+        ref = [json.loads(x) for x in (tmp_path / "sweep" / "runs" / name / "metrics.jsonl").read_text().splitlines()]
+        strip = lambda rows: [{k: v for k, v in r.items() if "seconds" not in k} for r in rows]  # noqa: E731
+        assert strip(ours) == strip(ref)
+    assert main([*common, "--out", "split", "--redraw"]) == 0
+    assert (tmp_path / "split" / "results.json").exists()
+    capsys.readouterr()
+    assert main([*common, "--out", "split", "--run", "aevb_7"]) == 2
+    assert "not a run of this sweep" in capsys.readouterr().err

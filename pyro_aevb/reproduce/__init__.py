@@ -15,6 +15,18 @@ FIGURES = {"fig2": fig2.run, "fig3": fig3.run, "fig4": fig4.run, "fig5": fig5.ru
 DEFAULT_DATASET = {"fig2": "mnist", "fig3": "mnist", "fig4": "mnist", "fig5": "mnist"}
 
 
+def sweep_specs(figure: str, dataset=None, budget: str = "quick", seed: int = 0, **kwargs):
+    """The runs of the resumable sweep of ``figure`` (fig2, fig3) with these settings (:class:`.sweep.RunSpec`)."""
+    if figure == "fig2":
+        return fig2.specs(dataset or DEFAULT_DATASET[figure], budget, seed, kwargs.get("latent_dims"),
+                          kwargs.get("train_samples"), kwargs.get("data_path"), kwargs.get("device", "cpu"),
+                          kwargs.get("methods") or fig2.METHODS)
+    if figure == "fig3":
+        return fig3.specs(budget, seed, None, kwargs.get("methods") or fig3.METHODS, kwargs.get("train_samples"),
+                          kwargs.get("eval_points"), kwargs.get("data_path"), kwargs.get("device", "cpu"))
+    raise AevbInputError(f"{figure} is not a sweep of training runs (fig2, fig3 are)")
+
+
 def reproduce(figure: str, out_dir, dataset=None, budget: str = "quick", seed: int = 0, **kwargs) -> dict:
     """Run figure ``figure`` (``"fig2"`` ... ``"fig5"``) with ``budget`` (quick, medium, paper)."""
     if figure not in FIGURES:
@@ -22,4 +34,4 @@ def reproduce(figure: str, out_dir, dataset=None, budget: str = "quick", seed: i
     return FIGURES[figure](out_dir, dataset=dataset or DEFAULT_DATASET[figure], budget=budget, seed=seed, **kwargs)
 
 
-__all__ = ["BUDGETS", "FIGURES", "paper", "reproduce"]
+__all__ = ["BUDGETS", "FIGURES", "paper", "reproduce", "sweep_specs"]

@@ -53,6 +53,7 @@ def specs(dataset: str = "mnist", budget: str = "quick", seed: int = 0, latent_d
 def run(out_dir, dataset: str = "mnist", budget: str = "quick", seed: int = 0,
         latent_dims: Optional[Sequence[int]] = None, train_samples: Optional[int] = None,
         data_path: Optional[str] = None, log=print, jobs: int = 1, device: str = "cpu", redraw: bool = False, threads: Optional[int] = None,
+        only: Optional[str] = None,
         methods: Sequence[str] = None) -> dict:
     """Train AEVB and wake-sleep for each Nz (a resumable sweep, :mod:`.sweep`); write fig2.png, curves.csv,
     results.json, results.md from whatever has finished (``redraw``: only that, no training)."""
@@ -64,6 +65,8 @@ def run(out_dir, dataset: str = "mnist", budget: str = "quick", seed: int = 0,
 
     if redraw:
         check_manifest(out, runs, write=False)  # draw only what this folder's sweep is
+    elif only is not None:  # one run of the sweep, e.g. one task of a scheduler's array: no drawing
+        return {"runs": run_sweep(runs, out, jobs, log, threads=threads, only=only)}
     else:
         run_sweep(runs, out, jobs, log, on_done=draw, threads=threads)
     return draw()

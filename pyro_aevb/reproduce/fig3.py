@@ -52,7 +52,8 @@ def specs(budget: str = "quick", seed: int = 0, num_train: Optional[Sequence[int
 def run(out_dir, dataset: str = "mnist", budget: str = "quick", seed: int = 0,
         num_train: Optional[Sequence[int]] = None, methods: Optional[Sequence[str]] = None,
         train_samples: Optional[int] = None, eval_points: Optional[int] = None, data_path: Optional[str] = None,
-        log=print, jobs: int = 1, device: str = "cpu", redraw: bool = False, threads: Optional[int] = None) -> dict:
+        log=print, jobs: int = 1, device: str = "cpu", redraw: bool = False, threads: Optional[int] = None,
+        only: Optional[str] = None) -> dict:
     """Train AEVB, wake-sleep and MCEM for each Ntrain (a resumable sweep, :mod:`.sweep`); write fig3.png,
     curves.csv, results.json, results.md from whatever has finished (``redraw``: only that)."""
     if dataset != "mnist":
@@ -65,6 +66,8 @@ def run(out_dir, dataset: str = "mnist", budget: str = "quick", seed: int = 0,
 
     if redraw:
         check_manifest(out, runs, write=False)  # draw only what this folder's sweep is
+    elif only is not None:  # one run of the sweep, e.g. one task of a scheduler's array: no drawing
+        return {"runs": run_sweep(runs, out, jobs, log, threads=threads, only=only)}
     else:
         run_sweep(runs, out, jobs, log, on_done=draw, threads=threads)
     return draw()

@@ -274,13 +274,32 @@ def _isolated_run(spec: RunSpec, out) -> dict:
 
 
 def run_sweep(specs: Sequence[RunSpec], out, jobs: int = 1, log: Callable = print,
-              on_done: Optional[Callable[[], None]] = None, threads: Optional[int] = None) -> Dict[str, dict]:
+              on_done: Optional[Callable[[], None]] = None, threads: Optional[int] = None,
+              only: Optional[str] = None) -> Dict[str, dict]:
     """Train every unfinished spec (``jobs`` at a time, ``threads`` torch threads each: by default
-    :func:`~pyro_aevb.threads.default_threads`); ``on_done()`` after each finishes (e.g. redraw)."""
+    :func:`~pyro_aevb.threads.default_threads`); ``on_done()`` after each finishes (e.g. redraw).
+
+    ``only``: train just the run of that name (e.g. ``"aevb_20"``), as one of several processes -- on one machine or
+    under a scheduler (SLURM arrays, GNU parallel, Ray) -- sharing ``out``: the folder's lock is held only while the
+    sweep's manifest is checked, the run directory's own lock while the run trains (a second process on the same
+    run gets status 4); nothing is drawn (``--redraw`` collects)."""
     if int(jobs) < 1:
         raise AevbInputError(f"--jobs must be >= 1, got {jobs}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if only is not None:
+        chosen = [s for s in specs if s.name == only]
+        if not chosen:
+            raise AevbInputError(f"--run {only!r} is not a run of this sweep; its runs: {', '.join(s.name for s in specs)}")
+        lock = RunLock(out).acquire()
+        try:
+            check_manifest(out, specs)
+        finally:
+            lock.release()
+        if is_finished(out, chosen[0]):
+            log(f"{only} already finished in {out}")
+            return {}
+        return {only: run_one(chosen[0], out, log)}
     lock = RunLock(out).acquire()
     try:
         check_manifest(out, specs)
