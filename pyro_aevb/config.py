@@ -69,6 +69,8 @@ class RunConfig:
     # are stored in the run directory (data.pt; rows made in Python) rather than found again by name
     data_fingerprint: Optional[str] = None
     data_stored: bool = False
+    train_rows: Optional[int] = None  # the run used the first rows of the named dataset's splits (Dataset.head)
+    test_rows: Optional[int] = None
     # objective (section 2.3)
     elbo: str = "analytic"
     num_particles: int = 1

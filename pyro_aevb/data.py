@@ -137,6 +137,27 @@ class Dataset:
                        train_inputs={k: v.to(device) for k, v in self.train_inputs.items()},
                        test_inputs={k: v.to(device) for k, v in self.test_inputs.items()})
 
+    def head(self, train: Optional[int] = None, test: Optional[int] = None) -> "Dataset":
+        """The first ``train`` training rows and ``test`` test rows (``None``: all) with their labels and inputs.
+
+        A dataset loaded by name keeps where it came from, the row counts added to its origin, so a run on the subset
+        records that instead of storing the rows (``load_run(...).load_data()`` loads and cuts them again, checked
+        by fingerprint)."""
+        def cut(value, n):
+            return value if value is None or n is None else value[:int(n)]
+
+        out = replace(self, train=cut(self.train, train), test=cut(self.test, test), info=dict(self.info),
+                      train_labels=cut(self.train_labels, train), test_labels=cut(self.test_labels, test),
+                      train_inputs={k: cut(v, train) for k, v in self.train_inputs.items()},
+                      test_inputs={k: cut(v, test) for k, v in self.test_inputs.items()})
+        origin = self.info.get("origin")
+        if origin is not None and origin.get("rows") == (id(self.train), id(self.test)):
+            return with_origin(out, origin["dataset"], origin["data_path"], origin["seq_len"], origin["uint8"],
+                               out.train.shape[0] if train is not None else origin.get("train_rows"),
+                               out.test.shape[0] if test is not None else origin.get("test_rows"))
+        out.info.pop("origin", None)
+        return out
+
     def fingerprint(self) -> str:
         """A hash (BLAKE2b) of the rows, labels and inputs of both splits -- their names, dtypes, shapes and
         bytes -- and of the binarization: what a run records to find its data again and to check that they are
@@ -301,7 +322,8 @@ def apply_binarization(ds: Dataset, mode: str) -> Dataset:
     # the rows the origin was taken of, not another dataset that copied its info (checked by identity, not by
     # hashing again; a run checks the fingerprint itself, pyro_aevb.trainer / runs.Run.load_data)
     if origin is not None and origin.get("rows") == (id(ds.train), id(ds.test)):
-        out = with_origin(out, origin["dataset"], origin["data_path"], origin["seq_len"], origin["uint8"])
+        out = with_origin(out, origin["dataset"], origin["data_path"], origin["seq_len"], origin["uint8"],
+                          origin.get("train_rows"), origin.get("test_rows"))
     else:
         out.info.pop("origin", None)
     return out
@@ -536,13 +558,16 @@ def load_array_file(path: str, test_fraction: float = 0.1, split_seed: int = 0,
 
 
 def with_origin(ds: Dataset, name: str, path: Optional[str] = None, seq_len: Optional[int] = None,
-                uint8: Optional[str] = None) -> Dataset:
-    """``ds`` with where its rows came from -- the arguments of :func:`load_dataset` that give them again -- and
-    their fingerprint in ``info["origin"]``: a run trained on exactly these rows records this instead of the rows
-    (a subset or any other change shows as a different fingerprint)."""
+                uint8: Optional[str] = None, train_rows: Optional[int] = None,
+                test_rows: Optional[int] = None) -> Dataset:
+    """``ds`` with where its rows came from -- the arguments of :func:`load_dataset` that give them again, and the
+    first ``train_rows`` / ``test_rows`` of its splits (:meth:`Dataset.head`; ``None``: all) -- and their fingerprint
+    in ``info["origin"]``: a run trained on exactly these rows records this instead of the rows (any other change
+    shows as a different fingerprint)."""
     if name not in ("mnist", "frey"):
         name = str(Path(name).expanduser().resolve())
     ds.info["origin"] = {"dataset": name, "binarize": ds.binarize, "data_path": path and str(
-        Path(path).expanduser().resolve()), "seq_len": seq_len, "uint8": uint8, "fingerprint": ds.fingerprint(),
+        Path(path).expanduser().resolve()), "seq_len": seq_len, "uint8": uint8, "train_rows": train_rows, "test_rows": test_rows,
+        "fingerprint": ds.fingerprint(),
         "rows": (id(ds.train), id(ds.test))}
     return ds

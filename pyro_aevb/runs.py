@@ -33,7 +33,8 @@ from .trainer import Trainer
 
 # Fields that may differ between a run and its --resume: the budget and where it runs.
 RESUMABLE_FIELDS = {"epochs", "train_samples", "device", "backend", "compile", "data_dim", "image_shape",
-                    "num_classes", "lr", "clip_grad_norm", "data_fingerprint", "data_stored", "threads"}
+                    "num_classes", "lr", "clip_grad_norm", "data_fingerprint", "data_stored", "threads",
+                    "train_rows", "test_rows"}
 BUILT_IN_DATASETS = ("mnist", "frey")
 
 
@@ -222,7 +223,8 @@ class Run:
                                  "fingerprint): put the file back, or evaluate with the library's functions on the "
                                  "rows you have")
         else:
-            data = load_dataset(cfg.dataset, cfg.binarize, cfg.data_path, cfg.seq_len, cfg.uint8)
+            data = load_dataset(cfg.dataset, cfg.binarize, cfg.data_path, cfg.seq_len, cfg.uint8).head(
+                cfg.train_rows, cfg.test_rows)
         if cfg.data_fingerprint is not None and data.fingerprint() != cfg.data_fingerprint:
             raise AevbInputError(f"the data {cfg.dataset!r} found now differ from those {self.run_dir} was trained "
                                  "on (their fingerprints differ: a changed file, split or binarization)")

@@ -441,8 +441,8 @@ class Trainer:
         origin = self.data.info.get("origin") or {}
         if origin.get("fingerprint") == fingerprint:
             return {"dataset": origin["dataset"], "binarize": origin["binarize"], "data_path": origin["data_path"],
-                    "seq_len": origin["seq_len"], "uint8": origin["uint8"], "data_fingerprint": fingerprint,
-                    "data_stored": False}
+                    "seq_len": origin["seq_len"], "uint8": origin["uint8"], "train_rows": origin.get("train_rows"),
+                    "test_rows": origin.get("test_rows"), "data_fingerprint": fingerprint, "data_stored": False}
         if store:
             self.directory.write_data(self.data.state())
         return {"data_fingerprint": fingerprint, "data_stored": True}

@@ -216,3 +216,19 @@ def test_print_commands_gives_one_resumable_command_per_run_equal_to_the_sweep(t
     capsys.readouterr()
     assert main([*common, "--out", "split", "--run", "aevb_7"]) == 2
     assert "not a run of this sweep" in capsys.readouterr().err
+
+
+def test_a_sweep_run_records_where_its_rows_came_from_instead_of_storing_them(tmp_path):
+    """A run on the first rows of MNIST (Dataset.head) records the dataset and the row counts, not a copy of the
+    rows (data.pt was 188 MB per run of a paper-budget sweep); load_run finds exactly those rows again."""
+    from pyro_aevb import load_run
+    spec = _spec(points=(300,))
+    run_sweep([spec], tmp_path, log=lambda _: None)
+    path = run_dir(tmp_path, spec)
+    assert not (path / "data.pt").exists()
+    config = json.loads((path / "config.json").read_text())
+    assert (config["dataset"], config["train_rows"], config["test_rows"], config["data_stored"]) == ("mnist", 1000, 200,
+                                                                                                    False)
+    data = load_run(path).load_data()
+    assert data.train.shape[0] == 1000 and data.test.shape[0] == 200
+    assert data.fingerprint() == config["data_fingerprint"]
