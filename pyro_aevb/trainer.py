@@ -74,7 +74,7 @@ from .infer.elbo import ESTIMATORS, make_elbo
 from .infer.graph import GraphELBO, NotTraceable, untraceable_reason
 from .infer.objective import Objective, UpdatingObjective
 from .infer.warmup import LatentScaleMessenger, check_warmup_steps, kl_weight
-from .inputs import condition, evaluation_inputs, label_inputs, rows
+from .inputs import condition, evaluation_inputs, label_inputs, rows, taken
 from .labels import ALPHA_OVER_N, ClassificationTerm, unknown_labels
 from .params import local_param_store
 from .rng import seeded
@@ -287,17 +287,21 @@ class Trainer:
                     guide, self.label_names[0], data.train, self.train_inputs[self.label_names[0]],
                     self.train_inputs, float(alpha_over_n) * n_train, labelled_batch_size)
         else:
-            if self.train_inputs:
+            used = sorted(set(taken(model, self.train_inputs)) | set(taken(guide, self.train_inputs) if guide else ()))
+            if used:
                 raise AevbInputError(f"{self.elbo_name} calls the model and guide without conditioning inputs, but "
-                                     f"they take {', '.join(map(repr, self.train_inputs))} from the data: train them "
+                                     f"they take {', '.join(map(repr, used))} from the data: train them "
                                      "with an SGVB estimator (trace, analytic, iwae)")
             self.structure = inspect_model(model, self._probe, n_train) if guide is None else check_model_guide(
                 model, guide, self._probe, None, num_data=n_train)
             self.eval_estimator = elbo.eval_estimator if guide is not None else None
-            if backend == "graph":
-                raise AevbInputError(f"backend 'graph' traces the SGVB estimators (trace, analytic, iwae), not "
-                                     f"{self.elbo_name}: use backend 'auto' or 'pyro'")
-            self.backend, loss = "pyro", elbo
+            if self._own_update is not None or guide is None:  # e.g. MCEM: HMC and its own update, not one loss
+                if backend == "graph":
+                    raise AevbInputError(f"backend 'graph' traces one loss and its gradient; {self.elbo_name} updates "
+                                         "the parameters itself: use backend 'auto' or 'pyro'")
+                self.backend, loss = "pyro", elbo
+            else:  # e.g. wake-sleep: its loss traced as the estimators are
+                loss = self._sgvb_loss(elbo, backend, compile)
         self._graph = loss if isinstance(loss, GraphELBO) else None  # its KL weight is a graph input (warm-up)
         self.rank, self.world_size = 0, 1
         if torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -354,9 +358,10 @@ class Trainer:
         elif self.directory is not None:
             self.directory.write_metrics([])  # a fresh run starts a fresh metrics.jsonl
 
-    def _sgvb_loss(self, elbo: str, backend: str, compile: bool) -> torch.nn.Module:
-        """The loss module: the traced graph where the pair can be traced (checked equal to Pyro's ELBO on the same
-        draws, on a first minibatch), else Pyro's ELBO with one warning saying why."""
+    def _sgvb_loss(self, elbo, backend: str, compile: bool) -> torch.nn.Module:
+        """The loss module: the traced graph where the pair can be traced (checked equal to Pyro's ELBO -- or to the
+        objective module ``elbo`` itself -- on the same draws, on a first minibatch), else Pyro's ELBO (the
+        objective) with one warning saying why."""
         reason = None
         if backend != "pyro":
             m = min(self.batch_size, self.data.train.shape[0])
@@ -380,6 +385,8 @@ class Trainer:
             warnings.warn(f"training through Pyro's interpreter (slower than the traced graph): {reason}",
                           RuntimeWarning, stacklevel=3)
         self.backend = "pyro"
+        if not isinstance(elbo, str):
+            return elbo
         model, guide = condition(self.model, self.train_inputs), condition(self.guide, self.train_inputs)
         return make_elbo(elbo, self.num_particles, self.structure.max_plate_nesting,
                          bool(self.structure.enumerated))(model, guide)

@@ -18,12 +18,21 @@ value on the host, so it can be traced.
 **The trace.** ``f(params, buffers, x, idx, inputs, beta) = (loss, d loss / d params)`` runs the model and guide
 through :func:`torch.func.functional_call` (the parameters are the graph's inputs), inside a fresh parameter
 store, under ``poutine.trace``/``replay`` with the particles as a plate left of the model's plates, and
-differentiates with :func:`torch.autograd.grad`; :func:`torch.fx.experimental.proxy_tensor.make_fx` records
-the aten operations of the forward *and* backward pass into one graph.  The random draws are operations of
+differentiates with :func:`torch.autograd.grad`; :func:`torch.fx.experimental.proxy_tensor.make_fx` records,
+on fake tensors (shapes only, no arithmetic), the aten operations of the forward *and* backward pass into one
+graph.  The random draws are operations of
 the graph (each call draws fresh numbers from torch's generator, so a checkpointed generator state resumes the
 same stream).  One graph per structure and shapes (the last, partial minibatch of an epoch gets its own); with
 ``compile=True`` each graph is compiled by inductor (``torch.compile``; on CUDA as a replayed CUDA graph,
-``mode="reduce-overhead"``).
+``mode="reduce-overhead"``).  The same machinery traces an objective module that calls the model and guide itself
+(wake-sleep, :class:`~pyro_aevb.infer.WakeSleep`: checked against its own eager call) and the importance
+weights of :func:`~pyro_aevb.infer.importance.log_likelihood` (:meth:`GraphELBO.log_weights`).
+
+**Argument validation.** Torch validates a distribution's arguments by raising on the host, which a graph cannot;
+instead the graph returns one boolean, every argument of every site inside its constraint (the checks torch's
+validation makes), read by the trainer after the backward pass (on a CPU, before the update; on a GPU at its
+synchronisation points), and a step that failed it is run again through Pyro, which raises the error from the
+line that made the distribution.
 
 **What cannot be traced falls back to Pyro's interpreter**, with one line saying why: enumerated discrete
 sites (``TraceEnum_ELBO`` sums them out), latent sites without reparameterized sampling (score-function
@@ -57,7 +66,8 @@ from ..inputs import Inputs, condition, taken
 from ..params import local_param_store
 from ..rng import on_same_draws, seeded
 from .elbo import make_elbo
-from .importance import vectorized_log_weights
+from .weights import vectorized_log_weights
+from .objective import UpdatingObjective
 
 GRAPH_ESTIMATORS = ("trace", "analytic", "iwae")
 
@@ -175,6 +185,12 @@ class _ArgumentChecks(poutine.messenger.Messenger):
 def untraceable_reason(guide: Callable, estimator: str, structure: ModelStructure, probe: tuple) -> Optional[str]:
     """Why the pair cannot be traced (seen from the structure and a Pyro trace of the guide on ``probe``, its
     arguments with the inputs bound), or ``None``."""
+    if not isinstance(estimator, str):
+        if isinstance(estimator, UpdatingObjective):
+            return f"{type(estimator).__name__} updates the parameters itself (not one loss and its gradient)"
+        if structure.enumerated:
+            return f"the sites {', '.join(structure.enumerated)} are summed out by enumeration"
+        return None
     if estimator not in GRAPH_ESTIMATORS:
         return f"estimator {estimator!r} has no traced form (traced: {', '.join(GRAPH_ESTIMATORS)})"
     if structure.enumerated:
@@ -225,7 +241,9 @@ class GraphELBO(torch.nn.Module):
 
     :param model: the model (yours or built-in; its conditioning inputs come from ``inputs``).
     :param guide: the guide.
-    :param estimator: ``"trace"`` (A), ``"analytic"`` (B) or ``"iwae"``.
+    :param estimator: ``"trace"`` (A), ``"analytic"`` (B) or ``"iwae"``; or an objective module that calls the
+        model and guide itself, ``objective(x, idx, num_data) -> loss`` (e.g. :class:`~pyro_aevb.infer.WakeSleep`),
+        traced as it is (checked against its own eager call on the same draws).
     :param structure: the pair's checked :class:`~pyro_aevb.contract.ModelStructure`.
     :param inputs: the conditioning inputs of all N rows (:mod:`pyro_aevb.inputs`); each call takes the rows
         ``idx`` of those each program's ``forward`` names.
@@ -233,10 +251,11 @@ class GraphELBO(torch.nn.Module):
     :raises NotTraceable: where the pair cannot be traced (the reason in the message).
     """
 
-    def __init__(self, model: torch.nn.Module, guide: torch.nn.Module, estimator: str, num_particles: int,
+    def __init__(self, model: torch.nn.Module, guide: torch.nn.Module, estimator, num_particles: int,
                  structure: ModelStructure, inputs: Optional[Inputs] = None, compile: bool = False):
         super().__init__()
         self.model, self.guide = model, guide
+        self._objective = None if isinstance(estimator, str) else _Pair(model, guide, estimator)
         self.estimator, self.num_particles, self.structure = estimator, int(num_particles), structure
         self.inputs = dict(inputs or {})
         self.model_inputs, self.guide_inputs = sorted(taken(model, self.inputs)), sorted(taken(guide, self.inputs))
@@ -269,7 +288,8 @@ class GraphELBO(torch.nn.Module):
         p_names, b_names = self._names[role]
         return {**{n: params[i] for n, i in p_names}, **{n: buffers[i] for n, i in b_names}}
 
-    def _loss(self, params, buffers, x, idx, num_data, beta, input_rows) -> torch.Tensor:
+    def _programs(self, params, buffers, input_rows):
+        """The model and guide called with ``params``/``buffers`` in place of their own, and the rows' inputs."""
         given = dict(zip(self.input_names, input_rows))
         model_state, guide_state = self._bind("model", params, buffers), self._bind("guide", params, buffers)
         model_kwargs = {k: given[k] for k in self.model_inputs}
@@ -281,10 +301,19 @@ class GraphELBO(torch.nn.Module):
         def guide(*args):
             return torch.func.functional_call(self.guide, guide_state, args, {**guide_kwargs}, tie_weights=False)
 
+        return model, guide, model_state, guide_state
+
+    def _loss(self, params, buffers, x, idx, num_data, beta, input_rows) -> torch.Tensor:
+        model, guide, model_state, guide_state = self._programs(params, buffers, input_rows)
         args = (x, idx, num_data) if idx is not None else (x,)
         checks = _ArgumentChecks()
         with local_param_store(), pyro.validation_enabled(False), checks:
-            loss = sgvb_loss(model, guide, args, self.estimator, self.num_particles, self.structure, beta)
+            if self._objective is not None:  # the objective calls the programs: their parameters swapped in place
+                state = {**{f"model.{k}": v for k, v in model_state.items()},
+                         **{f"guide.{k}": v for k, v in guide_state.items()}}
+                loss = torch.func.functional_call(self._objective, state, args, tie_weights=False)
+            else:
+                loss = sgvb_loss(model, guide, args, self.estimator, self.num_particles, self.structure, beta)
         return loss, checks.valid(x.device)
 
     def _traced(self, key: tuple, with_grad: bool, x, idx, num_data, beta, input_rows) -> Callable:
@@ -300,9 +329,15 @@ class GraphELBO(torch.nn.Module):
             grads = torch.autograd.grad(loss, leaves, allow_unused=True)
             return loss.detach(), valid, [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
 
-        watch = _HostReads()
         example = ([p.detach() for p in self._param_list], list(self._buffer_list), x, idx, beta, list(input_rows))
-        try:  # tracing runs the program on real tensors: in a forked stream, so training's draws are untouched
+        self._graphs[key] = self._trace(step, example, x.device)
+        return self._graphs[key]
+
+    def _trace(self, step: Callable, example: tuple, device: torch.device):
+        """``(graph, run)``: ``step`` traced on ``example`` (``run``: the graph compiled, if asked)."""
+        watch = _HostReads()
+        x = example[2]
+        try:  # in a forked random stream: whatever tracing draws, training's draws are untouched
             with watch, seeded(None, x.device), _quiet_logger("torch._subclasses.fake_tensor"):
                 graph = make_fx(step, tracing_mode="fake", _allow_non_fake_inputs=True)(*example)
         except NotTraceable:
@@ -316,10 +351,46 @@ class GraphELBO(torch.nn.Module):
                                "traced graph would freeze the branch taken while tracing")
         run = graph
         if self.compile:
-            cuda = x.device.type == "cuda"
-            run = torch.compile(graph, dynamic=False, mode="reduce-overhead" if cuda else None)
-        self._graphs[key] = (graph, run)
-        return self._graphs[key]
+            run = torch.compile(graph, dynamic=False, mode="reduce-overhead" if device.type == "cuda" else None)
+        return graph, run
+
+    def log_weights(self, x: torch.Tensor, idx: Optional[torch.Tensor], num_data: Optional[int],
+                    num_samples: int) -> torch.Tensor:
+        """``log p(x, z_k) - log q(z_k | x)`` ``[K, M]`` for K = ``num_samples`` draws per row of ``x`` (the rows
+        ``idx`` of the N; no gradient), as :func:`~pyro_aevb.infer.weights.vectorized_log_weights` computes them,
+        from a traced graph per shape.  The first call of each shape is checked equal to Pyro's traces on the same
+        draws (raises :class:`NotTraceable` otherwise)."""
+        input_rows = [self.inputs[name][idx] if idx is not None else self.inputs[name] for name in self.input_names]
+        args_key = ("log_w", int(num_samples), tuple(x.shape), x.dtype, x.device,
+                    None if idx is None else tuple(idx.shape), None if num_data is None else int(num_data),
+                    tuple((tuple(r.shape), r.dtype) for r in input_rows))
+        new = args_key not in self._graphs
+        if new:
+            def step(params, buffers, x, idx, input_rows):
+                model, guide, _, _ = self._programs(params, buffers, input_rows)
+                args = (x, idx, num_data) if idx is not None else (x,)
+                with torch.no_grad(), local_param_store(), pyro.validation_enabled(False):
+                    return vectorized_log_weights(model, guide, args, int(num_samples), self.structure)[0]
+
+            example = ([p.detach() for p in self._param_list], list(self._buffer_list), x, idx, list(input_rows))
+            self._graphs[args_key] = self._trace(step, example, x.device)
+        graph, run = self._graphs[args_key]
+
+        def traced(fn):
+            return fn([p.detach() for p in self._param_list], list(self._buffer_list), x, idx, list(input_rows))
+
+        if new:
+            def reference():
+                args = (x, idx, num_data) if idx is not None else (x,)
+                with torch.no_grad(), local_param_store(), pyro.validation_enabled(False):
+                    return vectorized_log_weights(condition(self.model, self.inputs), condition(self.guide, self.inputs),
+                                                  args, int(num_samples), self.structure)[0]
+
+            expected, got = on_same_draws(x.device, reference, lambda: traced(graph))
+            if not torch.allclose(got, expected, rtol=1e-4, atol=1e-3):
+                raise NotTraceable("the traced log weights differ from Pyro's on the same draws: the program keeps "
+                                   "state or draws random numbers outside torch, which a trace freezes")
+        return traced(run)
 
     def _call(self, x: torch.Tensor, idx: Optional[torch.Tensor], num_data: Optional[int], with_grad: bool,
               compiled: bool = True):
@@ -362,6 +433,9 @@ class GraphELBO(torch.nn.Module):
     def _pyro_loss(self, x: torch.Tensor, idx: Optional[torch.Tensor], num_data: Optional[int]) -> float:
         """Pyro's ELBO on the same rows (no gradient, a forked random stream)."""
         args = (x, idx, num_data) if idx is not None else (x,)
+        if self._objective is not None:
+            with torch.no_grad(), local_param_store(), seeded(None, x.device):
+                return float(self._objective(*args))
         elbo = make_elbo(self.estimator, self.num_particles, self.structure.max_plate_nesting)
         with torch.no_grad(), local_param_store(), seeded(None, x.device):
             return float(elbo.differentiable_loss(condition(self.model, self.inputs), condition(self.guide, self.inputs),
@@ -384,6 +458,18 @@ class GraphELBO(torch.nn.Module):
                 f"the traced graph gives {traced:.6g} where Pyro's ELBO gives {expected:.6g} on the same draws: the "
                 "program keeps state or draws random numbers outside torch (numpy, random), which a trace freezes")
         self._checked = True
+
+
+class _Pair(torch.nn.Module):
+    """The model and guide as submodules (``model.*``, ``guide.*``), called through an objective that uses them."""
+
+    def __init__(self, model, guide, objective):
+        super().__init__()
+        self.model, self.guide = model, guide
+        self._call = (objective,)  # not a submodule: the trainer checkpoints the objective itself
+
+    def forward(self, *args):
+        return self._call[0](*args)
 
 
 class _GraphLoss(torch.autograd.Function):

@@ -16,19 +16,18 @@ theta per weight would need the whole dataset's likelihood in each weight
 """
 
 import math
-from typing import Callable, NamedTuple, Optional, Tuple
+from typing import Callable, NamedTuple, Optional
 
 import pyro
 import torch
-from pyro import poutine
-from pyro.poutine.util import prune_subsample_sites
 from tqdm import tqdm
 
-from ..contract import ModelStructure, check_data_support, check_model_guide, require_local_only
+from ..contract import ModelStructure, check_data_support, check_model_guide
 from ..errors import AevbInputError
 from ..inputs import Inputs, condition
 from ..params import local_param_store
-from ..plates import data_frame, site_log_density, sum_to_datapoints
+from .graph import GraphELBO, NotTraceable
+from .weights import vectorized_log_weights
 
 
 class LogLikelihood(NamedTuple):
@@ -43,38 +42,6 @@ class LogLikelihood(NamedTuple):
         """Summarise per-datapoint estimates: their mean and its standard error over datapoints."""
         stderr = values.std().item() / math.sqrt(len(values)) if len(values) > 1 else float("nan")
         return cls(values.mean().item(), stderr, values.detach().cpu())
-
-
-def vectorized_log_weights(model: Callable, guide: Callable, args: tuple, num_samples: int,
-                           structure: ModelStructure) -> Tuple[torch.Tensor, float]:
-    """``log w`` of shape ``[K, M]`` for the minibatch in ``args = (x, idx, num_data)`` (differentiable through
-    reparameterized draws), and the minibatch scale N/M of the ``data`` plate."""
-    require_local_only(structure, "importance weighting")
-    particle_dim, data_dim = structure.particle_dim, structure.data_dim
-
-    def particles(fn):
-        def wrapped(*a):
-            with pyro.plate("particles", num_samples, dim=particle_dim):
-                return fn(*a)
-
-        return wrapped
-
-    guide_trace = poutine.trace(particles(guide)).get_trace(*args)
-    model_trace = poutine.trace(poutine.replay(particles(model), trace=guide_trace)).get_trace(*args)
-    m = args[0].shape[0]
-    log_w = torch.zeros((num_samples, m), device=args[0].device)
-    scale = None
-    for trace, sign in ((model_trace, 1.0), (guide_trace, -1.0)):
-        trace = prune_subsample_sites(trace)
-        trace.compute_log_prob()
-        for site in trace.nodes.values():
-            if site["type"] != "sample":
-                continue
-            frame = data_frame(site)
-            if frame is not None and scale is None:
-                scale = (frame.full_size or frame.size) / frame.size
-            log_w = log_w + sign * sum_to_datapoints(site_log_density(site), data_dim, particle_dim)
-    return log_w, float(scale or 1.0)
 
 
 def log_weights(model: Callable, guide: Callable, x: torch.Tensor, num_samples: int,
@@ -93,8 +60,9 @@ def log_likelihood(model: Callable, guide: Callable, x: torch.Tensor, num_sample
     """Importance-sampled estimate of log p_theta(x) per datapoint with ``num_samples`` = K proposals.
 
     Rows go in batches of ``batch_size``; their K draws in chunks of at most ``max_elements / (rows * row
-    size)`` combined by a running log-sum-exp, so any K fits in memory; every model's weights come from Pyro's
-    traces (:func:`vectorized_log_weights`).  ``progress`` shows a bar with an ETA.
+    size)`` combined by a running log-sum-exp, so any K fits in memory; every model's weights come from the
+    traced graph of :meth:`~pyro_aevb.infer.graph.GraphELBO.log_weights` (checked equal to Pyro's traces on the
+    same draws for each chunk shape), or from Pyro's traces where a program cannot be traced.  ``progress`` shows a bar with an ETA.
     ``inputs`` are the conditioning inputs of the rows of ``x`` (:mod:`pyro_aevb.inputs`): the estimate is then
     of log p(x | inputs).
     """
@@ -105,7 +73,19 @@ def log_likelihood(model: Callable, guide: Callable, x: torch.Tensor, num_sample
     with local_param_store():
         structure = check_model_guide(model, guide, x, "importance", inputs=inputs)
         check_data_support(model, x, inputs=inputs)  # every row in the support, once: validation is off in the loop
+        # the weights' traced graph, checked on each chunk shape's first chunk; else Pyro's traces
+        modules = isinstance(model, torch.nn.Module) and isinstance(guide, torch.nn.Module)
+        graph = GraphELBO(model, guide, "trace", 1, structure, inputs) if modules else None
         model, guide = condition(model, inputs), condition(guide, inputs)
+
+    def weights(xb, idx, k):
+        nonlocal graph
+        if graph is not None:
+            try:
+                return graph.log_weights(xb, idx, x.shape[0], k)
+            except NotTraceable:
+                graph = None
+        return vectorized_log_weights(model, guide, (xb, idx, x.shape[0]), k, structure)[0]
     width = max(int(x[0].numel()), 1)
     chunks = [(start, max(1, min(num_samples, max_elements // (min(batch_size, x.shape[0] - start) * width))))
               for start in range(0, x.shape[0], batch_size)]
@@ -119,7 +99,7 @@ def log_likelihood(model: Callable, guide: Callable, x: torch.Tensor, num_sample
             for k0 in range(0, num_samples, chunk):
                 k = min(chunk, num_samples - k0)
                 idx = torch.arange(start, start + xb.shape[0], device=x.device)  # the rows of xb (their inputs)
-                lw = vectorized_log_weights(model, guide, (xb, idx, x.shape[0]), k, structure)[0]
+                lw = weights(xb, idx, k)
                 running = torch.logaddexp(running, torch.logsumexp(lw, dim=0))
                 bar.update(1)
             per_point.append(running - math.log(num_samples))

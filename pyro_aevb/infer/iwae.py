@@ -9,7 +9,7 @@ plate's N/M scale applied *outside* the log-mean-exp.  (Pyro's ``RenyiELBO`` at
 alpha = 0 applies the scaled log-probabilities inside it, which under
 subsampling is ``logsumexp_k((N/M) log w_k)``, and has no
 ``differentiable_loss``.)  The weights come from
-:func:`pyro_aevb.infer.importance.vectorized_log_weights` (any site names,
+:func:`pyro_aevb.infer.weights.vectorized_log_weights` (any site names,
 extra plates); a model with global latents is refused by the contract check,
 since one theta per weight is not the full-VB bound.
 """
@@ -21,7 +21,7 @@ from pyro.infer import ELBO
 
 from ..contract import check_model_guide
 from ..errors import AevbInputError
-from .importance import vectorized_log_weights
+from .weights import vectorized_log_weights
 
 
 class ImportanceWeightedELBO(ELBO):

@@ -20,10 +20,11 @@ def sweep_specs(figure: str, dataset=None, budget: str = "quick", seed: int = 0,
     if figure == "fig2":
         return fig2.specs(dataset or DEFAULT_DATASET[figure], budget, seed, kwargs.get("latent_dims"),
                           kwargs.get("train_samples"), kwargs.get("data_path"), kwargs.get("device", "cpu"),
-                          kwargs.get("methods") or fig2.METHODS)
+                          kwargs.get("methods") or fig2.METHODS, kwargs.get("compile", False))
     if figure == "fig3":
         return fig3.specs(budget, seed, None, kwargs.get("methods") or fig3.METHODS, kwargs.get("train_samples"),
-                          kwargs.get("eval_points"), kwargs.get("data_path"), kwargs.get("device", "cpu"))
+                          kwargs.get("eval_points"), kwargs.get("data_path"), kwargs.get("device", "cpu"),
+                          kwargs.get("compile", False))
     raise AevbInputError(f"{figure} is not a sweep of training runs (fig2, fig3 are)")
 
 

@@ -34,7 +34,7 @@ ROWS = 100  # evaluations per run beyond the log-spaced stops (eval_every = budg
 
 def specs(dataset: str = "mnist", budget: str = "quick", seed: int = 0, latent_dims: Optional[Sequence[int]] = None,
           train_samples: Optional[int] = None, data_path: Optional[str] = None, device: str = "cpu",
-          methods: Sequence[str] = METHODS):
+          methods: Sequence[str] = METHODS, compile: bool = False):
     """The runs of Fig. 2: AEVB and wake-sleep (``methods``) for every Nz, the paper's networks (section 5)."""
     check_choice("dataset", dataset, paper.FIG2)
     for m in methods:
@@ -46,18 +46,18 @@ def specs(dataset: str = "mnist", budget: str = "quick", seed: int = 0, latent_d
     points = tuple(checkpoints(total, BATCH_SIZE, s["points"]))
     return [RunSpec("fig2", dataset, method, nz, nz, paper.HIDDEN_UNITS[dataset], paper.LIKELIHOOD[dataset],
                     points, seed=seed, eval_test=s["eval_test"], eval_every=max(1, total // (ROWS * num_train)),
-                    data_path=data_path, device=device)
+                    data_path=data_path, device=device, compile=compile)
             for nz in tuple(latent_dims or paper.FIG2_LATENT_DIMS[dataset]) for method in methods]
 
 
 def run(out_dir, dataset: str = "mnist", budget: str = "quick", seed: int = 0,
         latent_dims: Optional[Sequence[int]] = None, train_samples: Optional[int] = None,
-        data_path: Optional[str] = None, log=print, jobs: int = 1, device: str = "cpu", redraw: bool = False, threads: Optional[int] = None,
+        data_path: Optional[str] = None, log=print, jobs: int = 1, device: str = "cpu", redraw: bool = False, threads: Optional[int] = None, compile: bool = False,
         only: Optional[str] = None,
         methods: Sequence[str] = None) -> dict:
     """Train AEVB and wake-sleep for each Nz (a resumable sweep, :mod:`.sweep`); write fig2.png, curves.csv,
     results.json, results.md from whatever has finished (``redraw``: only that, no training)."""
-    runs = specs(dataset, budget, seed, latent_dims, train_samples, data_path, device, methods or METHODS)
+    runs = specs(dataset, budget, seed, latent_dims, train_samples, data_path, device, methods or METHODS, compile)
     out = Path(out_dir)
 
     def draw():

@@ -30,7 +30,7 @@ CHECKPOINTS_PER_RUN = 50  # eval_every = budget / (50 * Ntrain) epochs: a kill l
 
 def specs(budget: str = "quick", seed: int = 0, num_train: Optional[Sequence[int]] = None,
           methods: Sequence[str] = METHODS, train_samples: Optional[int] = None, eval_points: Optional[int] = None,
-          data_path: Optional[str] = None, device: str = "cpu"):
+          data_path: Optional[str] = None, device: str = "cpu", compile: bool = False):
     """The runs of Fig. 3: every method for every Ntrain, Nz = 3, 100 hidden units."""
     check_choice("budget", budget, BUDGET_SETTINGS)
     for m in methods:
@@ -45,20 +45,20 @@ def specs(budget: str = "quick", seed: int = 0, num_train: Optional[Sequence[int
     estimate = {"eval_points": s["eval_points"], "num_warmup": s["num_warmup"]}
     return [RunSpec("fig3", "mnist", method, n, paper.FIG3_LATENT_DIM, paper.FIG3_HIDDEN_UNITS, "bernoulli", points,
                     seed=seed, num_train=n, eval_test=s["eval_points"], estimate=estimate,
-                    eval_every=max(1, total // (CHECKPOINTS_PER_RUN * n)), data_path=data_path, device=device)
+                    eval_every=max(1, total // (CHECKPOINTS_PER_RUN * n)), data_path=data_path, device=device, compile=compile)
             for n in tuple(num_train or paper.FIG3_NUM_TRAIN) for method in methods]
 
 
 def run(out_dir, dataset: str = "mnist", budget: str = "quick", seed: int = 0,
         num_train: Optional[Sequence[int]] = None, methods: Optional[Sequence[str]] = None,
         train_samples: Optional[int] = None, eval_points: Optional[int] = None, data_path: Optional[str] = None,
-        log=print, jobs: int = 1, device: str = "cpu", redraw: bool = False, threads: Optional[int] = None,
+        log=print, jobs: int = 1, device: str = "cpu", redraw: bool = False, threads: Optional[int] = None, compile: bool = False,
         only: Optional[str] = None) -> dict:
     """Train AEVB, wake-sleep and MCEM for each Ntrain (a resumable sweep, :mod:`.sweep`); write fig3.png,
     curves.csv, results.json, results.md from whatever has finished (``redraw``: only that)."""
     if dataset != "mnist":
         raise AevbInputError(f"fig3 is the paper's MNIST experiment; dataset {dataset!r} is not supported")
-    runs = specs(budget, seed, num_train, methods or METHODS, train_samples, eval_points, data_path, device)
+    runs = specs(budget, seed, num_train, methods or METHODS, train_samples, eval_points, data_path, device, compile)
     out = Path(out_dir)
 
     def draw():

@@ -82,6 +82,7 @@ class RunSpec:
     estimate: Optional[dict] = field(default=None, hash=False)
     data_path: Optional[str] = None
     device: str = "cpu"
+    compile: bool = False  # inductor-compiled training step (Trainer(compile=True)); not part of the run's identity
 
     @property
     def name(self) -> str:
@@ -137,7 +138,7 @@ def _dataset(spec: RunSpec) -> Dataset:
 def _trainer(spec: RunSpec, data: Dataset, model, guide, path: Path, resume: bool, callback) -> Trainer:
     """One trainer for every method: the objective is what differs."""
     common = dict(progress=False, batch_size=BATCH_SIZE, seed=spec.seed, run_dir=path, resume=resume,
-                  eval_every=spec.eval_every, callbacks=[callback])
+                  eval_every=spec.eval_every, callbacks=[callback], compile=spec.compile)
     if spec.method == "aevb":
         return Trainer(model, guide, data, **common)
     if spec.method == "wake_sleep":
