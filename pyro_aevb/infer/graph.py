@@ -321,7 +321,8 @@ class GraphELBO(torch.nn.Module):
             return self._graphs[key]
 
         def step(params, buffers, x, idx, beta, input_rows):
-            leaves = [p.detach().requires_grad_(with_grad) for p in params]
+            # leaves that require grad even without one (Pyro's PyroModule warns of parameters that do not)
+            leaves = [p.detach().requires_grad_() for p in params]
             with torch.enable_grad() if with_grad else torch.no_grad():
                 loss, valid = self._loss(leaves, buffers, x, idx, num_data, beta, input_rows)
             if not with_grad:
@@ -367,7 +368,8 @@ class GraphELBO(torch.nn.Module):
         new = args_key not in self._graphs
         if new:
             def step(params, buffers, x, idx, input_rows):
-                model, guide, _, _ = self._programs(params, buffers, input_rows)
+                leaves = [p.detach().requires_grad_() for p in params]
+                model, guide, _, _ = self._programs(leaves, buffers, input_rows)
                 args = (x, idx, num_data) if idx is not None else (x,)
                 with torch.no_grad(), local_param_store(), pyro.validation_enabled(False):
                     return vectorized_log_weights(model, guide, args, int(num_samples), self.structure)[0]
