@@ -4,15 +4,14 @@ FLOPs counted for one pass (multiply-add = 2 FLOPs, matrix products only): the
 encoder runs once per image (2 (D H + H 2J)), the decoder once per image and
 sample (2 (J H + H D)); the machine's fp32 peak is given by --peak-gflops
 (2 cores x 32 FLOP/cycle x 2.45 GHz = 157 GFLOP/s on the development machine).
-Both backends of ``pyro_aevb.log_likelihood`` run in the same process on the
-same images (``pyro``: Pyro traces with a particle plate; ``auto``: the fused
-path for the built-in VAE), so their ratio is measured under the same load.
+``pyro_aevb.log_likelihood`` has one path for every model (the log weights from Pyro's traces, with a
+particle plate), timed once on an untrained model.
 
     python benchmarks/eval_speed.py --num-images 200 --num-samples 5000 --json
 
-The last line (with --json) is one JSON object with ``gflops``, ``fraction_of_peak`` and
+The last line (with --json) is one JSON object with ``seconds``, ``gflops``, ``fraction_of_peak`` and
 ``projected_minutes_k5000_10k`` (K = 5000 on the 10,000 test images of the 500/20 model at the
-measured rate) for the fused path, and the same for Pyro's path.
+measured rate).
 """
 
 import argparse
@@ -26,12 +25,11 @@ from pyro_aevb.guides import AmortizedNormalGuide
 from pyro_aevb.models import VAEModel
 
 
-def measure(model, guide, x, k, backend, batch_size, max_elements, peak, dims):
+def measure(model, guide, x, k, batch_size, max_elements, peak, dims):
     d, h, j = dims
     torch.manual_seed(0)
     t0 = time.perf_counter()
-    ll = log_likelihood(model, guide, x, num_samples=k, batch_size=batch_size, max_elements=max_elements,
-                        backend=backend)
+    ll = log_likelihood(model, guide, x, num_samples=k, batch_size=batch_size, max_elements=max_elements)
     seconds = time.perf_counter() - t0
     n = x.shape[0]
     flops = n * 2 * (d * h + h * 2 * j) + n * k * 2 * (j * h + h * d)
@@ -51,7 +49,6 @@ def main():
     p.add_argument("--max-elements", type=int, default=2 ** 24)
     p.add_argument("--peak-gflops", type=float, default=157.0)
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--skip-pyro", action="store_true", help="time only the fused path")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
@@ -62,19 +59,10 @@ def main():
     torch.manual_seed(0)
     model = VAEModel(784, args.latent, (args.hidden,)).to(args.device)
     guide = AmortizedNormalGuide(784, args.latent, (args.hidden,)).to(args.device)
-    common = (model, guide, x, args.num_samples)
-    rest = (args.batch_size, args.max_elements, args.peak_gflops, dims)
-    out = {"num_images": x.shape[0], "num_samples": args.num_samples, "threads": torch.get_num_threads(),
-           "fused": measure(*common, "auto", *rest)}
-    if not args.skip_pyro:
-        out["pyro"] = measure(*common, "pyro", *rest)
-        out["speedup_fused_vs_pyro"] = round(out["pyro"]["seconds"] / out["fused"]["seconds"], 2)
-    out.update({key: out["fused"][key] for key in ("gflops", "fraction_of_peak", "projected_minutes_k5000_10k")})
-    for name in ("fused", "pyro"):
-        if name in out:
-            r = out[name]
-            print(f"{name:6s} {r['seconds']:7.2f} s  {r['gflops']:6.1f} GFLOP/s  {100 * r['fraction_of_peak']:5.1f}% "
-                  f"of peak  -> K=5000 on 10k images: {r['projected_minutes_k5000_10k']} min  (log p(x) {r['log_px']})")
+    r = measure(model, guide, x, args.num_samples, args.batch_size, args.max_elements, args.peak_gflops, dims)
+    out = {"num_images": x.shape[0], "num_samples": args.num_samples, "threads": torch.get_num_threads(), **r}
+    print(f"{r['seconds']:7.2f} s  {r['gflops']:6.1f} GFLOP/s  {100 * r['fraction_of_peak']:5.1f}% of peak  "
+          f"-> K=5000 on 10k images: {r['projected_minutes_k5000_10k']} min  (log p(x) {r['log_px']})")
     if args.json:
         print(json.dumps(out))
 

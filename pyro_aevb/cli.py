@@ -172,10 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="floor added to a learned likelihood scale (gaussian, laplace): bounded density on point "
                             "masses")
     train.add_argument("--backend", default=default.backend, choices=["auto", "graph", "pyro"],
-                       help="evaluate the objective with Pyro's ELBO or the fused equivalent (auto: fused when "
-                            "possible)")
+                       help="auto: the model, guide and estimator traced into one graph, or Pyro's interpreter with "
+                            "a warning saying why; graph: the graph or an error; pyro: Pyro's interpreter "
+                            "(docs/own_model.md)")
     train.add_argument("--compile", action="store_true",
-                       help="torch.compile the objective")
+                       help="compile the traced training step with inductor (~20 s once per minibatch shape)")
     train.add_argument("--distributed", action="store_true",
                        help="data-parallel training under torchrun (gloo on CPU, nccl on CUDA)")
     train.add_argument("--no-progress", action="store_true")
