@@ -361,11 +361,7 @@ def _evaluate(args) -> int:
             raise AevbInputError(f"--latent-terms reports KL and active units of continuous latents; this run sums "
                                  f"out the discrete latent(s) {', '.join(map(repr, structure.enumerated))} by "
                                  "enumeration")
-        if used:
-            raise AevbInputError("--latent-terms does not pass conditioning inputs yet; this model takes "
-                                 f"{', '.join(map(repr, used))}: use pyro_aevb.evaluation.terms from Python with "
-                                 "pyro_aevb.condition(model, inputs)")
-        result.update(latent_site_terms(run.model, run.guide, test).metrics("test_"))
+        result.update(latent_site_terms(run.model, run.guide, test, inputs=inputs).metrics("test_"))
     if args.json:
         print(dumps(result))
     else:
@@ -590,6 +586,22 @@ def _user_frame(tb):
     return where
 
 
+def _particle_hint(argv, error: Exception) -> str:
+    """A hint for a shape error in a command that draws several latents per row (particles, samples), else ''."""
+    given = list(sys.argv[1:] if argv is None else argv)
+    values = {}
+    for i, token in enumerate(given):
+        flag, _, value = token.partition("=")
+        values[flag] = value or (given[i + 1] if i + 1 < len(given) else "")
+    several = (values.get("--elbo") == "iwae" or "--latent-terms" in values
+               or values.get("--num-particles", "1") not in ("", "1") or values.get("--iw-samples", "0") not in ("", "0"))
+    shape = any(word in str(error) for word in ("size", "shape", "dimension", "broadcast"))
+    if not (several and shape):
+        return ""
+    return ("with --num-particles > 1, --elbo iwae, --iw-samples or --latent-terms the latents carry extra dimensions "
+            "on the left -- particles, samples -- so the model and guide must broadcast over them; ")
+
+
 def _run_command(argv) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -611,9 +623,8 @@ def _run_command(argv) -> int:
         where = _user_frame(e.__traceback__)
         if where is not None:  # raised in a model or guide of yours: bad input, not a bug of the library
             print(f"pyro-aevb: error: your code raised {type(e).__name__} at {where}: "
-                  f"{str(e).splitlines()[0] if str(e) else ''} (with --num-particles > 1, --elbo iwae, --iw-samples "
-                  "or --latent-terms the latents carry extra dimensions on the left -- particles, samples -- so the "
-                  "model and guide must broadcast over them; PYRO_AEVB_DEBUG=1 shows the traceback)", file=sys.stderr)
+                  f"{str(e).splitlines()[0] if str(e) else ''} ({_particle_hint(argv, e)}PYRO_AEVB_DEBUG=1 shows the "
+                  "traceback)", file=sys.stderr)
             return AevbInputError.exit_status
         print(f"pyro-aevb: internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
               "(a bug in pyro-aevb: run again with PYRO_AEVB_DEBUG=1 for the traceback and report it)",

@@ -689,93 +689,100 @@ class Trainer:
             self.scheduler = make_scheduler(self.optimizer, self.lr_schedule, self.lr_schedule_kwargs,
                                             self.steps + budget_steps(n, m, budget - self.train_samples))
         bar = tqdm(total=total_steps, disable=not self.progress, unit="step", leave=False)
-        loss_sum, steps = torch.zeros((), device=x_train.device), 0  # since the last metrics row
-        self._classification_sum = torch.zeros((), device=x_train.device)
-        while self.train_samples < budget:
-            start_time = time.perf_counter()
-            epoch_steps, self._epoch_first_step = 0, self.steps
-            for batch in minibatches(n, m, self.perm_generator, x_train.device):
-                if self.train_samples >= budget:
-                    break
-                if self.world_size > 1 and batch.shape[0] < m:
-                    break  # data parallel: a partial last batch could leave a rank empty; skip it
-                idx = batch[self.rank * share:(self.rank + 1) * share] if self.world_size > 1 else batch
-                x = x_train[idx]
-                if dynamic:
-                    x = torch.bernoulli(x)
-                loss_sum += self.step(x, idx, n)
-                steps += 1
-                epoch_steps += 1
-                self.train_samples += batch.shape[0]
-                bar.update(1)
-                if steps % self.log_every == 0:  # the only host sync in the loop, and the finite-loss guard
-                    self._check_arguments(x, idx, n)
-                    running = (loss_sum / steps).item()
-                    if not math.isfinite(running):
-                        raise self._diverged("the loss", running, steps)
-                    bar.set_postfix(epoch=self.epoch + 1, bound=f"{-running / n:.2f}")
-            if epoch_steps == 0:
-                raise AevbInputError(f"no minibatch fits the {n} training points (batch size {m})")
-            self._check_arguments(x, idx, n)
-            self.epoch += 1
-            self._pending_seconds += time.perf_counter() - start_time
-            if self.epoch % self.eval_every and self.train_samples < budget:
-                continue  # no row, evaluation or checkpoint at this epoch (eval_every)
-            if self.world_size > 1:  # the bound over all ranks
-                torch.distributed.all_reduce(loss_sum)
-                loss_sum /= self.world_size
-            running = (loss_sum / steps).item()
-            if not math.isfinite(running):
-                self.epoch -= 1
-                raise self._diverged("the loss", running, steps)
-            if not self._parameters_finite():
-                self.epoch -= 1
-                raise self._diverged("a parameter", "non-finite", steps)
-            train_seconds, start_time = self._pending_seconds, time.perf_counter()
-            # the running value is the bound only where every step since the last row trained on it (beta = 1)
-            row = {"epoch": self.epoch, "train_samples": self.train_samples,
-                   "train_running_elbo" if self.is_bound and not self._annealed else "train_objective": -running / n}
-            if self._annealed:
-                row["beta"] = kl_weight(self.steps, self.kl_warmup)
-            self._annealed = False
-            if self.classification is not None:  # alpha * CE per datapoint, the running mean (not in the bound)
-                row["train_classification"] = (self._classification_sum / steps).item() / n
-            loss_sum, steps, self._pending_seconds = torch.zeros((), device=x_train.device), 0, 0.0
+        try:  # the bar is cleared however the loop ends, so an error is printed on a line of its own
+            loss_sum, steps = torch.zeros((), device=x_train.device), 0  # since the last metrics row
             self._classification_sum = torch.zeros((), device=x_train.device)
-            try:
-                train_eval = self.evaluate(self.eval_train, self.eval_train_inputs)
-                test_eval = self.evaluate(self.data.test, self.eval_inputs["test"])
-            except Exception as e:  # the evaluation of parameters that finished the epoch finite
-                self.epoch -= 1  # the message names the epoch whose parameters failed
-                self._raise_if_diverged(e, self.data.test, None, None, None, self.eval_inputs["test"])
-                self._raise_if_diverged(e, self.eval_train, None, None, None, self.eval_train_inputs)
+            while self.train_samples < budget:
+                start_time = time.perf_counter()
+                epoch_steps, self._epoch_first_step = 0, self.steps
+                for batch in minibatches(n, m, self.perm_generator, x_train.device):
+                    if self.train_samples >= budget:
+                        break
+                    if self.world_size > 1 and batch.shape[0] < m:
+                        break  # data parallel: a partial last batch could leave a rank empty; skip it
+                    idx = batch[self.rank * share:(self.rank + 1) * share] if self.world_size > 1 else batch
+                    x = x_train[idx]
+                    if dynamic:
+                        x = torch.bernoulli(x)
+                    loss_sum += self.step(x, idx, n)
+                    steps += 1
+                    epoch_steps += 1
+                    self.train_samples += batch.shape[0]
+                    bar.update(1)
+                    if steps % self.log_every == 0:  # the only host sync in the loop, and the finite-loss guard
+                        self._check_arguments(x, idx, n)
+                        running = (loss_sum / steps).item()
+                        if not math.isfinite(running):
+                            raise self._diverged("the loss", running, steps)
+                        bar.set_postfix(epoch=self.epoch + 1, bound=f"{-running / n:.2f}")
+                if epoch_steps == 0:
+                    raise AevbInputError(f"no minibatch fits the {n} training points (batch size {m})")
+                self._check_arguments(x, idx, n)
                 self.epoch += 1
-                raise
-            if test_eval:
-                row.update(train_elbo=train_eval["bound"], test_elbo=test_eval["bound"])
-                if "kl_theta" in test_eval:
-                    row["kl_theta"] = test_eval["kl_theta"]
-                if self.data.seq_len:  # sequences of T frames: the bounds per frame too (pyro_aevb.sequences)
-                    row.update(train_elbo_per_frame=row["train_elbo"] / self.data.seq_len,
-                               test_elbo_per_frame=row["test_elbo"] / self.data.seq_len)
-                if not (math.isfinite(row["train_elbo"]) and math.isfinite(row["test_elbo"])):
+                self._pending_seconds += time.perf_counter() - start_time
+                if self.epoch % self.eval_every and self.train_samples < budget:
+                    continue  # no row, evaluation or checkpoint at this epoch (eval_every)
+                if self.world_size > 1:  # the bound over all ranks
+                    torch.distributed.all_reduce(loss_sum)
+                    loss_sum /= self.world_size
+                running = (loss_sum / steps).item()
+                if not math.isfinite(running):
                     self.epoch -= 1
-                    raise self._diverged("the evaluated bound", row["test_elbo"], None)
-            row["lr"] = self._lr_used
-            if self.scheduler is not None and not is_per_step(self.scheduler):  # plateau: once per evaluation
-                self.scheduler.step(row["test_elbo"])
-            self.wall_seconds += train_seconds + time.perf_counter() - start_time
-            row.update(epoch_seconds=train_seconds, wall_seconds=self.wall_seconds)
-            self.metrics.append(row)
-            if self.directory is not None:
-                self.directory.save_checkpoint(self.state_dict())
-                self.directory.write_metrics(self.metrics)
-            if self.rank == 0:
-                for callback in self.callbacks:
-                    callback(self, row)
-            if self.progress:
-                bounds = (f"train bound {row['train_elbo']:.2f}, test bound {row['test_elbo']:.2f}"
-                          if "test_elbo" in row else f"train objective {row['train_objective']:.2f}")
-                bar.write(f"epoch {row['epoch']}: {bounds} ({self.train_samples} samples, {train_seconds:.1f}s)")
-        bar.close()
+                    raise self._diverged("the loss", running, steps)
+                if not self._parameters_finite():
+                    self.epoch -= 1
+                    raise self._diverged("a parameter", "non-finite", steps)
+                train_seconds, start_time = self._pending_seconds, time.perf_counter()
+                # the running value is the bound only where every step since the last row trained on it (beta = 1)
+                row = {"epoch": self.epoch, "train_samples": self.train_samples,
+                       "train_running_elbo" if self.is_bound and not self._annealed else "train_objective": -running / n}
+                if self._annealed:
+                    row["beta"] = kl_weight(self.steps, self.kl_warmup)
+                self._annealed = False
+                if self.classification is not None:  # alpha * CE per datapoint, the running mean (not in the bound)
+                    row["train_classification"] = (self._classification_sum / steps).item() / n
+                loss_sum, steps, self._pending_seconds = torch.zeros((), device=x_train.device), 0, 0.0
+                self._classification_sum = torch.zeros((), device=x_train.device)
+                try:
+                    train_eval = self.evaluate(self.eval_train, self.eval_train_inputs)
+                    test_eval = self.evaluate(self.data.test, self.eval_inputs["test"])
+                except Exception as e:  # the evaluation of parameters that finished the epoch finite
+                    # the pair passed the contract when training started: a failure of its check now is the
+                    # parameters' doing -- the error from the user's line, classified as any failing step's
+                    cause = e.__cause__ if isinstance(e, AevbInputError) and e.__cause__ is not None else e
+                    self.epoch -= 1  # the message names the epoch whose parameters failed
+                    self._raise_if_diverged(cause, self.data.test, None, None, None, self.eval_inputs["test"])
+                    self._raise_if_diverged(cause, self.eval_train, None, None, None, self.eval_train_inputs)
+                    self.epoch += 1
+                    if cause is not e:
+                        raise cause from None
+                    raise
+                if test_eval:
+                    row.update(train_elbo=train_eval["bound"], test_elbo=test_eval["bound"])
+                    if "kl_theta" in test_eval:
+                        row["kl_theta"] = test_eval["kl_theta"]
+                    if self.data.seq_len:  # sequences of T frames: the bounds per frame too (pyro_aevb.sequences)
+                        row.update(train_elbo_per_frame=row["train_elbo"] / self.data.seq_len,
+                                   test_elbo_per_frame=row["test_elbo"] / self.data.seq_len)
+                    if not (math.isfinite(row["train_elbo"]) and math.isfinite(row["test_elbo"])):
+                        self.epoch -= 1
+                        raise self._diverged("the evaluated bound", row["test_elbo"], None)
+                row["lr"] = self._lr_used
+                if self.scheduler is not None and not is_per_step(self.scheduler):  # plateau: once per evaluation
+                    self.scheduler.step(row["test_elbo"])
+                self.wall_seconds += train_seconds + time.perf_counter() - start_time
+                row.update(epoch_seconds=train_seconds, wall_seconds=self.wall_seconds)
+                self.metrics.append(row)
+                if self.directory is not None:
+                    self.directory.save_checkpoint(self.state_dict())
+                    self.directory.write_metrics(self.metrics)
+                if self.rank == 0:
+                    for callback in self.callbacks:
+                        callback(self, row)
+                if self.progress:
+                    bounds = (f"train bound {row['train_elbo']:.2f}, test bound {row['test_elbo']:.2f}"
+                              if "test_elbo" in row else f"train objective {row['train_objective']:.2f}")
+                    bar.write(f"epoch {row['epoch']}: {bounds} ({self.train_samples} samples, {train_seconds:.1f}s)")
+        finally:
+            bar.close()
         return self.metrics

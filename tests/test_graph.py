@@ -14,6 +14,7 @@ Properties checked:
   one bit for bit on it.
 """
 
+import random
 import warnings
 
 import numpy as np
@@ -199,6 +200,21 @@ class NumpyNoise(PyroModule):
             pyro.sample("x", dist.Bernoulli(logits=self.net(z) + jitter).to_event(1), obs=x)
 
 
+class SmallPythonNoise(PyroModule):
+    """A small random factor from Python's random module: too small for the check on the same draws, seen by the
+    watch on Python's and numpy's random state."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Linear(2, 12)
+
+    def forward(self, x, idx=None, num_data=None):
+        with data_plate(x, idx, num_data):
+            z = pyro.sample("z", dist.Normal(0., 1.).expand([2]).to_event(1))
+            factor = 1.0 + 1e-4 * random.random()
+            pyro.sample("x", dist.Bernoulli(logits=self.net(z) * factor).to_event(1), obs=x)
+
+
 class SimpleGuide(PyroModule):
     def __init__(self):
         super().__init__()
@@ -217,7 +233,7 @@ def _tiny_data():
 
 
 @pytest.mark.parametrize("model_cls, reason", [(Branching, "reads tensor values in Python"),
-                                               (NumpyNoise, "outside torch")])
+                                               (NumpyNoise, "outside torch"), (SmallPythonNoise, "outside torch")])
 def test_what_cannot_be_traced_falls_back_to_pyro_with_one_warning(model_cls, reason):
     data = _tiny_data()
     with pytest.warns(RuntimeWarning, match=reason) as caught:
@@ -335,3 +351,58 @@ def test_wake_sleep_trains_on_the_traced_graph_equal_to_its_eager_loss(mnist_sma
     trainer = Trainer(model, guide, data, elbo=objective, batch_size=10, progress=False)
     assert trainer.backend == "graph"
     assert np.isfinite(trainer.fit(epochs=1)[-1]["test_elbo"])
+
+
+class ScaleGuide(PyroModule):
+    """A guide whose scale is an unconstrained parameter (the bug): it can leave its support after an update."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Linear(12, 2)
+        self.scale = nn.Parameter(torch.tensor(1.0))
+
+    def forward(self, x, idx=None, num_data=None):
+        with data_plate(x, idx, num_data):
+            pyro.sample("z", dist.Normal(self.net(x), self.scale.expand(x.shape[0], 2)).to_event(1))
+
+
+def test_a_scale_that_leaves_its_support_after_the_last_update_raises_from_the_users_line():
+    """The last update of an epoch makes the guide's scale negative: the evaluation that follows fails, and the
+    error is the one raised at the user's line (torch's "Expected parameter scale"), not the contract check's
+    message about the data (whose check the pair passed when training started)."""
+    data = _tiny_data()
+    guide = ScaleGuide()
+    trainer = Trainer(SimpleModel(), guide, data, batch_size=10, progress=False)
+    step, calls = trainer.optimizer.step, []
+
+    def update(*args, **kwargs):
+        out = step(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 4:  # the last step of the epoch (40 rows, M = 10)
+            with torch.no_grad():
+                guide.scale.fill_(-2.0)
+        return out
+
+    trainer.optimizer.step = update
+    with pytest.raises(ValueError, match="scale") as raised:
+        trainer.fit(epochs=1)
+    assert any(frame.name == "forward" and str(frame.path) == __file__ for frame in raised.traceback)
+
+
+class SimpleModel(PyroModule):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Linear(2, 12)
+
+    def forward(self, x, idx=None, num_data=None):
+        with data_plate(x, idx, num_data):
+            z = pyro.sample("z", dist.Normal(0., 1.).expand([2]).to_event(1))
+            pyro.sample("x", dist.Bernoulli(logits=self.net(z)).to_event(1), obs=x)
+
+
+def test_the_particle_hint_comes_only_with_a_shape_error_under_several_particles():
+    from pyro_aevb.cli import _particle_hint
+    assert _particle_hint(["train", "--elbo", "iwae"], RuntimeError("size mismatch at dim 0"))
+    assert _particle_hint(["evaluate", "r", "--iw-samples=20"], RuntimeError("shape [3] is invalid"))
+    assert not _particle_hint(["train", "--elbo", "analytic"], RuntimeError("size mismatch at dim 0"))
+    assert not _particle_hint(["train", "--elbo", "iwae"], KeyError("y"))

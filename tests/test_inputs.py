@@ -16,6 +16,7 @@ from PIL import Image
 from pyro_aevb import (AevbInputError, Dataset, Trainer, check_model_guide, condition, evaluate_bound, evaluate_run,
                        load_run, log_likelihood, prior_means, reconstruct)
 from pyro_aevb.applications.encode import decode, encode
+from pyro_aevb.evaluation.terms import latent_site_terms
 from pyro_aevb.cli import main
 from pyro_aevb.rng import seeded
 from pyro_aevb.specs import import_object
@@ -167,6 +168,13 @@ def test_a_conditional_vae_from_the_command_line_samples_per_class(cvae_file, di
     want = evaluate_bound(run.model, run.guide, digits.test, "analytic", inputs={"y": digits.test_inputs["y"]})
     assert result["test_elbo_analytic"] == pytest.approx(want, abs=1.0)
     assert result["test_log_likelihood"] > result["test_elbo_analytic"] - 1.0  # K = 20 IS vs the bound
+    # --latent-terms passes each row's y as well: its KL equals the one computed in Python with the inputs
+    assert main(["evaluate", str(out), "--json", "--latent-terms"]) == 0
+    terms = json.loads(capsys.readouterr().out)
+    pyro.set_rng_seed(0)
+    run = load_run(out)
+    mine = latent_site_terms(run.model, run.guide, digits.test, inputs={"y": digits.test_inputs["y"]})
+    assert terms["test_kl_z"] == pytest.approx(mine.kl["z"], rel=1e-6)
     one = tmp_path / "threes.png"
     assert main(["sample", str(out), "--condition", "y=3", "--num-samples", "16", "--out", str(one)]) == 0
     grid = tmp_path / "grid.png"

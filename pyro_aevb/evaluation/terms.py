@@ -20,7 +20,7 @@ the terms are those of the per-datapoint bound given theta -- the KL of theta is
 :func:`~pyro_aevb.evaluation.full_vb.global_kl`.
 """
 
-from typing import Callable, Dict, NamedTuple
+from typing import Callable, Dict, NamedTuple, Optional
 
 import pyro
 import torch
@@ -29,6 +29,7 @@ from torch.distributions import kl_divergence
 
 from ..contract import check_model_guide
 from ..errors import AevbInputError
+from ..inputs import Inputs, condition, rows
 from ..params import local_param_store
 from ..plates import masked_log_prob, sum_to_datapoints
 from .full_vb import fix_globals
@@ -115,22 +116,31 @@ class LatentSiteTerms(NamedTuple):
 
 @torch.no_grad()
 def latent_site_terms(model: Callable, guide: Callable, x: torch.Tensor, num_samples: int = 16,
-                      max_elements: int = 2 ** 22) -> LatentSiteTerms:
+                      max_elements: int = 2 ** 22, inputs: Optional[Inputs] = None) -> LatentSiteTerms:
     """KL term and active units of every local latent site, over the rows of ``x`` (at least 2), with
     ``num_samples`` = S draws of q(z|x) per row (a vectorised plate left of the model's plates).
 
     The KL of a site is in closed form where the guide is mean-field and torch has it, else the Monte Carlo
-    average of log q - log p over the S draws.  Global latents (full VB) are fixed at one draw of q(theta)."""
+    average of log q - log p over the S draws.  Global latents (full VB) are fixed at one draw of q(theta).
+    ``inputs``: the conditioning inputs of the rows of ``x`` (:mod:`pyro_aevb.inputs`)."""
     if int(num_samples) < 1:
         raise AevbInputError(f"num_samples must be >= 1, got {num_samples}")
     if x.shape[0] < 2:
         raise AevbInputError("active units are a covariance over datapoints: give at least 2 rows")
     s = int(num_samples)
+    inputs = dict(inputs or {})
     with local_param_store():
-        structure = check_model_guide(model, guide, x, None)
-        if structure.global_latents:
-            model, guide = fix_globals(model, guide, sample_globals(guide, x))
-            structure = check_model_guide(model, guide, x, None)
+        structure = check_model_guide(model, guide, x, None, inputs=inputs)
+        theta = sample_globals(condition(guide, inputs), x) if structure.global_latents else None
+
+        def programs(sl):
+            """The model and guide for the rows ``sl`` of x: their inputs bound, the global latents fixed."""
+            m, g = condition(model, rows(inputs, sl)), condition(guide, rows(inputs, sl))
+            return fix_globals(m, g, theta) if theta is not None else (m, g)
+
+        if theta is not None:
+            fixed_model, fixed_guide = programs(slice(0, x.shape[0]))
+            structure = check_model_guide(fixed_model, fixed_guide, x, None)
         particle_dim, data_dim = structure.particle_dim, structure.data_dim
 
         def particles(fn):
@@ -141,11 +151,12 @@ def latent_site_terms(model: Callable, guide: Callable, x: torch.Tensor, num_sam
 
         names = structure.local_latents
         kl, means = dict.fromkeys(names, 0.0), {name: [] for name in names}
-        rows = max(1, max_elements // (s * max(int(x[0].numel()), 1)))
-        for start in range(0, x.shape[0], rows):
-            xb = x[start:start + rows]
-            guide_trace = poutine.trace(particles(guide)).get_trace(xb)
-            model_trace = poutine.trace(poutine.replay(particles(model), trace=guide_trace)).get_trace(xb)
+        chunk = max(1, max_elements // (s * max(int(x[0].numel()), 1)))
+        for start in range(0, x.shape[0], chunk):
+            xb = x[start:start + chunk]
+            model_b, guide_b = programs(slice(start, start + chunk))
+            guide_trace = poutine.trace(particles(guide_b)).get_trace(xb)
+            model_trace = poutine.trace(poutine.replay(particles(model_b), trace=guide_trace)).get_trace(xb)
             for name, axis in zip(names, structure.latent_axes):
                 q_site = guide_trace.nodes[name]
                 term = _kl_term(q_site, model_trace.nodes[name], structure.mean_field)

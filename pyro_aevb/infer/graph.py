@@ -47,8 +47,10 @@ import contextlib
 import copy
 import logging
 import math
+import random
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 import pyro
 import torch
 from pyro import poutine
@@ -338,6 +340,7 @@ class GraphELBO(torch.nn.Module):
         """``(graph, run)``: ``step`` traced on ``example`` (``run``: the graph compiled, if asked)."""
         watch = _HostReads()
         x = example[2]
+        python_state, numpy_state = random.getstate(), np.random.get_state()
         try:  # in a forked random stream: whatever tracing draws, training's draws are untouched
             with watch, seeded(None, x.device), _quiet_logger("torch._subclasses.fake_tensor"):
                 graph = make_fx(step, tracing_mode="fake", _allow_non_fake_inputs=True)(*example)
@@ -346,13 +349,29 @@ class GraphELBO(torch.nn.Module):
         except Exception as e:
             if "DataDependent" not in type(e).__name__ and "data-dependent" not in str(e).lower():
                 raise NotTraceable(f"tracing the model and guide failed ({type(e).__name__}: {_first_line(e)})") from e
-            watch.found.append("a tensor's value read in Python")
+            if not watch.found:  # (the watch names the read where it saw it)
+                watch.found.append("a tensor's value read in Python")
+        if random.getstate() != python_state or not _same_numpy_state(np.random.get_state(), numpy_state):
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
+            raise NotTraceable("the model or guide draws random numbers outside torch (Python's random or numpy's "
+                               "global generator), which a traced graph would freeze at the draw made while tracing")
         if watch.found:
             raise NotTraceable(f"the model or guide reads tensor values in Python ({', '.join(watch.found)}), so a "
                                "traced graph would freeze the branch taken while tracing")
-        run = graph
-        if self.compile:
-            run = torch.compile(graph, dynamic=False, mode="reduce-overhead" if device.type == "cuda" else None)
+        if not self.compile:
+            return graph, graph
+        # compiled on the first call, when the CPU build's "no CUDA runtime" notice is silenced
+        compiled = torch.compile(graph, dynamic=False, mode="reduce-overhead" if device.type == "cuda" else None)
+        first = [True]
+
+        def run(*args):
+            if first[0]:
+                first[0] = False
+                with _quiet_logger("torch.utils.cpp_extension"):
+                    return compiled(*args)
+            return compiled(*args)
+
         return graph, run
 
     def log_weights(self, x: torch.Tensor, idx: Optional[torch.Tensor], num_data: Optional[int],
@@ -488,6 +507,10 @@ class _GraphLoss(torch.autograd.Function):
         if grad_output.device.type == "cpu" and float(grad_output) == 1.0:  # loss.backward(): the gradients as they
             return (None,) + tuple(grads)                                    # are (a free read on a CPU)
         return (None,) + tuple(g * grad_output for g in grads)
+
+
+def _same_numpy_state(a, b) -> bool:
+    return a[0] == b[0] and np.array_equal(a[1], b[1]) and tuple(a[2:]) == tuple(b[2:])
 
 
 @contextlib.contextmanager

@@ -173,7 +173,7 @@ def write_results(out: Path, figure: str, dataset: str, budget: str, train_sampl
                "wall_seconds": round(wall, 1), "settings": settings}
     write_json(out / "results.json", results)
     md = [f"# {figure}, {dataset}, budget `{budget}`", "",
-          f"Training samples per run: {samples_md}; wall time {wall / 60:.1f} min; settings: "
+          f"Training samples per run: {samples_md}; wall time {_duration(wall)}; settings: "
           f"`{json.dumps(settings)}`.", "", table, ""]
     if extra_md:
         md += [extra_md, ""]
@@ -189,3 +189,9 @@ class Timer:
     def seconds(self) -> float:
         return time.perf_counter() - self.start
 
+
+def _duration(seconds: float) -> str:
+    """``"42 s"``, ``"12.5 min"`` or ``"3.2 h"``."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 3600 else f"{seconds / 3600:.1f} h"
