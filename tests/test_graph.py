@@ -291,12 +291,16 @@ def test_enumerated_sites_fall_back_to_pyro(mnist_small):
 
 
 @pytest.mark.slow
-def test_the_inductor_compiled_graph_equals_pyro_on_the_same_draws(monkeypatch):
+def test_the_inductor_compiled_graph_equals_pyro_on_the_same_draws():
     """compile=True: the same estimator compiled by inductor.  With inductor's random numbers taken from torch's
     generator as eager draws them (fallback_random), its loss and gradients equal Pyro's on the same draws up to
     the float32 reassociation of fused kernels (rtol 1e-5 loss, 1e-4 of the largest gradient entry)."""
     import torch._inductor.config as inductor_config
-    monkeypatch.setattr(inductor_config, "fallback_random", True)
+    with inductor_config.patch(fallback_random=True):
+        _compiled_equals_pyro()
+
+
+def _compiled_equals_pyro():
     x = torch.bernoulli(torch.rand(5, 12, generator=torch.Generator().manual_seed(2)))
     model, guide = TwoLatentModel(12), TwoLatentGuide(12)
     structure = check_model_guide(model, guide, x, "analytic", num_data=40)
