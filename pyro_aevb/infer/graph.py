@@ -116,7 +116,7 @@ def sgvb_terms(model: Callable, guide: Callable, args: tuple, estimator: str, nu
     dim = structure.particle_dim
     guide_trace = poutine.trace(_particles(guide, num_particles, dim)).get_trace(*args)
     model_trace = poutine.trace(poutine.replay(_particles(model, num_particles, dim), trace=guide_trace)).get_trace(*args)
-    observed, latent = 0.0, 0.0
+    observed, latent, covered = 0.0, 0.0, set()  # covered: latent sites whose closed-form KL was taken
     for name, site in model_trace.nodes.items():
         if site["type"] != "sample" or site_is_subsample(site):
             continue
@@ -131,23 +131,14 @@ def sgvb_terms(model: Callable, guide: Callable, args: tuple, estimator: str, nu
                 kl = None
             if kl is not None:
                 latent = latent - scale_and_mask(kl, q["scale"], q["mask"]).sum()
+                covered.add(name)
                 continue
         latent = latent + _site_log_prob(site)
     for name, q in guide_trace.nodes.items():  # -log q of every guide site the KL did not cover
-        if q["type"] != "sample" or site_is_subsample(q) or q["is_observed"]:
-            continue
-        if estimator == "analytic" and name in model_trace.nodes and _has_kl(q, model_trace.nodes[name]):
+        if q["type"] != "sample" or site_is_subsample(q) or q["is_observed"] or name in covered:
             continue
         latent = latent - _site_log_prob(q)
     return observed / num_particles, latent / num_particles
-
-
-def _has_kl(q: dict, p: dict) -> bool:
-    try:
-        kl_divergence(q["fn"], p["fn"])
-    except NotImplementedError:
-        return False
-    return True
 
 
 def sgvb_loss(model: Callable, guide: Callable, args: tuple, estimator: str, num_particles: int,
