@@ -249,11 +249,36 @@ def read_metrics(run_dir) -> list:
     return rows
 
 
+def _try_flock(f) -> bool:
+    """Take an exclusive ``flock`` on the open file ``f`` without blocking; False when another holds it."""
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+
+
+def _refuse(f, run_dir) -> None:
+    """Close ``f`` and raise :class:`RunLocked` naming the holder's PID (written just after it took the lock)."""
+    holder = ""
+    for _ in range(20):
+        f.seek(0)
+        holder = f.read().strip()
+        if holder:
+            break
+        time.sleep(0.05)
+    f.close()
+    raise RunLocked(f"{run_dir} is being written by another process (PID {holder or 'unknown'}): wait for it "
+                    "to finish, or choose another --out")
+
+
 class RunLock:
     """One writer per run directory: an exclusive ``fcntl.flock`` on ``RUN_DIR/.lock``, which holds the PID.
 
-    Acquired by the trainer for as long as it writes; a second writer raises :class:`RunLocked` at once.
-    Released on :meth:`release` or when the process ends (the OS drops the lock with the file descriptor).
+    Acquired by the trainer for as long as it writes; a second writer raises :class:`RunLocked` at once, or after
+    waiting up to ``wait`` seconds for the holder to let go (:meth:`acquire`: for a lock held only briefly, such as a
+    sweep's manifest, which several ``--run`` processes started together all check).  Released on :meth:`release` or
+    when the process ends (the OS drops the lock with the file descriptor).
     """
 
     def __init__(self, run_dir):
@@ -264,27 +289,18 @@ class RunLock:
     def held(self) -> bool:
         return self._file is not None
 
-    def acquire(self) -> "RunLock":
+    def acquire(self, wait: float = 0.0) -> "RunLock":
         if self._file is not None:
             return self
         try:
             f = open(self.path, "a+")
         except OSError as e:
             raise _storage_error(self.path, e) from e
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = ""
-            for _ in range(20):  # the holder writes its PID just after taking the lock
-                f.seek(0)
-                holder = f.read().strip()
-                if holder:
-                    break
-                time.sleep(0.05)
-            f.close()
-            holder = holder or "unknown"
-            raise RunLocked(f"{self.path.parent} is being written by another process (PID {holder}): wait for it "
-                            "to finish, or choose another --out") from None
+        deadline = time.monotonic() + wait
+        while not _try_flock(f):
+            if time.monotonic() >= deadline:
+                _refuse(f, self.path.parent)
+            time.sleep(0.05)
         f.seek(0)
         f.truncate()
         f.write(f"{os.getpid()}\n")

@@ -17,6 +17,7 @@ from pyro_aevb.data import Dataset
 from pyro_aevb.errors import AevbInputError, Interrupted
 from pyro_aevb.models import VAEModel
 from pyro_aevb.guides import AmortizedNormalGuide
+from pyro_aevb.reproduce import sweep
 from pyro_aevb.reproduce.sweep import RunSpec, collect, is_finished, run_dir, run_sweep
 from pyro_aevb.trainer import Trainer
 
@@ -104,9 +105,10 @@ def test_a_different_sweep_in_the_same_folder_is_refused(tmp_path):
     assert [r["train_samples"] for r in collect(tmp_path, [_spec()])] == [300, 600]
 
 
-def test_cli_redraw_and_its_errors(tmp_path, capsys):
+def test_cli_redraw_and_its_errors(tmp_path, capsys, monkeypatch):
     """``--redraw`` on a folder with nothing in it is one line and status 2; the sweep options are refused
-    where they do not apply; a second process on the same folder gets status 4."""
+    where they do not apply; a second process on the same folder gets status 4 once the wait is over."""
+    monkeypatch.setattr(sweep, "MANIFEST_WAIT", 0.2)
     assert main(["reproduce", "fig2", "--redraw", "--latent-dims", "2", "--out", str(tmp_path / "empty")]) == 2
     assert "nothing to draw" in capsys.readouterr().err
     assert main(["reproduce", "fig4", "--jobs", "2", "--out", str(tmp_path / "f4")]) == 2
@@ -216,6 +218,31 @@ def test_print_commands_gives_one_resumable_command_per_run_equal_to_the_sweep(t
     capsys.readouterr()
     assert main([*common, "--out", "split", "--run", "aevb_7"]) == 2
     assert "not a run of this sweep" in capsys.readouterr().err
+
+
+def test_run_processes_started_together_take_turns_at_the_folder_lock(tmp_path, capsys, monkeypatch):
+    """``--run`` processes started at once (GNU parallel, a SLURM array) each hold the folder's lock only while they
+    check the manifest: one that finds it held waits for it instead of failing (here the holder lets go after
+    0.5 s, well inside :data:`MANIFEST_WAIT`); a folder held for longer than the wait is still refused, status 4."""
+    import threading
+
+    from pyro_aevb.checkpoint import RunLock
+
+    out = tmp_path / "sweep"
+    out.mkdir()
+    lock = RunLock(out).acquire()
+    threading.Timer(0.5, lock.release).start()
+    argv = ["reproduce", "fig2", "--budget", "quick", "--latent-dims", "3", "--train-samples", "300",
+            "--out", str(out), "--run", "aevb_3"]
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["finished"] is True
+    monkeypatch.setattr(sweep, "MANIFEST_WAIT", 0.3)
+    held = RunLock(out).acquire()
+    try:
+        assert main([*argv[:-1], "wake_sleep_3"]) == 4
+        assert "being written by another process" in capsys.readouterr().err
+    finally:
+        held.release()
 
 
 def test_a_sweep_run_records_where_its_rows_came_from_instead_of_storing_them(tmp_path):

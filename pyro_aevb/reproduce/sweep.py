@@ -272,6 +272,11 @@ def _isolated_run(spec: RunSpec, out) -> dict:
                 "kind": type(e) if isinstance(e, AevbError) else RuntimeError}
 
 
+#: seconds a sweep process waits for the folder's lock before it is refused: ``--run`` processes started together
+#: each hold it for the milliseconds the manifest check takes; a whole sweep (``--jobs``) holds it while it trains.
+MANIFEST_WAIT = 30.0
+
+
 def run_sweep(specs: Sequence[RunSpec], out, jobs: int = 1, log: Callable = print,
               on_done: Optional[Callable[[], None]] = None, threads: Optional[int] = None,
               only: Optional[str] = None) -> Dict[str, dict]:
@@ -290,7 +295,7 @@ def run_sweep(specs: Sequence[RunSpec], out, jobs: int = 1, log: Callable = prin
         chosen = [s for s in specs if s.name == only]
         if not chosen:
             raise AevbInputError(f"--run {only!r} is not a run of this sweep; its runs: {', '.join(s.name for s in specs)}")
-        lock = RunLock(out).acquire()
+        lock = RunLock(out).acquire(wait=MANIFEST_WAIT)
         try:
             check_manifest(out, specs)
         finally:
@@ -299,7 +304,7 @@ def run_sweep(specs: Sequence[RunSpec], out, jobs: int = 1, log: Callable = prin
             log(f"{only} already finished in {out}")
             return {}
         return {only: run_one(chosen[0], out, log)}
-    lock = RunLock(out).acquire()
+    lock = RunLock(out).acquire(wait=MANIFEST_WAIT)
     try:
         check_manifest(out, specs)
         pending = [s for s in specs if not is_finished(out, s)]
