@@ -15,16 +15,19 @@ a latent outside it is *global* (once per dataset: the decoder weights theta
 of full VB, appendix F).
 """
 
-from typing import Optional
+from typing import Callable, Optional, Tuple
 
 import pyro
 import torch
+from pyro import poutine
 from pyro.poutine.util import site_is_subsample
 
 from .errors import AevbInputError
 
 #: the name every model and guide gives its plate over datapoints
 DATA_PLATE = "data"
+#: the vectorised plate of K draws per datapoint that importance weights and Monte Carlo terms use
+PARTICLES = "particles"
 
 
 def data_plate(x: torch.Tensor, idx: Optional[torch.Tensor] = None, num_data: Optional[int] = None, dim: int = -1):
@@ -114,3 +117,23 @@ def site_log_density(site: dict) -> torch.Tensor:
     (the N/M of a subsampled ``data`` plate, a ``poutine.scale`` weight) weighs terms of a training objective;
     it is not part of the density, so each datapoint counts once.  Needs ``trace.compute_log_prob()`` first."""
     return masked_log_prob(site["unscaled_log_prob"], site["mask"])
+
+
+def in_particles(program: Callable, num_particles: int, dim: int, name: str = PARTICLES) -> Callable:
+    """``program`` with ``num_particles`` vectorised draws of every site: a plate ``name`` at batch dimension ``dim``
+    (:attr:`~pyro_aevb.contract.ModelStructure.particle_dim`, left of the model's plates)."""
+    def wrapped(*args, **kwargs):
+        with pyro.plate(name, num_particles, dim=dim):
+            return program(*args, **kwargs)
+
+    return wrapped
+
+
+def particle_traces(model: Callable, guide: Callable, args: tuple, num_particles: int, dim: int,
+                    name: str = PARTICLES) -> Tuple[poutine.Trace, poutine.Trace]:
+    """``(guide_trace, model_trace)``: the guide run with ``num_particles`` vectorised draws z_k ~ q(z|x)
+    (:func:`in_particles`), the model replayed on them -- the pair of traces every estimator over K draws reads."""
+    guide_trace = poutine.trace(in_particles(guide, num_particles, dim, name)).get_trace(*args)
+    model_trace = poutine.trace(poutine.replay(in_particles(model, num_particles, dim, name), trace=guide_trace)
+                                ).get_trace(*args)
+    return guide_trace, model_trace

@@ -38,19 +38,17 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Optional, Protocol, Tuple
 
-import pyro
 import torch
 from pyro import poutine
 
 from ..contract import ModelStructure
 from ..errors import AevbInputError
 from ..params import local_param_store
-from ..plates import masked_log_prob, sum_to_datapoints
+from ..plates import in_particles, masked_log_prob, particle_traces, sum_to_datapoints
 from ..rng import seeded
 from .latents import fix_global_latents
 
 PROPOSALS = ("encoder", "prior")
-PARTICLES = "particles"
 
 
 class Observation(Protocol):
@@ -97,15 +95,6 @@ def pixel_distribution(fn) -> Tuple[object, int]:
     return fn, unwrapped
 
 
-def _in_particles(fn: Callable, num_samples: int, dim: int) -> Callable:
-    """``fn`` with K vectorised draws of every site, in a plate left of the model's plates."""
-    def wrapped(*args):
-        with pyro.plate(PARTICLES, num_samples, dim=dim):
-            return fn(*args)
-
-    return wrapped
-
-
 def _latent_log_prob(trace, structure: ModelStructure) -> torch.Tensor:
     """sum over the local latents of log density, per particle and datapoint: ``[K, M]``."""
     total = 0.0
@@ -133,12 +122,10 @@ def _one_round(model: Callable, guide: Callable, structure: ModelStructure, y: t
     """One importance-sampling pass for a batch: (E[x|y] shaped like y, log p(y) [M], ESS [M])."""
     pdim = structure.particle_dim
     if proposal == "encoder":
-        guide_trace = poutine.trace(_in_particles(guide, num_samples, pdim)).get_trace(x_tilde)
-        model_trace = poutine.trace(poutine.replay(_in_particles(model, num_samples, pdim), trace=guide_trace)
-                                    ).get_trace(x_tilde)
+        guide_trace, model_trace = particle_traces(model, guide, (x_tilde,), num_samples, pdim)
         log_w = _latent_log_prob(model_trace, structure) - _latent_log_prob(guide_trace, structure)
     else:  # z_k ~ p(z): log p(z) - log r(z) = 0
-        model_trace = poutine.trace(_in_particles(model, num_samples, pdim)).get_trace(x_tilde)
+        model_trace = poutine.trace(in_particles(model, num_samples, pdim)).get_trace(x_tilde)
         log_w = torch.zeros((num_samples, y.shape[0]), device=y.device)
     site = model_trace.nodes[structure.observed[0]]
     pixel, event_dims = pixel_distribution(site["fn"])

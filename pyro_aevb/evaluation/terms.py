@@ -22,7 +22,6 @@ the terms are those of the per-datapoint bound given theta -- the KL of theta is
 
 from typing import Callable, Dict, NamedTuple, Optional
 
-import pyro
 import torch
 from pyro import poutine
 from torch.distributions import kl_divergence
@@ -31,7 +30,7 @@ from ..contract import check_model_guide
 from ..errors import AevbInputError
 from ..inputs import Inputs, condition, rows
 from ..params import local_param_store
-from ..plates import masked_log_prob, sum_to_datapoints
+from ..plates import masked_log_prob, particle_traces, sum_to_datapoints
 from .full_vb import fix_globals
 from .sampling import sample_globals
 
@@ -143,20 +142,13 @@ def latent_site_terms(model: Callable, guide: Callable, x: torch.Tensor, num_sam
             structure = check_model_guide(fixed_model, fixed_guide, x, None)
         particle_dim, data_dim = structure.particle_dim, structure.data_dim
 
-        def particles(fn):
-            def wrapped(*args):
-                with pyro.plate("particles", s, dim=particle_dim):
-                    return fn(*args)
-            return wrapped
-
         names = structure.local_latents
         kl, means = dict.fromkeys(names, 0.0), {name: [] for name in names}
         chunk = max(1, max_elements // (s * max(int(x[0].numel()), 1)))
         for start in range(0, x.shape[0], chunk):
             xb = x[start:start + chunk]
             model_b, guide_b = programs(slice(start, start + chunk))
-            guide_trace = poutine.trace(particles(guide_b)).get_trace(xb)
-            model_trace = poutine.trace(poutine.replay(particles(model_b), trace=guide_trace)).get_trace(xb)
+            guide_trace, model_trace = particle_traces(model_b, guide_b, (xb,), s, particle_dim)
             for name, axis in zip(names, structure.latent_axes):
                 q_site = guide_trace.nodes[name]
                 term = _kl_term(q_site, model_trace.nodes[name], structure.mean_field)

@@ -66,6 +66,7 @@ from ..contract import ModelStructure
 from ..errors import AevbInputError
 from ..inputs import Inputs, condition, taken
 from ..params import local_param_store
+from ..plates import particle_traces
 from ..rng import on_same_draws, seeded
 from .elbo import make_elbo
 from .weights import vectorized_log_weights
@@ -79,13 +80,8 @@ class NotTraceable(AevbInputError):
 
 
 # ----------------------------------------------------------------------------------------------- the estimator
-def _particles(program: Callable, num_particles: int, dim: int) -> Callable:
-    """``program`` inside the vectorised particle plate Pyro's ELBOs use (same name, size and dimension)."""
-    def wrapped(*args, **kwargs):
-        with pyro.plate("num_particles_vectorized", num_particles, dim=dim):
-            return program(*args, **kwargs)
-
-    return wrapped
+#: the name of the vectorised particle plate of Pyro's ELBOs (the same draws as theirs, for the start-up check)
+PYRO_PARTICLES = "num_particles_vectorized"
 
 
 def _unvalidated(fn):
@@ -114,8 +110,7 @@ def sgvb_terms(model: Callable, guide: Callable, args: tuple, estimator: str, nu
     the particles and divided by L (in units of the whole dataset: the ``data`` plate's N/M is in each site's
     scale)."""
     dim = structure.particle_dim
-    guide_trace = poutine.trace(_particles(guide, num_particles, dim)).get_trace(*args)
-    model_trace = poutine.trace(poutine.replay(_particles(model, num_particles, dim), trace=guide_trace)).get_trace(*args)
+    guide_trace, model_trace = particle_traces(model, guide, args, num_particles, dim, PYRO_PARTICLES)
     observed, latent, covered = 0.0, 0.0, set()  # covered: latent sites whose closed-form KL was taken
     for name, site in model_trace.nodes.items():
         if site["type"] != "sample" or site_is_subsample(site):

@@ -11,13 +11,11 @@ number per datapoint over whatever other plates the model has (:func:`pyro_aevb.
 
 from typing import Callable, Tuple
 
-import pyro
 import torch
-from pyro import poutine
 from pyro.poutine.util import prune_subsample_sites
 
 from ..contract import ModelStructure, require_local_only
-from ..plates import data_frame, site_log_density, sum_to_datapoints
+from ..plates import data_frame, particle_traces, site_log_density, sum_to_datapoints
 
 
 def vectorized_log_weights(model: Callable, guide: Callable, args: tuple, num_samples: int,
@@ -26,16 +24,7 @@ def vectorized_log_weights(model: Callable, guide: Callable, args: tuple, num_sa
     reparameterized draws), and the minibatch scale N/M of the ``data`` plate."""
     require_local_only(structure, "importance weighting")
     particle_dim, data_dim = structure.particle_dim, structure.data_dim
-
-    def particles(fn):
-        def wrapped(*a):
-            with pyro.plate("particles", num_samples, dim=particle_dim):
-                return fn(*a)
-
-        return wrapped
-
-    guide_trace = poutine.trace(particles(guide)).get_trace(*args)
-    model_trace = poutine.trace(poutine.replay(particles(model), trace=guide_trace)).get_trace(*args)
+    guide_trace, model_trace = particle_traces(model, guide, args, num_samples, particle_dim)
     m = args[0].shape[0]
     log_w = torch.zeros((num_samples, m), device=args[0].device)
     scale = None
