@@ -28,7 +28,8 @@ from .loading import load_dataset
 from .plates import data_plate
 from .runs import Run, evaluate_run, load_run, train
 from .specs import records_arguments
-from .trainer import Trainer, make_optimizer
+from .optimizers import make_optimizer
+from .trainer import Trainer
 
 __version__ = "0.1.0"
 

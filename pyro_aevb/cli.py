@@ -49,6 +49,7 @@ from .plots import plot_bound_curve, save_image_grid
 from .registry import lookup, model_names
 from .reproduce import DEFAULT_DATASET, reproduce, sweep_specs
 from .reproduce.sweep import is_finished
+from .optimizers import check_optimizer_kwargs
 from .schedules import SCHEDULES, check_schedule
 from .runs import apply_settings, evaluate_run, load_run, train
 from .sequences import per_frame
@@ -133,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--num-particles", type=positive_int, default=default.num_particles,
                        help="L, samples of z per datapoint")
     train.add_argument("--optimizer", default=default.optimizer, choices=["adagrad", "adam"])
+    train.add_argument("--optimizer-kwargs", default=None, metavar="JSON",
+                       help="the optimizer's other torch arguments, e.g. '{\"betas\": [0.9, 0.999], \"eps\": 1e-4}' "
+                            "(adam; adagrad: eps, lr_decay, initial_accumulator_value)")
     train.add_argument("--lr", type=float, default=default.lr)
     train.add_argument("--prior-precision", type=float, default=default.prior_precision,
                        help="weight decay on theta = precision of its N(0, I/precision) prior (0: maximum likelihood)")
@@ -159,8 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "unannealed bound; docs/training_options.md)")
     train.add_argument("--lr-schedule", default=None, choices=list(SCHEDULES),
                        help="learning-rate schedule (torch.optim.lr_scheduler): step (StepLR, every step_size steps), "
-                            "cosine (CosineAnnealingLR over the budget in steps), plateau (ReduceLROnPlateau on the "
-                            "test bound, once per evaluation)")
+                            "multistep (MultiStepLR, at the milestones' steps), cosine (CosineAnnealingLR over the "
+                            "budget in steps), plateau (ReduceLROnPlateau on the test bound, once per evaluation)")
     train.add_argument("--lr-schedule-kwargs", default=None, metavar="JSON",
                        help="the schedule's torch parameters, e.g. '{\"step_size\": 5000, \"gamma\": 0.5}' (step), "
                             "'{\"eta_min\": 0.001}' (cosine), '{\"factor\": 0.5, \"patience\": 3}' (plateau); steps are "
@@ -289,7 +293,13 @@ def _train(args) -> int:
                        alpha_over_n=args.alpha_over_n, labelled_batch_size=args.labelled_batch_size,
                        kl_warmup=args.kl_warmup, lr_schedule=args.lr_schedule,
                        lr_schedule_kwargs=parse_kwargs(args.lr_schedule_kwargs, "--lr-schedule-kwargs",
-                                                       '{"step_size": 5000, "gamma": 0.5}'))
+                                                       '{"step_size": 5000, "gamma": 0.5}'),
+                       optimizer_kwargs=parse_kwargs(args.optimizer_kwargs, "--optimizer-kwargs",
+                                                     '{"betas": [0.9, 0.999], "eps": 1e-4}'))
+    try:
+        check_optimizer_kwargs(config.optimizer, config.optimizer_kwargs)
+    except AevbInputError as e:
+        raise AevbInputError(f"--optimizer {config.optimizer} --optimizer-kwargs: {e}") from None
     try:
         check_schedule(config.lr_schedule, config.lr_schedule_kwargs)
     except AevbInputError as e:  # the library names the parameter; here it is a flag

@@ -19,6 +19,7 @@ from . import builtin_models  # noqa: F401 -- registers the built-in models (pyr
 from .errors import AevbInputError
 from .infer.warmup import check_warmup_steps
 from .nn import INITS
+from .optimizers import check_optimizer_kwargs
 from .registry import SHAPE_SETTINGS, lookup, model_names
 from .schedules import check_schedule
 from .specs import build, is_import_path
@@ -76,6 +77,7 @@ class RunConfig:
     num_particles: int = 1
     # Algorithm 1
     optimizer: str = "adagrad"
+    optimizer_kwargs: dict = field(default_factory=dict)  # its other torch arguments (Adam's betas, eps; Trainer)
     lr: float = 0.02
     prior_precision: float = 1.0
     clip_grad_norm: Optional[float] = None
@@ -141,6 +143,7 @@ class RunConfig:
         need(self.threads is None or (isinstance(self.threads, int) and self.threads >= 1),
              f"the number of threads must be >= 1, got {self.threads}")
         need(self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}; choose from {list(OPTIMIZERS)}")
+        check_optimizer_kwargs(self.optimizer, self.optimizer_kwargs)
         need(self.epochs is None or self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
         need(self.train_samples is None or self.train_samples >= 1,
              f"training-sample budget must be >= 1, got {self.train_samples}")

@@ -186,7 +186,8 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
                           overwrite=overwrite, clip_grad_norm=config.clip_grad_norm, callbacks=callbacks,
                           labels=labels, alpha_over_n=config.alpha_over_n,
                           labelled_batch_size=config.labelled_batch_size, kl_warmup=config.kl_warmup,
-                          lr_schedule=config.lr_schedule, lr_schedule_kwargs=config.lr_schedule_kwargs)
+                          lr_schedule=config.lr_schedule, lr_schedule_kwargs=config.lr_schedule_kwargs,
+                          optimizer_kwargs=config.optimizer_kwargs)
         trainer.fit(epochs=config.epochs, train_samples=config.train_samples)
     finally:
         if directory is not None:

@@ -6,6 +6,9 @@ one optional except ``step_size``:
 
 * ``step``: :class:`~torch.optim.lr_scheduler.StepLR`, lr_t = lr * gamma^floor((t - 1) / step_size) for the t-th
   optimisation step, t = 1, 2, ... (``step_size`` steps, ``gamma`` default 0.1);
+* ``multistep``: :class:`~torch.optim.lr_scheduler.MultiStepLR`, lr_t = lr * gamma^(number of milestones < t): the
+  rate drops by ``gamma`` (default 0.1) after each of the steps in ``milestones`` (increasing; required) -- e.g.
+  Burda et al.'s (2015) 3^i passes at 1e-3 * 10^(-i/7), ``pyro-aevb reproduce iwae``;
 * ``cosine``: :class:`~torch.optim.lr_scheduler.CosineAnnealingLR`,
   lr_t = eta_min + (lr - eta_min) (1 + cos(pi (t - 1) / T_max)) / 2 while t - 1 <= T_max, eta_min after (``T_max``
   steps, default: the budget of the run's first ``fit`` in steps; ``eta_min`` default 0);
@@ -24,7 +27,7 @@ import math
 from typing import Optional
 
 import torch
-from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler, ReduceLROnPlateau, StepLR
+from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler, MultiStepLR, ReduceLROnPlateau, StepLR
 
 from .errors import AevbInputError
 
@@ -46,6 +49,14 @@ def _number(low: float, high: float = math.inf, open_low: bool = False, open_hig
     return check
 
 
+def _milestones(value) -> bool:
+    return (isinstance(value, list) and len(value) > 0 and all(_count(1)(v) for v in value)
+            and all(a < b for a, b in zip(value, value[1:])))
+
+
+_milestones.__doc__ = "a non-empty increasing list of integers >= 1 (optimisation steps)"
+
+
 def _mode(value) -> bool:
     return value in ("abs", "rel")
 
@@ -55,13 +66,15 @@ _mode.__doc__ = "'abs' or 'rel'"
 #: each schedule's torch class, its parameters with their checks, and the defaults that differ from torch's
 SCHEDULES = {
     "step": (StepLR, {"step_size": _count(1), "gamma": _number(0, open_low=True)}, {}),
+    "multistep": (MultiStepLR, {"milestones": _milestones, "gamma": _number(0, open_low=True)}, {}),
     "cosine": (CosineAnnealingLR, {"T_max": _count(1), "eta_min": _number(0)}, {}),
     "plateau": (ReduceLROnPlateau, {"factor": _number(0, 1, open_low=True, open_high=True), "patience": _count(0),
                                     "threshold": _number(0), "threshold_mode": _mode, "cooldown": _count(0),
                                     "min_lr": _number(0), "eps": _number(0)},
                 {"threshold_mode": "abs"}),
 }
-REQUIRED = {"step": ("step_size",)}
+REQUIRED = {"step": ("step_size",), "multistep": ("milestones",)}
+EXAMPLE = {"step_size": 1000, "milestones": [1000, 4000]}
 
 
 def check_schedule(name: Optional[str], kwargs: Optional[dict]) -> dict:
@@ -82,8 +95,8 @@ def check_schedule(name: Optional[str], kwargs: Optional[dict]) -> dict:
                              f"{list(checks)}")
     missing = [k for k in REQUIRED.get(name, ()) if k not in kwargs]
     if missing:
-        raise AevbInputError(f"the {name} schedule needs {', '.join(missing)}, e.g. {{\"{missing[0]}\": 1000}} "
-                             "(in optimisation steps)")
+        raise AevbInputError(f"the {name} schedule needs {', '.join(missing)}, e.g. "
+                             f"{{\"{missing[0]}\": {EXAMPLE[missing[0]]}}} (in optimisation steps)")
     for key, value in kwargs.items():
         if not checks[key](value):
             raise AevbInputError(f"the {name} schedule's {key} must be {checks[key].__doc__}, got {value!r}")
@@ -103,8 +116,8 @@ def make_scheduler(optimizer: torch.optim.Optimizer, name: str, kwargs: Optional
 
 
 def is_per_step(scheduler) -> bool:
-    """Whether ``scheduler`` is stepped after every optimisation step (``step``, ``cosine``), rather than once per
-    evaluation with the test bound (``plateau``)."""
+    """Whether ``scheduler`` is stepped after every optimisation step (``step``, ``multistep``, ``cosine``), rather
+    than once per evaluation with the test bound (``plateau``)."""
     return isinstance(scheduler, LRScheduler) and not isinstance(scheduler, ReduceLROnPlateau)
 
 

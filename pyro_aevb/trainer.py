@@ -76,6 +76,7 @@ from .infer.objective import Objective, UpdatingObjective
 from .infer.warmup import LatentScaleMessenger, check_warmup_steps, kl_weight
 from .inputs import condition, evaluation_inputs, label_inputs, rows, taken
 from .labels import ALPHA_OVER_N, ClassificationTerm, unknown_labels
+from .optimizers import check_optimizer_kwargs, make_optimizer
 from .params import local_param_store
 from .rng import seeded
 from .rundir import RunDirectory, resume_state
@@ -83,33 +84,6 @@ from .schedules import check_schedule, is_per_step, make_scheduler, step_per_ste
 from .specs import class_spec, recorded_kwargs
 
 BACKENDS = ("auto", "graph", "pyro")
-
-
-def make_optimizer(model: torch.nn.Module, guide: torch.nn.Module, name: str = "adagrad", lr: float = 0.02,
-                   prior_precision: float = 1.0) -> torch.optim.Optimizer:
-    """Adagrad (the paper) or Adam; weight decay ``prior_precision`` on theta (the model) only.
-
-    Every parameter is optimised once.  A parameter that model and guide share (e.g. a VampPrior whose
-    p(z) = (1/K) sum_k q(z | u_k) runs the guide's encoder) shapes p(x, z), so it is a model parameter theta:
-    it is in the model's group and gets the prior's weight decay; the guide's group holds the rest of phi.
-
-    Call it after moving the networks to their device (the fused kernels are chosen per device)."""
-    theta = [p for p in model.parameters() if p.requires_grad]
-    shared = {id(p) for p in theta}
-    phi = [p for p in guide.parameters() if p.requires_grad and id(p) not in shared] if guide is not None else []
-    groups = [{"params": theta, "weight_decay": prior_precision}, {"params": phi, "weight_decay": 0.0}]
-    groups = [g for g in groups if g["params"]]
-    if not groups:
-        raise AevbInputError("model and guide have no trainable parameters")
-    # torch's fused kernels (one kernel for all parameters) where every tensor allows it: Adam on CPU and
-    # CUDA, Adagrad on CPU only (torch has no fused CUDA Adagrad; there it uses its multi-tensor kernels)
-    devices = ("cpu",) if name == "adagrad" else ("cpu", "cuda")
-    fused = all(p.is_floating_point() and p.device.type in devices for g in groups for p in g["params"])
-    if name == "adagrad":
-        return torch.optim.Adagrad(groups, lr=lr, fused=fused or None)
-    if name == "adam":
-        return torch.optim.Adam(groups, lr=lr, fused=fused or None)
-    raise AevbInputError(f"unknown optimizer {name!r}; choose adagrad or adam")
 
 
 KERNEL_OPTIONS = ("fused", "foreach", "capturable")
@@ -216,9 +190,11 @@ class Trainer:
         trains on the bound with every latent site's term weighted by min(1, t / S); 0 (the default): none.
         Estimators ``"trace"`` and ``"analytic"`` only.  While beta < 1 a metrics row reports the running
         objective as ``train_objective`` with the ``beta`` reached, not as ``train_running_elbo``.
-    :param lr_schedule: (and ``lr_schedule_kwargs``) a learning-rate schedule by name, ``"step"``, ``"cosine"`` or
-        ``"plateau"``, with torch's parameters (:mod:`pyro_aevb.schedules`); ``None``: a constant rate.  Every
-        metrics row reports the rate of the epoch's last step, ``lr``.
+    :param lr_schedule: (and ``lr_schedule_kwargs``) a learning-rate schedule by name, ``"step"``, ``"multistep"``,
+        ``"cosine"`` or ``"plateau"``, with torch's parameters (:mod:`pyro_aevb.schedules`); ``None``: a constant
+        rate.  Every metrics row reports the rate of the epoch's last step, ``lr``.
+    :param optimizer_kwargs: the optimiser's other torch arguments by their torch names (:data:`OPTIMIZER_OPTIONS`):
+        Adam's ``betas``, ``eps``; Adagrad's ``eps``, ``lr_decay``, ``initial_accumulator_value``.
     """
 
     def __init__(self, model: torch.nn.Module, guide: Optional[torch.nn.Module], data: Dataset, *,
@@ -230,8 +206,10 @@ class Trainer:
                  resume: bool = False, overwrite: bool = False, clip_grad_norm: Optional[float] = None,
                  eval_every: int = 1, labels: Optional[torch.Tensor] = None,
                  alpha_over_n: float = ALPHA_OVER_N, labelled_batch_size: int = 100, kl_warmup: int = 0,
-                 lr_schedule: Optional[str] = None, lr_schedule_kwargs: Optional[dict] = None):
+                 lr_schedule: Optional[str] = None, lr_schedule_kwargs: Optional[dict] = None,
+                 optimizer_kwargs: Optional[dict] = None):
         self.callbacks = list(callbacks)
+        self.optimizer_kwargs = check_optimizer_kwargs(optimizer, optimizer_kwargs)
         self.kl_warmup = check_warmup_steps(kl_warmup)
         self.lr_schedule, self.lr_schedule_kwargs = lr_schedule, check_schedule(lr_schedule, lr_schedule_kwargs)
         if int(eval_every) < 1:
@@ -322,7 +300,7 @@ class Trainer:
                                  "evaluates none: choose the step or cosine schedule")
         self._latent_scale = LatentScaleMessenger(1.0) if self.kl_warmup and self._graph is None else None
         self.loss_fn: Callable = torch.compile(loss) if compile and self._graph is None else loss
-        self.optimizer = make_optimizer(model, guide, optimizer, lr, prior_precision)
+        self.optimizer = make_optimizer(model, guide, optimizer, lr, prior_precision, self.optimizer_kwargs)
         self.scheduler = None  # made when training starts (cosine's default length is the budget) or resumed
         self.perm_generator = torch.Generator().manual_seed(seed)
         self.seed = seed
@@ -331,7 +309,7 @@ class Trainer:
         self.config = dict(config) if config is not None else self._default_config(
             model_kwargs, guide_kwargs, optimizer=optimizer, lr=lr, prior_precision=prior_precision,
             backend=backend, compile=compile, kl_warmup=self.kl_warmup, lr_schedule=lr_schedule,
-            lr_schedule_kwargs=self.lr_schedule_kwargs)
+            lr_schedule_kwargs=self.lr_schedule_kwargs, optimizer_kwargs=self.optimizer_kwargs)
         self.directory: Optional[RunDirectory] = None
         if isinstance(run_dir, RunDirectory):
             self.directory = run_dir if self.rank == 0 else None  # opened by the caller (runs.train)
@@ -505,6 +483,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else {},
             "lr_schedule": self.lr_schedule,
+            "optimizer_kwargs": self.optimizer_kwargs,
             "kl_warmup": self.kl_warmup,
             "steps": self.steps,
             "lr_used": self._lr_used,
@@ -538,7 +517,8 @@ class Trainer:
         self._decorrelate_ranks()
 
     def _check_same_options(self, state: dict) -> None:
-        """A resumed run continues with the warm-up and the schedule it was trained with (one line otherwise)."""
+        """A resumed run continues with the warm-up, the schedule and the optimiser options it was trained with (one
+        line otherwise)."""
         saved_warmup, saved_schedule = int(state.get("kl_warmup", 0)), state.get("lr_schedule")
         if saved_warmup != self.kl_warmup:
             raise AevbInputError(f"the run was trained with kl_warmup={saved_warmup}, not {self.kl_warmup}: resume "
@@ -546,6 +526,10 @@ class Trainer:
         if saved_schedule != self.lr_schedule or (self.lr_schedule and not state.get("scheduler")):
             raise AevbInputError(f"the run was trained with lr_schedule={saved_schedule!r}, not {self.lr_schedule!r}: "
                                  "resume with the run's own schedule")
+        saved_options = state.get("optimizer_kwargs", {})
+        if saved_options != self.optimizer_kwargs:
+            raise AevbInputError(f"the run was trained with optimizer_kwargs={saved_options}, not "
+                                 f"{self.optimizer_kwargs}: resume with the run's own optimiser options")
         if (self.kl_warmup or self.lr_schedule) and "steps" not in state:
             raise AevbInputError("this checkpoint predates KL warm-up and learning-rate schedules (it has no step "
                                  "count): resume it without them")

@@ -23,7 +23,7 @@ from pyro_aevb.infer import hmc_log_likelihood
 from pyro_aevb.models import LIKELIHOODS, Likelihood, VAEModel, get_likelihood
 from pyro_aevb.models.likelihoods import continuous_bernoulli_log_normaliser
 from pyro_aevb.plates import data_plate
-from pyro_aevb.trainer import make_optimizer
+from pyro_aevb.optimizers import make_optimizer
 
 
 # ----------------------------------------------------------------------------- 1. masked observations

@@ -153,6 +153,31 @@ def test_warmup_and_step_and_plateau_schedules_continue_bit_for_bit_after_resume
             assert [r["lr"] for r in rows] == pytest.approx(rates)
 
 
+def test_multistep_schedule_and_adam_options_are_applied_recorded_and_resumed_bit_for_bit(tmp_path, mnist, capsys):
+    """Burda et al.'s recipe in small: Adam with its torch options (betas, eps) and a multistep schedule,
+    lr_t = lr gamma^(number of milestones < t) at the t-th step (checked in every row's lr, steps 11, 22, 33).  The
+    options reach torch's optimiser and the run's config; a run stopped after one epoch and resumed equals the
+    unbroken run bit for bit; resuming it with other options is refused with status 2."""
+    data = _digits(tmp_path, mnist)
+    flags = ["train", "--dataset", data, "--latent-dim", "2", "--hidden-dim", "16", "--batch-size", "50",
+             "--no-progress", "--optimizer", "adam", "--lr", "0.01", "--optimizer-kwargs",
+             '{"betas": [0.9, 0.99], "eps": 1e-4}', "--lr-schedule", "multistep", "--lr-schedule-kwargs",
+             '{"milestones": [5, 12, 30], "gamma": 0.5}']
+    assert main([*flags, "--epochs", "3", "--out", str(tmp_path / "a")]) == 0
+    assert main([*flags, "--epochs", "1", "--out", str(tmp_path / "b")]) == 0
+    assert main([*flags, "--epochs", "3", "--out", str(tmp_path / "b"), "--resume"]) == 0
+    _same_run(tmp_path / "a", tmp_path / "b")
+    assert [r["lr"] for r in read_metrics(tmp_path / "a")] == [pytest.approx(0.01 * 0.5 ** k) for k in (1, 2, 3)]
+    groups = load_checkpoint(tmp_path / "a")["optimizer"]["param_groups"]
+    assert all(g["eps"] == 1e-4 and tuple(g["betas"]) == (0.9, 0.99) for g in groups)
+    assert load_run(tmp_path / "a").config.optimizer_kwargs == {"betas": [0.9, 0.99], "eps": 1e-4}
+    capsys.readouterr()
+    other = [*flags[:-5], '{"eps": 1e-8}', *flags[-4:]]
+    assert main([*other, "--epochs", "4", "--out", str(tmp_path / "b"), "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "optimizer_kwargs" in err, err
+
+
 def test_a_killed_cosine_run_with_warmup_on_a_users_model_resumes_bit_for_bit(tmp_path, mnist):
     """Cosine over the budget (T_max = 33 steps for 3 epochs) with a warm-up, on a model of the user's trained by
     Pyro's ELBO: a run interrupted after its first epoch's checkpoint and resumed through the command line equals
@@ -190,6 +215,13 @@ def test_a_killed_cosine_run_with_warmup_on_a_users_model_resumes_bit_for_bit(tm
     (["--lr-schedule", "step", "--lr-schedule-kwargs", "{step_size: 5}"], "JSON object"),
     (["--lr-schedule-kwargs", '{"step_size": 5}'], "without a schedule"),
     (["--threads", "0"], "--threads"),
+    (["--lr-schedule", "multistep"], "needs milestones"),
+    (["--lr-schedule", "multistep", "--lr-schedule-kwargs", '{"milestones": [5, 3]}'], "increasing list"),
+    (["--optimizer", "adam", "--optimizer-kwargs", '{"momentum": 0.9}'], "adam takes no 'momentum'"),
+    (["--optimizer", "adam", "--optimizer-kwargs", '{"betas": [0.9]}'], "betas must be two numbers in [0, 1)"),
+    (["--optimizer", "adam", "--optimizer-kwargs", '{"eps": 0}'], "eps must be a finite number > 0"),
+    (["--optimizer-kwargs", '{"betas": [0.9, 0.99]}'], "adagrad takes no 'betas'"),
+    (["--optimizer-kwargs", "[1]"], "--optimizer-kwargs must be a JSON object"),
     (["--kl-warmup", "10", "--elbo", "iwae", "--num-particles", "2"], "estimators 'trace' and 'analytic'"),
 ])
 def test_bad_training_options_are_one_line_with_status_2(tmp_path, mnist, capsys, flags, says):
