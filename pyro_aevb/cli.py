@@ -232,16 +232,22 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("dataset", choices=["mnist", "frey"])
     data.add_argument("--data-path", default=None)
 
-    reproduce = sub.add_parser("reproduce", help="rerun a figure of the paper; our numbers next to the paper's")
-    reproduce.add_argument("figure", choices=["fig2", "fig3", "fig4", "fig5"])
+    reproduce = sub.add_parser("reproduce", help="rerun a figure of the paper (or Burda et al.'s Table 1: iwae); our "
+                                                 "numbers next to the published ones")
+    reproduce.add_argument("figure", choices=["fig2", "fig3", "fig4", "fig5", "iwae"])
     reproduce.add_argument("--dataset", default=None, choices=["mnist", "frey"],
                            help="default mnist (fig3: mnist only)")
     reproduce.add_argument("--budget", default="quick", choices=["quick", "medium", "paper"],
-                           help="quick: minutes on a CPU (CI); paper: ~1e8 training samples per run")
+                           help="quick: minutes on a CPU (CI); paper: ~1e8 training samples per run (iwae: 3,280 "
+                                "passes, Burda et al.'s)")
     reproduce.add_argument("--train-samples", type=positive_int, default=None,
                            help="override the budget's samples per run")
     reproduce.add_argument("--latent-dims", default=None,
                            help="comma-separated Nz subset (fig2, fig5)")
+    reproduce.add_argument("--layers", default=None,
+                           help="iwae: comma-separated numbers of stochastic layers, 1 and/or 2 (default 1)")
+    reproduce.add_argument("--ks", default=None,
+                           help="iwae: comma-separated samples per datapoint in training, k (default 1,5,50)")
     reproduce.add_argument("--data-path", default=None,
                            help="MNIST data root or frey_rawface.mat path")
     reproduce.add_argument("--seed", type=seed, default=0)
@@ -249,29 +255,30 @@ def build_parser() -> argparse.ArgumentParser:
                            help="output directory (default runs/reproduce/FIG_DATASET_BUDGET); fig2/fig3: running the "
                                 "command again continues the runs in it")
     reproduce.add_argument("--jobs", type=positive_int, default=1,
-                           help="fig2/fig3: runs trained side by side, one torch thread each (on a GPU, several runs "
+                           help="fig2/fig3/iwae: runs trained side by side, one torch thread each (on a GPU, several runs "
                                 "share it)")
     reproduce.add_argument("--threads", type=positive_int, default=None, metavar="N",
                            help="torch threads of each run (default: the free cores shared among the --jobs, max(1, "
                                 "(cores - load average) // jobs); docs/training_options.md)")
     reproduce.add_argument("--device", default="cpu",
-                           help="fig2/fig3: cpu, cuda, cuda:N or auto")
+                           help="fig2/fig3/iwae: cpu, cuda, cuda:N or auto")
     reproduce.add_argument("--methods", default=None,
-                           help="fig2/fig3: comma-separated subset of aevb, wake_sleep (fig3: also mcem)")
+                           help="fig2/fig3: comma-separated subset of aevb, wake_sleep (fig3: also mcem); iwae: of "
+                                "vae, iwae")
     reproduce.add_argument("--eval-points", type=positive_int, default=None,
                            help="fig3: train and test points each log p(x) estimate averages (the budget's by default; "
-                                "the paper: 1000)")
+                                "the paper: 1000); iwae: test images (default: quick 500, else all)")
     reproduce.add_argument("--compile", action="store_true",
-                           help="fig2/fig3: compile each run's training step with inductor (~20 s once per run; "
+                           help="fig2/fig3/iwae: compile each run's training step with inductor (~20 s once per run; "
                                 "faster per step)")
     reproduce.add_argument("--run", default=None, metavar="NAME",
-                           help="fig2/fig3: train only this run of the sweep (e.g. aevb_20), as one of several "
+                           help="fig2/fig3/iwae: train only this run of the sweep (e.g. aevb_20), as one of several "
                                 "processes sharing --out; nothing is drawn (--redraw collects)")
     reproduce.add_argument("--print-commands", action="store_true",
-                           help="fig2/fig3: print one resumable command per unfinished run (--run NAME), for a "
+                           help="fig2/fig3/iwae: print one resumable command per unfinished run (--run NAME), for a "
                                 "scheduler (SLURM array, GNU parallel, Ray) to run; train nothing")
     reproduce.add_argument("--redraw", action="store_true",
-                           help="fig2/fig3: draw the figure and tables from the runs that have finished (or evaluated) "
+                           help="fig2/fig3/iwae: draw the figure and tables from the runs that have finished (or evaluated) "
                                 "so far, without training")
     add_commands(sub)
     return parser
@@ -494,13 +501,22 @@ def _reproduce(args) -> int:
             raise AevbInputError(f"--latent-dims must be comma-separated integers, got {args.latent_dims!r}") from None
         if min(kwargs["latent_dims"]) < 1:
             raise AevbInputError(f"latent dims must be >= 1, got {args.latent_dims!r}")
+    for flag, value, name in (("--layers", args.layers, "layers"), ("--ks", args.ks, "ks")):
+        if value is None:
+            continue
+        if args.figure != "iwae":
+            raise AevbInputError(f"{flag} applies to iwae, not {args.figure}")
+        try:
+            kwargs[name] = tuple(int(v) for v in value.split(","))
+        except ValueError:
+            raise AevbInputError(f"{flag} must be comma-separated integers, got {value!r}") from None
     set_threads(args.threads, 1)  # this process: fig4, fig5, and a sweep's runs with --jobs 1
-    if args.figure in ("fig2", "fig3"):
+    if args.figure in ("fig2", "fig3", "iwae"):
         kwargs.update(jobs=args.jobs, threads=args.threads, compile=args.compile, device=str(RunConfig(device=args.device).validate().resolved_device()),
                       redraw=args.redraw)
         if args.eval_points is not None:
-            if args.figure != "fig3":
-                raise AevbInputError("--eval-points applies to fig3")
+            if args.figure not in ("fig3", "iwae"):
+                raise AevbInputError("--eval-points applies to fig3 and iwae")
             kwargs["eval_points"] = args.eval_points
         if args.methods is not None:
             kwargs["methods"] = tuple(m.strip() for m in args.methods.split(",") if m.strip())
@@ -508,8 +524,8 @@ def _reproduce(args) -> int:
                 raise AevbInputError("--methods must name at least one method, e.g. aevb,wake_sleep")
     elif (args.jobs != 1 or args.device != "cpu" or args.redraw or args.methods is not None or args.eval_points
           or args.run is not None or args.print_commands or args.compile):
-        raise AevbInputError(f"--jobs, --device, --methods, --compile, --run, --print-commands and --redraw apply to fig2 and fig3 "
-                             f"(resumable sweeps), not {args.figure}")
+        raise AevbInputError(f"--jobs, --device, --methods, --compile, --run, --print-commands and --redraw apply to "
+                             f"fig2, fig3 and iwae (resumable sweeps), not {args.figure}")
     dataset = args.dataset or DEFAULT_DATASET[args.figure]
     out = args.out or Path("runs") / "reproduce" / f"{args.figure}_{dataset}_{args.budget}"
     if Path(out).exists() and not Path(out).is_dir():
@@ -541,6 +557,7 @@ def _print_sweep_commands(args, dataset: str, out, kwargs: dict) -> int:
     base = ["pyro-aevb", "reproduce", args.figure, "--dataset", dataset, "--budget", args.budget, "--seed",
             str(args.seed), "--out", str(out), "--device", args.device]
     for flag, value in (("--train-samples", args.train_samples), ("--latent-dims", args.latent_dims),
+                        ("--layers", args.layers), ("--ks", args.ks),
                         ("--data-path", args.data_path), ("--methods", args.methods),
                         ("--eval-points", args.eval_points), ("--threads", args.threads)):
         if value is not None:

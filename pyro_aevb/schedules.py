@@ -1,14 +1,15 @@
 """Learning-rate schedules by name, with torch's own schedulers (``torch.optim.lr_scheduler``).
 
-Algorithm 1 updates theta, phi with a step size; a schedule makes it a function of the step.  Three, each with
+Algorithm 1 updates theta, phi with a step size; a schedule makes it a function of the step.  Four, each with
 its torch parameters by their torch names (``lr_schedule_kwargs``, CLI ``--lr-schedule-kwargs`` JSON), every
-one optional except ``step_size``:
+one optional except ``step_size`` and ``milestones``:
 
 * ``step``: :class:`~torch.optim.lr_scheduler.StepLR`, lr_t = lr * gamma^floor((t - 1) / step_size) for the t-th
   optimisation step, t = 1, 2, ... (``step_size`` steps, ``gamma`` default 0.1);
 * ``multistep``: :class:`~torch.optim.lr_scheduler.MultiStepLR`, lr_t = lr * gamma^(number of milestones < t): the
-  rate drops by ``gamma`` (default 0.1) after each of the steps in ``milestones`` (increasing; required) -- e.g.
-  Burda et al.'s (2015) 3^i passes at 1e-3 * 10^(-i/7), ``pyro-aevb reproduce iwae``;
+  rate drops by ``gamma`` (default 0.1) after each of the steps in ``milestones`` (non-decreasing, a step
+  listed twice drops it twice; required) -- e.g. Burda et al.'s (2015) 3^i passes at 1e-3 * 10^(-i/7),
+  ``pyro-aevb reproduce iwae``;
 * ``cosine``: :class:`~torch.optim.lr_scheduler.CosineAnnealingLR`,
   lr_t = eta_min + (lr - eta_min) (1 + cos(pi (t - 1) / T_max)) / 2 while t - 1 <= T_max, eta_min after (``T_max``
   steps, default: the budget of the run's first ``fit`` in steps; ``eta_min`` default 0);
@@ -51,10 +52,10 @@ def _number(low: float, high: float = math.inf, open_low: bool = False, open_hig
 
 def _milestones(value) -> bool:
     return (isinstance(value, list) and len(value) > 0 and all(_count(1)(v) for v in value)
-            and all(a < b for a, b in zip(value, value[1:])))
+            and all(a <= b for a, b in zip(value, value[1:])))
 
 
-_milestones.__doc__ = "a non-empty increasing list of integers >= 1 (optimisation steps)"
+_milestones.__doc__ = "a non-empty non-decreasing list of integers >= 1 (optimisation steps)"
 
 
 def _mode(value) -> bool:

@@ -216,7 +216,7 @@ def test_a_killed_cosine_run_with_warmup_on_a_users_model_resumes_bit_for_bit(tm
     (["--lr-schedule-kwargs", '{"step_size": 5}'], "without a schedule"),
     (["--threads", "0"], "--threads"),
     (["--lr-schedule", "multistep"], "needs milestones"),
-    (["--lr-schedule", "multistep", "--lr-schedule-kwargs", '{"milestones": [5, 3]}'], "increasing list"),
+    (["--lr-schedule", "multistep", "--lr-schedule-kwargs", '{"milestones": [5, 3]}'], "non-decreasing list"),
     (["--optimizer", "adam", "--optimizer-kwargs", '{"momentum": 0.9}'], "adam takes no 'momentum'"),
     (["--optimizer", "adam", "--optimizer-kwargs", '{"betas": [0.9]}'], "betas must be two numbers in [0, 1)"),
     (["--optimizer", "adam", "--optimizer-kwargs", '{"eps": 0}'], "eps must be a finite number > 0"),

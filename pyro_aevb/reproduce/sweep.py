@@ -36,11 +36,15 @@ from typing import Callable, Dict, List, Optional, Sequence
 import torch
 
 from pyro_aevb.checkpoint import CHECKPOINT, RunLock, atomic_write, dumps, read_metrics
-from pyro_aevb.data import Dataset
+from pyro_aevb.data import Dataset, apply_binarization
 from pyro_aevb.errors import AevbError, AevbInputError, Interrupted
+from pyro_aevb.evaluation.terms import latent_site_terms
+from pyro_aevb.guides import AmortizedNormalGuide, HierarchicalGuide
 from pyro_aevb.infer.hmc import hmc_log_likelihood
+from pyro_aevb.infer.importance import log_likelihood
 from pyro_aevb.infer.mcem import MonteCarloEM
 from pyro_aevb.infer.wake_sleep import WakeSleep
+from pyro_aevb.models import HierarchicalVAEModel, VAEModel
 from pyro_aevb.rng import seeded
 from pyro_aevb.threads import default_threads
 from pyro_aevb.trainer import Trainer
@@ -63,8 +67,19 @@ class RunSpec:
         the run's budget.
     :param eval_test: average the per-epoch bounds over the first ``eval_test`` test points and as many
         training points (``None``: the whole test set).
-    :param estimate: for Fig. 3, the appendix-D estimator's settings at every stop
-        (``{"eval_points", "num_warmup"}``); ``None``: no estimate.
+    :param estimate: an estimate of log p(x) on the first ``eval_points`` training and test points: Fig. 3's
+        appendix-D estimator at every stop (``{"eval_points", "num_warmup"}``), or importance sampling with
+        ``num_samples`` proposals on the test points at the last stop (``{"method": "importance", "num_samples",
+        "eval_points"}``, Burda et al.'s Table 1); ``None``: no estimate.
+    :param network: other networks than the paper's one-hidden-layer pair: ``{"latent_dims": [...],
+        "hidden_dims": [[...], ...]}`` (one stochastic layer: :class:`~pyro_aevb.models.VAEModel`; more:
+        :class:`~pyro_aevb.models.HierarchicalVAEModel`), with ``"init"``.
+    :param recipe: the trainer's settings where they differ from the paper's (estimator, particles, optimiser and
+        its options, rate and schedule, prior precision, batch size): keyword arguments of
+        :class:`~pyro_aevb.trainer.Trainer`.
+    :param binarize: the training targets (:func:`pyro_aevb.data.apply_binarization`): ``none`` (the paper),
+        ``static`` or ``dynamic``.
+    :param label: the run's name (default ``<method>_<key>``).
     """
 
     figure: str
@@ -83,10 +98,14 @@ class RunSpec:
     data_path: Optional[str] = None
     device: str = "cpu"
     compile: bool = False  # inductor-compiled training step (Trainer(compile=True)); not part of the run's identity
+    network: Optional[dict] = field(default=None, hash=False)
+    recipe: Optional[dict] = field(default=None, hash=False)
+    binarize: str = "none"
+    label: Optional[str] = None
 
     @property
     def name(self) -> str:
-        return f"{self.method}_{self.key}"
+        return self.label or f"{self.method}_{self.key}"
 
     @property
     def train_samples(self) -> int:
@@ -94,16 +113,22 @@ class RunSpec:
 
     def identity(self) -> dict:
         """What must not change when a sweep is continued (the budget may grow; the device may change)."""
-        return {k: v for k, v in asdict(self).items()
-                if k in ("figure", "dataset", "seed", "latent_dim", "hidden_units", "likelihood", "num_train",
-                         "eval_test")}
+        identity = {k: v for k, v in asdict(self).items()
+                    if k in ("figure", "dataset", "seed", "latent_dim", "hidden_units", "likelihood", "num_train",
+                             "eval_test")}
+        # the settings that the paper's figures leave at their defaults, recorded only where set (older sweeps
+        # continue)
+        identity.update({k: v for k, v in (("network", self.network), ("recipe", self.recipe),
+                                           ("binarize", self.binarize if self.binarize != "none" else None))
+                         if v is not None})
+        return identity
 
 
 def run_dir(out, spec: RunSpec) -> Path:
     return Path(out) / "runs" / spec.name
 
 
-def _read_estimates(path: Path) -> List[dict]:
+def read_estimates(path: Path) -> List[dict]:
     try:
         return json.loads((path / ESTIMATES).read_text())
     except FileNotFoundError:
@@ -127,18 +152,43 @@ def is_finished(out, spec: RunSpec) -> bool:
         return False
     if spec.estimate is None:
         return True
-    return _stops(_read_estimates(path)) >= set(spec.points)
+    return _stops(read_estimates(path)) >= set(estimate_stops(spec))
+
+
+def estimate_stops(spec: RunSpec) -> tuple:
+    """The stops at which ``spec`` estimates log p(x): every stop (appendix D, Fig. 3) or the last (importance
+    sampling)."""
+    if spec.estimate is None:
+        return ()
+    return spec.points[-1:] if spec.estimate.get("method") == "importance" else tuple(spec.points)
 
 
 def _dataset(spec: RunSpec) -> Dataset:
     # the first rows of the loaded data (Dataset.head keeps where they came from: the runs record that, not the rows)
-    return load(spec.dataset, spec.data_path).head(spec.num_train, spec.eval_test).to(spec.device)
+    data = apply_binarization(load(spec.dataset, spec.data_path), spec.binarize)
+    return data.head(spec.num_train, spec.eval_test).to(spec.device)
+
+
+def _networks(spec: RunSpec, data_dim: int):
+    """The model and guide of ``spec``: the paper's pair (section 5), or ``spec.network``'s."""
+    if spec.network is None:
+        return make_vae(data_dim, spec.latent_dim, spec.hidden_units, spec.likelihood)
+    latent_dims = tuple(spec.network["latent_dims"])
+    hidden = tuple(tuple(h) for h in spec.network["hidden_dims"])
+    init = spec.network.get("init", "paper")
+    if len(latent_dims) == 1:
+        return (VAEModel(data_dim, latent_dims[0], hidden[0], spec.likelihood, init=init),
+                AmortizedNormalGuide(data_dim, latent_dims[0], hidden[0], init=init))
+    return (HierarchicalVAEModel(data_dim, latent_dims, hidden, spec.likelihood, init=init),
+            HierarchicalGuide(data_dim, latent_dims, hidden, init=init))
 
 
 def _trainer(spec: RunSpec, data: Dataset, model, guide, path: Path, resume: bool, callback) -> Trainer:
     """One trainer for every method: the objective is what differs."""
     common = dict(progress=False, batch_size=BATCH_SIZE, seed=spec.seed, run_dir=path, resume=resume,
                   eval_every=spec.eval_every, callbacks=[callback], compile=spec.compile)
+    if spec.recipe is not None:  # an estimator of the bound with its own settings (Burda et al.'s VAE and IWAE)
+        return Trainer(model, guide, data, **{**common, **spec.recipe})
     if spec.method == "aevb":
         return Trainer(model, guide, data, **common)
     if spec.method == "wake_sleep":
@@ -153,7 +203,7 @@ def run_one(spec: RunSpec, out, log: Callable = print) -> dict:
     resume = (path / CHECKPOINT).exists()
     seed_everything(spec.seed)
     data = _dataset(spec)
-    model, guide = make_vae(data.data_dim, spec.latent_dim, spec.hidden_units, spec.likelihood)
+    model, guide = _networks(spec, data.data_dim)
     model.to(spec.device)
     guide.to(spec.device)
 
@@ -165,31 +215,39 @@ def run_one(spec: RunSpec, out, log: Callable = print) -> dict:
 
     trainer = _trainer(spec, data, model, guide, path, resume, progress)
     try:
-        estimates = _read_estimates(path) if spec.estimate else []
-        done = _stops(estimates)
+        estimates = read_estimates(path) if spec.estimate else []
+        done, wanted = _stops(estimates), set(estimate_stops(spec))
         for p in spec.points:
             if trainer.train_samples < p:
                 trainer.fit(train_samples=p)
-            if spec.estimate and p not in done and trainer.train_samples >= p:
-                estimates.append(_estimate(spec, model, data, p, trainer.train_samples, trainer.wall_seconds))
+            if p in wanted and p not in done and trainer.train_samples >= p:
+                estimates.append(_estimate(spec, model, guide, data, p, trainer.train_samples, trainer.wall_seconds))
                 _write_json(path / ESTIMATES, estimates)
                 done.add(p)
-                log(f"  {spec.figure} {spec.name:>15s}: {p:>11d} samples  log p(x): train "
-                    f"{estimates[-1]['train']:8.2f}  test {estimates[-1]['test']:8.2f}  "
+                splits = "  ".join(f"{k} {estimates[-1][k]:8.2f}" for k in ("train", "test") if k in estimates[-1])
+                log(f"  {spec.figure} {spec.name:>15s}: {p:>11d} samples  log p(x): {splits}  "
                     f"({estimates[-1]['estimate_seconds']:.0f}s to estimate)")
     finally:
         trainer.close()
     return {"name": spec.name, "train_samples": trainer.train_samples, "wall_seconds": trainer.wall_seconds}
 
 
-def _estimate(spec: RunSpec, model, data: Dataset, stop: int, samples: int, wall: float) -> dict:
-    """Appendix D's estimate of log p(x) on the first ``eval_points`` training and test points, in a seeded
-    stream of its own (so that it neither perturbs training nor depends on whether the run was resumed)."""
+def _estimate(spec: RunSpec, model, guide, data: Dataset, stop: int, samples: int, wall: float) -> dict:
+    """An estimate of log p(x), in a seeded stream of its own (so that it neither perturbs training nor depends on
+    whether the run was resumed): appendix D's on the first ``eval_points`` training and test points, or
+    importance sampling with ``num_samples`` proposals of the guide on the first ``eval_points`` test points
+    (``None``: all), with the active units of every latent site (Burda et al., section 5.2) on them."""
     n = spec.estimate["eval_points"]
     row = {"stop": stop, "train_samples": samples, "wall_seconds": round(wall, 2)}
     start = time.perf_counter()
     with seeded(spec.seed + stop, data.train.device):
-        for split, x in (("train", data.train[:n]), ("test", data.test[:n])):
+        if spec.estimate.get("method") == "importance":
+            x = data.test[:n]
+            est = log_likelihood(model, guide, x, num_samples=spec.estimate["num_samples"])
+            row.update(test=est.mean, test_stderr=est.stderr, eval_points=int(x.shape[0]),
+                       num_samples=int(spec.estimate["num_samples"]))
+            row["active_units"] = latent_site_terms(model, guide, x).active_units
+        for split, x in (("train", data.train[:n]), ("test", data.test[:n])) if "test" not in row else ():
             est = hmc_log_likelihood(model, x, num_warmup=spec.estimate["num_warmup"])
             row[split], row[f"{split}_stderr"] = est.mean, est.stderr
     row["estimate_seconds"] = round(time.perf_counter() - start, 2)
@@ -208,7 +266,7 @@ def collect(out, specs: Sequence[RunSpec]) -> List[dict]:
     for spec in specs:
         path = run_dir(out, spec)
         if spec.estimate is not None:
-            for r in _read_estimates(path):
+            for r in read_estimates(path):
                 rows.append({"method": spec.method, "key": spec.key, **r})
             continue
         for r in read_metrics(path):  # (also where the checkpoints were left behind, e.g. copied from a GPU)
