@@ -198,8 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--num-particles", type=positive_int, default=1)
     evaluate.add_argument("--iw-samples", type=nonnegative_int, default=0,
                           help="also estimate log p(x) on the test set by importance sampling with this many samples")
-    evaluate.add_argument("--theta-samples", type=positive_int, default=10,
-                          help="full-VB runs: draws theta ~ q(theta) for the posterior predictive log-likelihood")
+    evaluate.add_argument("--theta-samples", type=positive_int, default=None,
+                          help="full-VB runs, with --iw-samples: draws theta ~ q(theta) for the posterior predictive "
+                               "log-likelihood (default 10)")
     evaluate.add_argument("--latent-terms", action="store_true",
                           help="also the test KL term and the active units (Cov_x E_q[z_u|x] > 0.01) of each latent "
                                "site")
@@ -347,6 +348,9 @@ def _train(args) -> int:
 
 
 def _evaluate(args) -> int:
+    if args.theta_samples is not None and args.iw_samples == 0:
+        raise AevbInputError("--theta-samples sets the theta draws of --iw-samples' estimate (full-VB runs): give "
+                             "--iw-samples K too")
     pyro.set_rng_seed(args.seed)
     run = load_run(args.run_dir, device=args.device)
     result = evaluate_run(run, num_particles=args.num_particles)
@@ -364,9 +368,12 @@ def _evaluate(args) -> int:
                 raise AevbInputError("--iw-samples of a full-VB run with conditioning inputs is not supported: "
                                      "use evaluate's bound, or log_likelihood from Python with theta fixed")
             # full VB: log E_q(theta)[p(x|theta)], importance sampling over z for each theta draw
-            ll = posterior_predictive_log_likelihood(run.model, run.guide, test, num_theta=args.theta_samples,
+            num_theta = args.theta_samples or 10
+            ll = posterior_predictive_log_likelihood(run.model, run.guide, test, num_theta=num_theta,
                                                      num_samples=args.iw_samples)
-            result.update(theta_samples=args.theta_samples)
+            result.update(theta_samples=num_theta)
+        elif args.theta_samples is not None:
+            raise AevbInputError("--theta-samples draws the global latents theta of a full-VB run; this run has none")
         else:
             ll = log_likelihood(run.model, run.guide, test, num_samples=args.iw_samples, progress=not args.json,
                                 inputs=inputs)

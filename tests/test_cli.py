@@ -104,7 +104,8 @@ def test_console_script_exit_code(tmp_path):
 
 
 def test_reader_commands_refuse_bad_outputs_and_values(tmp_path, capsys):
-    """Picture outputs need a picture format; --iw-samples and --seed are checked before any work."""
+    """Picture outputs need a picture format; --iw-samples and --seed are checked before any work; --theta-samples,
+    which only full-VB runs' --iw-samples use, is refused where it would be ignored."""
     data = _bad(tmp_path, "ok.npy", np.random.rand(30, 4).astype(np.float32))
     run = str(tmp_path / "r")
     assert _run(["train", "--dataset", data, "--out", run, "--no-progress", "--epochs", "1", "--latent-dim", "2",
@@ -112,6 +113,8 @@ def test_reader_commands_refuse_bad_outputs_and_values(tmp_path, capsys):
     for argv, message in ((["sample", run, "--out", str(tmp_path / "x.txt")], "use a file ending in .png"),
                           (["plot", run, "--out", str(tmp_path / "x.txt")], "use a file ending in .png"),
                           (["evaluate", run, "--iw-samples", "-1"], "must be >= 0"),
-                          (["evaluate", run, "--seed", "-1"], "must be in [0, 2^32)")):
+                          (["evaluate", run, "--seed", "-1"], "must be in [0, 2^32)"),
+                          (["evaluate", run, "--theta-samples", "3"], "give --iw-samples K too"),
+                          (["evaluate", run, "--theta-samples", "3", "--iw-samples", "5"], "this run has none")):
         code, _, err = _run(argv, capsys)
         assert code == 2 and message in err and err.count("\n") == 1, (argv, err)
