@@ -129,8 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--bayesian-decoder", action="store_true",
                        help="full VB over the decoder weights, q(theta) q(z|x) (appendix F)")
     train.add_argument("--elbo", default=None, choices=sorted(ESTIMATORS),
-                       help="trace = estimator A, analytic = B (the default; trace where a discrete latent is "
-                            "enumerated)")
+                       help="trace = estimator A, analytic = B (the default where it applies; trace where a "
+                            "discrete latent is enumerated or the guide samples the latents in another order than the "
+                            "model)")
     train.add_argument("--num-particles", type=positive_int, default=default.num_particles,
                        help="L, samples of z per datapoint")
     train.add_argument("--optimizer", default=default.optimizer, choices=["adagrad", "adam"])
@@ -180,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "a warning saying why; graph: the graph or an error; pyro: Pyro's interpreter "
                             "(docs/own_model.md)")
     train.add_argument("--compile", action="store_true",
-                       help="compile the traced training step with inductor (~20 s once per minibatch shape)")
+                       help="compile the traced training step with inductor (~20 s once per minibatch shape; its own "
+                            "random numbers: not the eager run's path for the same seed)")
     train.add_argument("--distributed", action="store_true",
                        help="data-parallel training under torchrun (gloo on CPU, nccl on CUDA)")
     train.add_argument("--no-progress", action="store_true")
@@ -642,7 +644,11 @@ def _run_command(argv) -> int:
         return COMMANDS[args.command](args)
     except AevbError as e:
         message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__  # one line (Pyro appends
-        print(f"{chr(10) if isinstance(e, Interrupted) else ''}pyro-aevb: error: {message}", file=sys.stderr)  # shapes)
+        cause = e.__cause__  # shapes); an error of the user's code the library explained: where it was raised
+        where = _user_frame(cause.__traceback__) if cause is not None and not isinstance(cause, AevbError) else None
+        if where is not None:
+            message = f"{message} (raised at {where})"
+        print(f"{chr(10) if isinstance(e, Interrupted) else ''}pyro-aevb: error: {message}", file=sys.stderr)
         return e.exit_status
     except KeyboardInterrupt:
         print("\npyro-aevb: interrupted", file=sys.stderr)

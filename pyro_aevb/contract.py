@@ -118,6 +118,14 @@ class ModelStructure:
         return -(self.max_plate_nesting + 1)
 
     @property
+    def default_estimator(self) -> str:
+        """The estimator a model/guide pair gets where none is named (the trainer, ``evaluate_bound``, the CLI): B
+        (``"analytic"``, the paper's choice for its experiments) where it applies, else A (``"trace"``): where a
+        latent is summed out by enumeration, or the guide does not sample the latents in the model's order (B's
+        closed-form KL of a site would be taken at other parents than the model's)."""
+        return "trace" if self.enumerated or not self.mean_field else "analytic"
+
+    @property
     def latents(self) -> Tuple[str, ...]:
         return self.global_latents + self.local_latents
 

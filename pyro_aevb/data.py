@@ -94,6 +94,16 @@ class Dataset:
     test_inputs: Dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __post_init__(self):
+        train, test = self.train, self.test
+        if isinstance(train, torch.Tensor) and isinstance(test, torch.Tensor):
+            for split, rows in (("train", train), ("test", test)):
+                if rows.dim() < 2:
+                    raise AevbInputError(f"{self.name}: the {split} rows have shape {list(rows.shape)}; a dataset is "
+                                         "[N, D] (or [N, T, D] for sequences): one value per row is "
+                                         "x.reshape(-1, 1)")
+            if train.dim() != test.dim() or train.shape[-1] != test.shape[-1]:
+                raise AevbInputError(f"{self.name}: the train rows are {list(train.shape[1:])} but the test rows are "
+                                     f"{list(test.shape[1:])}: give both splits rows of the same size")
         for split in ("train", "test"):
             rows = getattr(self, split)
             if isinstance(rows, torch.Tensor) and rows.dim() >= 1:

@@ -119,9 +119,15 @@ def site_log_density(site: dict) -> torch.Tensor:
     return masked_log_prob(site["unscaled_log_prob"], site["mask"])
 
 
-def in_particles(program: Callable, num_particles: int, dim: int, name: str = PARTICLES) -> Callable:
+def in_particles(program: Callable, num_particles: int, dim: int, name: str = PARTICLES,
+                 plate_for_one: bool = True) -> Callable:
     """``program`` with ``num_particles`` vectorised draws of every site: a plate ``name`` at batch dimension ``dim``
-    (:attr:`~pyro_aevb.contract.ModelStructure.particle_dim`, left of the model's plates)."""
+    (:attr:`~pyro_aevb.contract.ModelStructure.particle_dim`, left of the model's plates).  ``plate_for_one=False``:
+    one draw runs without the plate, as Pyro's ELBOs do (a model then need not broadcast over a particle
+    dimension to be trained with L = 1)."""
+    if num_particles == 1 and not plate_for_one:
+        return program
+
     def wrapped(*args, **kwargs):
         with pyro.plate(name, num_particles, dim=dim):
             return program(*args, **kwargs)
@@ -130,10 +136,30 @@ def in_particles(program: Callable, num_particles: int, dim: int, name: str = PA
 
 
 def particle_traces(model: Callable, guide: Callable, args: tuple, num_particles: int, dim: int,
-                    name: str = PARTICLES) -> Tuple[poutine.Trace, poutine.Trace]:
+                    name: str = PARTICLES, plate_for_one: bool = True) -> Tuple[poutine.Trace, poutine.Trace]:
     """``(guide_trace, model_trace)``: the guide run with ``num_particles`` vectorised draws z_k ~ q(z|x)
-    (:func:`in_particles`), the model replayed on them -- the pair of traces every estimator over K draws reads."""
-    guide_trace = poutine.trace(in_particles(guide, num_particles, dim, name)).get_trace(*args)
-    model_trace = poutine.trace(poutine.replay(in_particles(model, num_particles, dim, name), trace=guide_trace)
-                                ).get_trace(*args)
+    (:func:`in_particles`), the model replayed on them -- the pair of traces every estimator over K draws reads.
+
+    A model or guide that fails on the K draws but runs on one draw per row (checked then, on the same rows) does
+    not broadcast over the particles' dimension: that is said in one :class:`AevbInputError`, with how to fix it
+    (the original error is its cause)."""
+    try:
+        guide_trace = poutine.trace(in_particles(guide, num_particles, dim, name, plate_for_one)).get_trace(*args)
+        model_trace = poutine.trace(poutine.replay(in_particles(model, num_particles, dim, name, plate_for_one),
+                                                   trace=guide_trace)).get_trace(*args)
+    except AevbInputError:
+        raise
+    except Exception as e:  # noqa: BLE001 -- re-raised unless one draw per row runs
+        if num_particles == 1 and not plate_for_one:
+            raise
+        try:
+            one = poutine.trace(guide).get_trace(*args)
+            poutine.trace(poutine.replay(model, trace=one)).get_trace(*args)
+        except Exception:  # noqa: BLE001 -- it fails without the particles too: the original error stands
+            raise e from None
+        raise AevbInputError(
+            f"the model and guide run on one draw per row but fail on {num_particles} draws at once "
+            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}): the draws are a plate at dim {dim}, "
+            "left of the model's plates, so every tensor that meets a latent must broadcast over leading dimensions "
+            "(e.g. torch.cat([z, y.expand(*z.shape[:-1], -1)], -1), not torch.cat([z, y], -1))") from e
     return guide_trace, model_trace

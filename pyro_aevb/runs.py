@@ -176,8 +176,8 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
         guide.to(device)
         if config.elbo is None or _default_guide_of_yours(config):
             structure = _structure(config, model, guide, data)
-            if config.elbo is None:  # not given: estimator B, or A where a latent is enumerated or the guide is not
-                config.elbo = "trace" if structure.enumerated or not structure.mean_field else "analytic"  # mean field
+            if config.elbo is None:  # not given: B where it applies, else A (ModelStructure.default_estimator)
+                config.elbo = structure.default_estimator
         trainer = Trainer(model, guide, data, elbo=config.elbo, num_particles=config.num_particles,
                           optimizer=config.optimizer, lr=config.lr, prior_precision=config.prior_precision,
                           batch_size=config.batch_size, run_dir=directory or run_dir, config=config.to_dict(),

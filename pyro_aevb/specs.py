@@ -57,6 +57,9 @@ def import_object(spec: str) -> Any:
     if not is_import_path(spec):
         raise AevbInputError(f"{spec!r} is not an import path: use package.module:Class or path/to/file.py:Class")
     module_name, _, qualname = spec.partition(":")
+    if not qualname or not module_name:
+        raise AevbInputError(f"{spec!r} names no {'class' if not qualname else 'module'}: write "
+                             f"{module_name or 'package.module'}:{qualname or 'ClassName'}")
     if module_name == "__main__":
         raise AevbInputError(f"{spec} was defined in a notebook or script (__main__) and cannot be imported again: "
                              "move the class to a module, or pass model= and guide= instances to load_run")

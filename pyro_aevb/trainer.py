@@ -151,7 +151,8 @@ class Trainer:
     :param data: a :class:`pyro_aevb.data.Dataset` (already on the training device).
     :param elbo: ``"trace"`` (estimator A), ``"analytic"`` (estimator B), ``"iwae"``, or an objective module
         called as ``objective(x, idx, num_data)`` (e.g. :class:`~pyro_aevb.infer.WakeSleep`,
-        :class:`~pyro_aevb.infer.MonteCarloEM`).
+        :class:`~pyro_aevb.infer.MonteCarloEM`); ``None`` (the default): B where it applies, else A
+        (:attr:`~pyro_aevb.contract.ModelStructure.default_estimator`, as the CLI and ``evaluate_bound``).
     :param num_particles: L, samples of z per datapoint (K for ``"iwae"``).
     :param batch_size: M.
     :param run_dir: where ``config.json``, ``metrics.jsonl`` and ``checkpoint.pt`` go (created if missing;
@@ -198,7 +199,7 @@ class Trainer:
     """
 
     def __init__(self, model: torch.nn.Module, guide: Optional[torch.nn.Module], data: Dataset, *,
-                 elbo: Union[str, torch.nn.Module] = "analytic", num_particles: int = 1, optimizer: str = "adagrad",
+                 elbo: Union[str, torch.nn.Module, None] = None, num_particles: int = 1, optimizer: str = "adagrad",
                  lr: float = 0.02, prior_precision: float = 1.0, batch_size: int = 100, run_dir: Optional[str] = None,
                  config: Optional[dict] = None, model_kwargs: Optional[dict] = None,
                  guide_kwargs: Optional[dict] = None, progress: bool = True, log_every: int = 50,
@@ -240,6 +241,12 @@ class Trainer:
         self._probe = data.as_seen(64)[0]
         self._probe_inputs = rows(self.train_inputs, slice(0, self._probe.shape[0]))  # label inputs included
         n_train = data.train.shape[0]
+        if elbo is None:  # B where it applies, else A (ModelStructure.default_estimator)
+            if guide is None:
+                raise AevbInputError("the SGVB estimators need a guide q(z|x); without one, pass an objective module "
+                                     "that trains the model alone (e.g. elbo=MonteCarloEM(model, x))")
+            elbo = check_model_guide(model, guide, self._probe, None, num_data=n_train,
+                                     inputs=self._probe_inputs).default_estimator
         if not isinstance(elbo, (str, Objective)):
             raise AevbInputError(f"elbo must be an estimator name ({', '.join(sorted(ESTIMATORS))}) or an objective "
                                  f"module with is_bound, eval_estimator, state_dict and load_state_dict "
@@ -647,9 +654,11 @@ class Trainer:
             f"exact zeros; --min-scale); {remedy}")
 
     def fit(self, epochs: Optional[int] = None, train_samples: Optional[int] = None) -> list:
-        """Train until ``train_samples`` datapoints (or ``epochs`` full passes) have been seen in total.
+        """Train until ``train_samples`` datapoints (or ``epochs`` full passes) have been seen **in total**, counted
+        from the start of the run: ``fit(epochs=1)`` then ``fit(epochs=3)`` trains two more epochs (and equals
+        ``fit(epochs=3)`` at once); a budget already reached trains nothing.
 
-        Returns the list of per-epoch metric rows (also appended to ``metrics.jsonl``).
+        Returns a copy of the run's metric rows so far, one per evaluation (also in ``metrics.jsonl``).
         """
         if self.directory is not None:
             self.directory.reacquire()
@@ -769,4 +778,4 @@ class Trainer:
                     bar.write(f"epoch {row['epoch']}: {bounds} ({self.train_samples} samples, {train_seconds:.1f}s)")
         finally:
             bar.close()
-        return self.metrics
+        return [dict(row) for row in self.metrics]

@@ -111,17 +111,19 @@ def _local_bound(model, guide, x, estimator, num_particles, batch_size, structur
 
 
 @torch.no_grad()
-def evaluate_bound(model: Callable, guide: Callable, x: torch.Tensor, estimator: str = "analytic",
+def evaluate_bound(model: Callable, guide: Callable, x: torch.Tensor, estimator: Optional[str] = None,
                    num_particles: int = 1, batch_size: int = 2000, *, num_data: Optional[int] = None,
                    inputs: Optional[Inputs] = None) -> float:
     """The bound per datapoint of ``x`` (nats), estimator ``"trace"`` (A), ``"analytic"`` (B) or ``"iwae"``
-    (K = ``num_particles``), evaluated in chunks of ``batch_size`` rows.
+    (K = ``num_particles``), evaluated in chunks of ``batch_size`` rows; ``None``: B where it applies, else A
+    (:attr:`~pyro_aevb.contract.ModelStructure.default_estimator`, the trainer's default too).
 
     With global latents it is ``local_bound(x) - KL(q(theta) || p(theta)) / num_data``, where ``num_data`` is
     N_train, the size of the training set q(theta) was fitted to (required then; without global latents it is
     only checked).  ``inputs`` are the conditioning inputs of the rows of ``x`` (:mod:`pyro_aevb.inputs`): the
     bound is then of log p(x | inputs)."""
     structure = check_model_guide(model, guide, x, estimator, inputs=inputs)
+    estimator = estimator or structure.default_estimator
     num_data = check_num_data(num_data, structure.global_latents)
     local = _local_bound(model, guide, x, estimator, num_particles, batch_size, structure, inputs)
     if not structure.global_latents:

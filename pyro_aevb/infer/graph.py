@@ -109,8 +109,9 @@ def sgvb_terms(model: Callable, guide: Callable, args: tuple, estimator: str, nu
     """``(O, Z)`` of the module docstring for estimator ``"trace"`` (A) or ``"analytic"`` (B), each summed over
     the particles and divided by L (in units of the whole dataset: the ``data`` plate's N/M is in each site's
     scale)."""
-    dim = structure.particle_dim
-    guide_trace, model_trace = particle_traces(model, guide, args, num_particles, dim, PYRO_PARTICLES)
+    dim = structure.particle_dim  # one draw without the plate, as Pyro's ELBOs
+    guide_trace, model_trace = particle_traces(model, guide, args, num_particles, dim, PYRO_PARTICLES,
+                                               plate_for_one=False)
     observed, latent, covered = 0.0, 0.0, set()  # covered: latent sites whose closed-form KL was taken
     for name, site in model_trace.nodes.items():
         if site["type"] != "sample" or site_is_subsample(site):
