@@ -19,7 +19,9 @@ from pyro_aevb.rng import seeded
 
 def test_the_paper_budget_follows_burda_et_al_schedule(mnist):
     """At 3,280 passes of 2,500 minibatches of 20 (our 50,000 images), stage i ends after sum_{j <= i} 3^j passes
-    and runs at 1e-3 * 10^(-i/7); the recipe is theirs (Adam's options, M = 20, no weight decay)."""
+    (at every budget: medium is the paper's run stopped after 40 passes, so the paper budget continues it)
+    and runs at 1e-3 * 10^(-i/7); the recipe is theirs (Adam's options, M = 20, no weight decay), with Adam's eps
+    scaled as our objective is (N/M times their minibatch sum), so that the updates are theirs."""
     runs = iwae.specs("paper", ks=(1, 5, 50), layers=(1, 2))
     assert [r.name for r in runs] == ["l1_k1", "l1_vae_k5", "l1_iwae_k5", "l1_vae_k50", "l1_iwae_k50",
                                       "l2_k1", "l2_vae_k5", "l2_iwae_k5", "l2_vae_k50", "l2_iwae_k50"]
@@ -27,9 +29,14 @@ def test_the_paper_budget_follows_burda_et_al_schedule(mnist):
     ends = [(3 ** (i + 1) - 1) // 2 * steps_per_pass for i in range(8)]  # sum_{j<=i} 3^j passes, in steps
     recipe = runs[2].recipe
     assert recipe["lr_schedule_kwargs"]["milestones"] == ends[:7]
+    assert runs[0].points == tuple(e * iwae.BATCH for e in ends)  # a row and a checkpoint at every stage's end
+    medium = iwae.specs("medium", ks=(5,), methods=("iwae",))[0]  # the same run, stopped after stages 0..3
+    assert medium.recipe == recipe and medium.points == tuple(e * iwae.BATCH for e in ends[:4])
     assert runs[0].train_samples == paper.IWAE_PASSES * mnist.train.shape[0] == ends[-1] * iwae.BATCH
     assert (recipe["elbo"], recipe["num_particles"], runs[1].recipe["elbo"]) == ("iwae", 5, "trace")
-    assert recipe["optimizer_kwargs"] == {"betas": [0.9, 0.999], "eps": 1e-4} and recipe["batch_size"] == 20
+    # Adam's eps is not scale-invariant: theirs acts on the minibatch sum, ours on N/M times it (eq. 8)
+    assert recipe["optimizer_kwargs"] == {"betas": [0.9, 0.999], "eps": 1e-4 * mnist.train.shape[0] / 20}
+    assert recipe["batch_size"] == 20
     assert recipe["prior_precision"] == 0.0 and runs[0].binarize == "dynamic"
     # MultiStepLR (its rates checked step by step in tests/test_training_options.py): stage i at lr gamma^i
     assert recipe["lr"] == 1e-3 and recipe["lr_schedule_kwargs"]["gamma"] ** 7 == pytest.approx(0.1, rel=1e-12)
