@@ -259,3 +259,38 @@ def test_a_sweep_run_records_where_its_rows_came_from_instead_of_storing_them(tm
     data = load_run(path).load_data()
     assert data.train.shape[0] == 1000 and data.test.shape[0] == 200
     assert data.fingerprint() == config["data_fingerprint"]
+
+
+def test_fig2_runs_end_with_an_importance_sampled_log_likelihood_that_is_the_saved_runs(tmp_path, monkeypatch,
+                                                                                         capsys):
+    """With a budget that asks for it (paper: K = 5000 on every test image; here K = 50 on 30), each AEVB run ends
+    with its test log p(x) by importance sampling, in a seeded stream: the number in results.json is
+    ``log_likelihood`` of the saved run on the same images and draws.  A run missing it is not finished: the next
+    command computes it without training again."""
+    from pyro_aevb import load_run, log_likelihood
+    from pyro_aevb.reproduce import fig2
+    from pyro_aevb.rng import seeded
+
+    monkeypatch.setitem(fig2.BUDGET_SETTINGS, "quick", {**fig2.BUDGET_SETTINGS["quick"], "iw_samples": 50,
+                                                        "eval_test": 30})
+    out = tmp_path / "sweep"
+    argv = ["reproduce", "fig2", "--latent-dims", "2", "--train-samples", "2000", "--threads", "1", "--out", str(out)]
+    assert main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    run = load_run(out / "runs" / "aevb_2")
+    estimate = json.loads((out / "runs" / "aevb_2" / "estimates.json").read_text())[-1]
+    x = run.load_data().test
+    assert x.shape[0] == 30 == estimate["eval_points"]
+    with seeded(0 + estimate["stop"], x.device):
+        ours = log_likelihood(run.model, run.guide, x, num_samples=50)
+    assert results["aevb"]["2"]["log_likelihood"] == ours.mean and results["aevb"]["2"]["iw_samples"] == 50
+    assert ours.mean > results["aevb"]["2"]["test"] - 1.0  # a tighter bound than the ELBO, up to IS noise
+    assert "log_likelihood" not in results["wake_sleep"]["2"]
+    rows = (out / "runs" / "aevb_2" / "metrics.jsonl").read_text()
+    (out / "runs" / "aevb_2" / "estimates.json").unlink()
+    capsys.readouterr()
+    assert main([*argv, "--print-commands"]) == 0
+    assert capsys.readouterr().out.split()[-1] == "aevb_2"
+    assert main(argv) == 0
+    assert (out / "runs" / "aevb_2" / "metrics.jsonl").read_text() == rows  # not trained again
+    assert json.loads((out / "results.json").read_text())["aevb"]["2"]["log_likelihood"] == ours.mean

@@ -261,11 +261,12 @@ def _write_json(path: Path, obj) -> None:
 
 def collect(out, specs: Sequence[RunSpec]) -> List[dict]:
     """Curve rows ``{method, key, train_samples, wall_seconds, train, test[, *_stderr]}`` of every run that
-    has any, from its run directory: the evaluated bounds (metrics rows), or Fig. 3's estimates."""
+    has any, from its run directory: the evaluated bounds (metrics rows), or Fig. 3's estimates (a final
+    importance-sampled estimate is not a curve: :func:`final_estimates`)."""
     rows = []
     for spec in specs:
         path = run_dir(out, spec)
-        if spec.estimate is not None:
+        if spec.estimate is not None and spec.estimate.get("method") != "importance":  # Fig. 3: estimates at stops
             for r in read_estimates(path):
                 rows.append({"method": spec.method, "key": spec.key, **r})
             continue
@@ -276,6 +277,17 @@ def collect(out, specs: Sequence[RunSpec]) -> List[dict]:
                          "wall_seconds": round(r["wall_seconds"], 2), "train": r["train_elbo"],
                          "test": r["test_elbo"]})
     return rows
+
+
+def final_estimates(out, specs: Sequence[RunSpec]) -> Dict[str, dict]:
+    """``{run name: its last importance-sampled estimate}`` of the runs that have one (``estimates.json``)."""
+    found = {}
+    for spec in specs:
+        if spec.estimate is not None and spec.estimate.get("method") == "importance":
+            rows = [r for r in read_estimates(run_dir(out, spec)) if "test" in r]
+            if rows:
+                found[spec.name] = rows[-1]
+    return found
 
 
 def check_manifest(out: Path, specs: Sequence[RunSpec], write: bool = True) -> None:
