@@ -73,7 +73,8 @@ class RunConfig:
     train_rows: Optional[int] = None  # the run used the first rows of the named dataset's splits (Dataset.head)
     test_rows: Optional[int] = None
     # objective (section 2.3)
-    elbo: str = "analytic"
+    elbo: Optional[str] = None  # None: B where it applies, else A (ModelStructure.default_estimator); resolved
+    # when the run starts and recorded
     num_particles: int = 1
     # Algorithm 1
     optimizer: str = "adagrad"
