@@ -325,7 +325,8 @@ class Trainer:
         self.run_dir = self.directory.path if self.directory is not None else None
         if self.directory is not None:
             self.config.update(self._record_data(store=not resume))
-            self.write_config()
+            if not resume:  # a resumed run's config is rewritten once its checkpoint is accepted (below)
+                self.write_config()
         self.progress, self.log_every = progress and self.rank == 0, log_every
         self.epoch = 0
         self.train_samples = 0
@@ -339,7 +340,9 @@ class Trainer:
         self._decorrelate_ranks()
         self._set_up_evaluation()
         if resume:
-            self.resume()
+            self.resume()  # refused (other data, options, a missing checkpoint): the folder is left as it was
+            if self.directory is not None:
+                self.write_config()
         elif self.directory is not None:
             self.directory.write_metrics([])  # a fresh run starts a fresh metrics.jsonl
 

@@ -449,3 +449,28 @@ def test_disk_full_is_one_line_with_status_5_and_the_last_epoch_survives(tmp_pat
     assert status == 5 and "disk full" in err and "--resume" in err and "Traceback" not in err
     assert load_checkpoint(run)["epoch"] == 1 and [r["epoch"] for r in read_metrics(run)] == [1]
     assert _temp_files(run) == []
+
+
+def test_a_refused_resume_leaves_the_run_directory_as_it_was(tmp_path):
+    """Resuming with other rows (fingerprints differ) or another warm-up is refused with one AevbInputError, and
+    config.json, metrics.jsonl and the checkpoint keep every byte (the refusal happens before anything is
+    written)."""
+    from pyro_aevb import AevbInputError, Dataset, Trainer
+    from pyro_aevb.guides import AmortizedNormalGuide
+    from pyro_aevb.models import VAEModel
+
+    g = torch.Generator().manual_seed(0)
+    rows = torch.bernoulli(torch.full((80, 6), 0.4), generator=g)
+    data = Dataset("toy", rows[:60], rows[60:])
+
+    def trainer(d, resume=False, **kw):
+        return Trainer(VAEModel(6, 2, (8,)), AmortizedNormalGuide(6, 2, (8,)), d, batch_size=20, progress=False,
+                       run_dir=tmp_path / "run", resume=resume, **kw)
+
+    trainer(data).fit(epochs=1)
+    files = {name: (tmp_path / "run" / name).read_bytes() for name in ("config.json", "metrics.jsonl", CHECKPOINT)}
+    other = Dataset("toy", 1 - rows[:60], rows[60:])
+    for d, kw, says in ((other, {}, "fingerprints differ"), (data, {"kl_warmup": 5}, "kl_warmup")):
+        with pytest.raises(AevbInputError, match=says):
+            trainer(d, resume=True, **kw).fit(epochs=2)
+        assert {name: (tmp_path / "run" / name).read_bytes() for name in files} == files
