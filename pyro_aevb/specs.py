@@ -198,12 +198,17 @@ def records_arguments(cls):
 
 
 def recorded_kwargs(obj: Any, given: Optional[dict]) -> Optional[dict]:
-    """The constructor arguments to record for ``obj``: ``given``, else its ``init_kwargs``, else None (unknown)."""
+    """The constructor arguments to record for ``obj``: ``given``, else its ``init_kwargs``, else ``{}`` for a class
+    whose constructor takes none, else None (unknown)."""
     if given is not None:
         return dict(given)
     kwargs = getattr(obj, "init_kwargs", None)
     if kwargs is None:
-        return None
+        try:
+            takes_none = not inspect.signature(type(obj)).parameters
+        except (TypeError, ValueError):  # no signature to read: unknown
+            takes_none = False
+        return {} if takes_none else None
     try:
         json.dumps(kwargs)
     except TypeError:

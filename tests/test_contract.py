@@ -319,6 +319,29 @@ def test_a_notebook_class_reloads_with_instances(binary, tmp_path):
     assert torch.equal(run.model.decoder[0].weight, model.decoder[0].weight)
 
 
+def test_a_class_whose_constructor_takes_nothing_records_empty_arguments_without_a_warning(binary, tmp_path):
+    """``Decoder()`` in the README's style: nothing to record, so config.json records ``{}`` and there is no
+    "arguments unknown" warning; a constructor with a parameter (even with a default) stays unknown."""
+    import warnings
+
+    from pyro_aevb.specs import recorded_kwargs
+
+    class NoArguments(TwoLatentModel):
+        def __init__(self):
+            super().__init__(196)
+
+    class SomeArguments(TwoLatentModel):
+        def __init__(self, width=196):
+            super().__init__(width)
+
+    assert recorded_kwargs(NoArguments(), None) == {} and recorded_kwargs(SomeArguments(), None) is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        Trainer(NoArguments(), TwoLatentGuide(196), binary, elbo="trace", run_dir=tmp_path / "r",
+                progress=False).fit(train_samples=100)
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["model_kwargs"] == {}
+
+
 def test_a_user_model_trains_from_the_cli_by_import_path_and_evaluate_sample_load_run_work(binary, tmp_path):
     data_file = tmp_path / "digits.npy"
     np.save(data_file, binary.train[:600].reshape(-1, 14, 14).numpy())
