@@ -46,12 +46,12 @@ from .mlflow_tracking import MLflowCallback, finish_all
 from .models import LIKELIHOODS
 from .nn import INITS
 from .plots import plot_bound_curve, save_image_grid
-from .registry import lookup, model_names
+from .registry import SHAPE_SETTINGS, lookup, model_names
 from .reproduce import DEFAULT_DATASET, reproduce, sweep_specs
-from .reproduce.sweep import is_finished
+from .reproduce.sweep import check_manifest, is_finished
 from .optimizers import check_optimizer_kwargs
 from .schedules import SCHEDULES, check_schedule
-from .runs import apply_settings, evaluate_run, load_run, train
+from .runs import INHERITED_ON_RESUME, apply_settings, evaluate_run, load_run, resumed_config, train
 from .sequences import per_frame
 from .specs import parse_kwargs
 from .tensorboard import TensorBoardCallback
@@ -284,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
                            help="fig2/fig3/iwae: draw the figure and tables from the runs that have finished (or evaluated) "
                                 "so far, without training")
     add_commands(sub)
+    parser.train_parser = train  # for _explicit_flags
     return parser
 
 
@@ -314,6 +315,16 @@ def _train(args) -> int:
         check_schedule(config.lr_schedule, config.lr_schedule_kwargs)
     except AevbInputError as e:  # the library names the parameter; here it is a flag
         raise AevbInputError(f"--lr-schedule {config.lr_schedule or '(none)'} --lr-schedule-kwargs: {e}") from None
+    if args.resume:  # what the command line does not give, the run keeps: its own settings and budget
+        saved = resumed_config(args.out)
+        explicit = set(getattr(args, "explicit", ()))
+        if saved is not None:
+            if {"epochs", "train_samples"} & explicit:
+                explicit |= {"epochs", "train_samples"}  # a budget given replaces the run's, in either unit
+            for name in INHERITED_ON_RESUME:
+                # (a shape setting the run recorded as None sized no network of it: a class of yours took its own)
+                if name not in explicit and not (name in SHAPE_SETTINGS and getattr(saved, name) is None):
+                    setattr(config, name, getattr(saved, name))
     config.threads = set_threads(args.threads, local_jobs())
     if config.epochs is None and config.train_samples is None:
         config.epochs = 1
@@ -530,7 +541,8 @@ def _reproduce(args) -> int:
         if args.methods is not None:
             kwargs["methods"] = tuple(m.strip() for m in args.methods.split(",") if m.strip())
             if not kwargs["methods"]:
-                raise AevbInputError("--methods must name at least one method, e.g. aevb,wake_sleep")
+                raise AevbInputError("--methods must name at least one method, e.g. "
+                                     f"{'vae,iwae' if args.figure == 'iwae' else 'aevb,wake_sleep'}")
     elif (args.jobs != 1 or args.device != "cpu" or args.redraw or args.methods is not None or args.eval_points
           or args.run is not None or args.print_commands or args.compile):
         raise AevbInputError(f"--jobs, --device, --methods, --compile, --run, --print-commands and --redraw apply to "
@@ -563,6 +575,8 @@ def _print_sweep_commands(args, dataset: str, out, kwargs: dict) -> int:
     settings = {k: v for k, v in kwargs.items() if k not in ("jobs", "threads", "redraw")}
     extra = ["--compile"] if args.compile else []
     specs = sweep_specs(args.figure, dataset, args.budget, args.seed, **settings)
+    if Path(out).is_dir():  # another sweep in this folder: refused here as the runs would refuse it
+        check_manifest(Path(out), specs, write=False)
     base = ["pyro-aevb", "reproduce", args.figure, "--dataset", dataset, "--budget", args.budget, "--seed",
             str(args.seed), "--out", str(out), "--device", args.device]
     for flag, value in (("--train-samples", args.train_samples), ("--latent-dims", args.latent_dims),
@@ -638,9 +652,20 @@ def _particle_hint(argv, error: Exception) -> str:
             "on the left -- particles, samples -- so the model and guide must broadcast over them; ")
 
 
+def _explicit_flags(argv) -> list:
+    """The destinations of the ``train`` options given on the command line ``argv`` (not left at a default): the
+    same parse with every default of ``train`` replaced by a marker."""
+    parser, unset = build_parser(), object()
+    dests = vars(parser.train_parser.parse_known_args(["--out", "."])[0])
+    parser.train_parser.set_defaults(**{dest: unset for dest in dests})
+    return sorted(k for k, v in vars(parser.parse_args(argv)).items() if v is not unset)
+
+
 def _run_command(argv) -> int:
     try:
         args = build_parser().parse_args(argv)
+        if args.command == "train":
+            args.explicit = _explicit_flags(argv)
         return COMMANDS[args.command](args)
     except AevbError as e:
         message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__  # one line (Pyro appends

@@ -18,7 +18,7 @@ from .config import RunConfig, build_model_guide
 from .guides import GUIDE_NAMES
 from .contract import check_data_support, check_model_guide
 from .data import Dataset, binarize_static
-from .errors import AevbInputError
+from .errors import AevbError, AevbInputError
 from .evaluation.bound import evaluate_bound
 from .evaluation.classify import classification_error, has_classifier
 from .evaluation.full_vb import full_vb_bound
@@ -119,6 +119,26 @@ def record_built(config: RunConfig) -> None:
         built_in = lookup(config.model) is not None or (config.guide in GUIDE_NAMES and name in BUILT_IN_GUIDE_SETTINGS)
         if not built_in:
             setattr(config, name, None)
+
+
+#: the settings a command line that resumes a run takes from the run where it does not give them (pyro_aevb.cli)
+INHERITED_ON_RESUME = ("model", "model_kwargs", "guide", "guide_kwargs", "init", "dataset", "data_path", "binarize",
+                       "seq_len", "uint8", "latent_dim", "hidden_dim", "num_hidden_layers", "activation", "likelihood",
+                       "bayesian_decoder", "elbo", "num_particles", "optimizer", "optimizer_kwargs", "lr",
+                       "prior_precision", "batch_size", "epochs", "train_samples", "seed", "device", "backend",
+                       "compile", "min_scale", "clip_grad_norm", "labels", "alpha_over_n", "labelled_batch_size",
+                       "kl_warmup", "lr_schedule", "lr_schedule_kwargs")
+
+
+def resumed_config(run_dir) -> Optional[RunConfig]:
+    """The settings of the run in ``run_dir`` that ``train(..., resume=True)`` would continue (its checkpoint's
+    config), or ``None`` where there is no checkpoint to resume (``train`` then says so)."""
+    try:
+        with warnings.catch_warnings():  # a fallback checkpoint is announced when the trainer loads it
+            warnings.simplefilter("ignore")
+            return RunConfig.from_dict(load_checkpoint_to_resume(Path(run_dir))["config"])
+    except AevbError:
+        return None
 
 
 def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = True, overwrite: bool = False,

@@ -80,6 +80,9 @@ def test_a_small_sweep_reports_the_runs_own_importance_sampled_log_likelihood(tm
     (["--methods", "wake_sleep"], "unknown method"),
     (["--dataset", "frey"], "MNIST"),
     (["--eval-points", "1"], "eval_points must be an integer >= 2"),
+    (["--eval-points", "20000"], "more than MNIST's 10000 test images"),
+    (["--dataset", "frey", "--print-commands"], "MNIST"),
+    (["--methods", ""], "e.g. vae,iwae"),
 ])
 def test_bad_iwae_settings_are_one_line_with_status_2(tmp_path, capsys, flags, says):
     assert main(["reproduce", "iwae", "--train-samples", "100", "--out", str(tmp_path / "r"), *flags]) == 2
@@ -99,3 +102,16 @@ def test_table1_numbers_are_complete():
             assert sorted(methods[method]) == [1, 5, 50]
             assert all(len(v["active_units"]) == layers and v["nll"] > 80 for v in methods[method].values())
         assert methods["vae"][1] == methods["iwae"][1]  # k = 1: the same objective
+
+
+def test_print_commands_checks_what_the_runs_would_check_and_lists_each_run_once(tmp_path, capsys):
+    """``--layers 1,1`` is one layer's runs, listed once; a folder that holds another sweep (another seed) is
+    refused by ``--print-commands`` as by the runs themselves, status 2."""
+    argv = ["reproduce", "iwae", "--train-samples", "100", "--ks", "1,2", "--eval-points", "10", "--threads", "1",
+            "--out", str(tmp_path / "s")]
+    assert main([*argv, "--layers", "1,1", "--print-commands"]) == 0
+    assert [line.split()[-1] for line in capsys.readouterr().out.splitlines()] == ["l1_k1", "l1_vae_k2", "l1_iwae_k2"]
+    assert main([*argv, "--run", "l1_k1"]) == 0
+    capsys.readouterr()
+    assert main([*argv, "--seed", "1", "--print-commands"]) == 2
+    assert "differs in seed" in capsys.readouterr().err

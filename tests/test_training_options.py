@@ -178,6 +178,26 @@ def test_multistep_schedule_and_adam_options_are_applied_recorded_and_resumed_bi
     assert len(err.splitlines()) == 1 and "optimizer_kwargs" in err, err
 
 
+def test_resume_keeps_every_setting_the_command_line_does_not_give(tmp_path, mnist, capsys):
+    """``train --out RUN --resume --epochs 3`` continues the run with its own settings -- its rate, optimiser options,
+    schedule, networks, data -- not the flags' defaults (a resumed Adam run at lr 1e-3 once jumped to Adagrad's
+    default 0.02): the result equals the unbroken run given every flag; without a budget it keeps the run's own."""
+    data = _digits(tmp_path, mnist)
+    flags = ["train", "--dataset", data, "--latent-dim", "2", "--hidden-dim", "16", "--batch-size", "50",
+             "--no-progress", "--optimizer", "adam", "--lr", "0.001", "--optimizer-kwargs", '{"eps": 1e-4}',
+             "--lr-schedule", "multistep", "--lr-schedule-kwargs", '{"milestones": [5, 15], "gamma": 0.5}']
+    assert main([*flags, "--epochs", "3", "--out", str(tmp_path / "a")]) == 0
+    assert main([*flags, "--epochs", "1", "--out", str(tmp_path / "b")]) == 0
+    assert main(["train", "--out", str(tmp_path / "b"), "--resume", "--epochs", "3", "--no-progress"]) == 0
+    _same_run(tmp_path / "a", tmp_path / "b")
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["lr"] == 0.001
+    assert main(["train", "--out", str(tmp_path / "b"), "--resume", "--no-progress"]) == 0  # its own budget: done
+    assert len(read_metrics(tmp_path / "b")) == 3
+    capsys.readouterr()
+    assert main(["train", "--out", str(tmp_path / "b"), "--resume", "--epochs", "4", "--latent-dim", "3"]) == 2
+    assert "latent_dim" in capsys.readouterr().err  # a setting given that differs is still refused
+
+
 def test_a_killed_cosine_run_with_warmup_on_a_users_model_resumes_bit_for_bit(tmp_path, mnist):
     """Cosine over the budget (T_max = 33 steps for 3 epochs) with a warm-up, on a model of the user's trained by
     Pyro's ELBO: a run interrupted after its first epoch's checkpoint and resumed through the command line equals

@@ -30,7 +30,8 @@ def sweep_specs(figure: str, dataset=None, budget: str = "quick", seed: int = 0,
     if figure == "iwae":
         return iwae.specs(budget, seed, kwargs.get("layers", (1,)), kwargs.get("ks", iwae.KS),
                           kwargs.get("methods") or iwae.METHODS, kwargs.get("train_samples"), kwargs.get("data_path"),
-                          kwargs.get("device", "cpu"), kwargs.get("compile", False), kwargs.get("eval_points"))
+                          kwargs.get("device", "cpu"), kwargs.get("compile", False), kwargs.get("eval_points"),
+                          dataset or DEFAULT_DATASET[figure])
     raise AevbInputError(f"{figure} is not a sweep of training runs (fig2, fig3, iwae are)")
 
 

@@ -63,9 +63,11 @@ def schedule(steps_per_pass: int) -> dict:
 
 def specs(budget: str = "quick", seed: int = 0, layers: Sequence[int] = (1,), ks: Sequence[int] = KS,
           methods: Sequence[str] = METHODS, train_samples: Optional[int] = None, data_path: Optional[str] = None,
-          device: str = "cpu", compile: bool = False, eval_points: Optional[int] = None):
+          device: str = "cpu", compile: bool = False, eval_points: Optional[int] = None, dataset: str = "mnist"):
     """The runs of Table 1 for ``layers`` stochastic layers, ``methods`` and ``ks`` (k = 1: one run, ``l<L>_k1``);
     ``eval_points``: the first test images the estimates average (default: the budget's)."""
+    if dataset != "mnist":
+        raise AevbInputError("reproduce iwae is Table 1's MNIST (dataset mnist)")
     check_choice("budget", budget, BUDGET_SETTINGS)
     for m in methods:
         check_choice("method", m, METHODS)
@@ -80,7 +82,10 @@ def specs(budget: str = "quick", seed: int = 0, layers: Sequence[int] = (1,), ks
             raise AevbInputError(f"eval_points must be an integer >= 2 (active units are a covariance over images), "
                                  f"got {eval_points!r}")
         s["eval_points"] = eval_points
-    num_train = load("mnist", data_path).train.shape[0]
+    mnist = load("mnist", data_path)
+    num_train = mnist.train.shape[0]
+    if s["eval_points"] is not None and s["eval_points"] > mnist.test.shape[0]:
+        raise AevbInputError(f"eval_points {s['eval_points']} is more than MNIST's {mnist.test.shape[0]} test images")
     total = int(train_samples) if train_samples is not None else s["passes"] * num_train
     if total < BATCH:
         raise AevbInputError(f"training samples per run must be at least one minibatch ({BATCH}), got {total}")
@@ -89,7 +94,7 @@ def specs(budget: str = "quick", seed: int = 0, layers: Sequence[int] = (1,), ks
     points = tuple(sorted({m * BATCH for m in stages["milestones"] if m * BATCH < total} | {total}))
     passes = total / num_train
     runs = []
-    for n in layers:
+    for n in sorted(set(layers)):
         for k in sorted(set(ks)):
             for method in (("vae",) if k == 1 else methods):
                 recipe = {"elbo": "iwae" if method == "iwae" else "trace", "num_particles": k, "optimizer": "adam",
@@ -115,9 +120,8 @@ def run(out_dir, dataset: str = "mnist", budget: str = "quick", seed: int = 0, l
         eval_points: Optional[int] = None) -> dict:
     """Train the runs of Table 1 (a resumable sweep); write iwae.png, results.json and results.md from whatever has
     finished (``redraw``: only that, no training)."""
-    if dataset != "mnist":
-        raise AevbInputError("reproduce iwae is Table 1's MNIST (dataset mnist)")
-    runs = specs(budget, seed, layers, ks, methods or METHODS, train_samples, data_path, device, compile, eval_points)
+    runs = specs(budget, seed, layers, ks, methods or METHODS, train_samples, data_path, device, compile, eval_points,
+                 dataset)
     out = Path(out_dir)
 
     def draw():
