@@ -367,6 +367,25 @@ def _evaluate(args) -> int:
     pyro.set_rng_seed(args.seed)
     run = load_run(args.run_dir, device=args.device)
     result = evaluate_run(run, num_particles=args.num_particles)
+    try:
+        _evaluate_estimates(args, run, result)
+    except AevbError:
+        _report(result, args.json)  # what was computed before the error is not lost; the error follows (stderr)
+        raise
+    _report(result, args.json)
+    return 0
+
+
+def _report(result: dict, as_json: bool) -> None:
+    if as_json:
+        print(dumps(result))
+    else:
+        for k, v in result.items():
+            print(f"{k:28s} {v:.3f}" if isinstance(v, float) else f"{k:28s} {v}")
+
+
+def _evaluate_estimates(args, run, result: dict) -> None:
+    """``evaluate``'s optional estimates into ``result``: --iw-samples' log-likelihood, --latent-terms."""
     if args.iw_samples > 0 or args.latent_terms:
         if run.guide is None:
             raise AevbInputError("importance sampling (--iw-samples) and --latent-terms use the run's guide "
@@ -399,12 +418,6 @@ def _evaluate(args) -> int:
                                  f"out the discrete latent(s) {', '.join(map(repr, structure.enumerated))} by "
                                  "enumeration")
         result.update(latent_site_terms(run.model, run.guide, test, inputs=inputs).metrics("test_"))
-    if args.json:
-        print(dumps(result))
-    else:
-        for k, v in result.items():
-            print(f"{k:28s} {v:.3f}" if isinstance(v, float) else f"{k:28s} {v}")
-    return 0
 
 
 def _sample_inputs(run, data, num: int, conditions) -> tuple:

@@ -118,3 +118,6 @@ def test_reader_commands_refuse_bad_outputs_and_values(tmp_path, capsys):
                           (["evaluate", run, "--theta-samples", "3", "--iw-samples", "5"], "this run has none")):
         code, _, err = _run(argv, capsys)
         assert code == 2 and message in err and err.count("\n") == 1, (argv, err)
+    # an estimate refused after the bounds were computed: the bounds are still printed (stdout), the error follows
+    code, out, err = _run(["evaluate", run, "--theta-samples", "3", "--iw-samples", "5", "--json"], capsys)
+    assert code == 2 and "this run has none" in err and "test_elbo_analytic" in json.loads(out)
