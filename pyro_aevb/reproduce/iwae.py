@@ -136,7 +136,7 @@ def run(out_dir, dataset: str = "mnist", budget: str = "quick", seed: int = 0, l
     return draw()
 
 
-def _finals(out: Path, runs) -> dict:
+def _finals(out: Path, runs, num_train: int) -> dict:
     """``{"layers_L": {method: {k: {...}}}}``: each finished estimate, k = 1 under both methods."""
     ours: dict = {}
     for spec in runs:
@@ -147,7 +147,8 @@ def _finals(out: Path, runs) -> dict:
         n = len(spec.network["latent_dims"])
         units = [r["active_units"][f"z{i + 1}"] if n > 1 else r["active_units"]["z"] for i in range(n)]
         entry = {"nll": -r["test"], "stderr": r["test_stderr"], "active_units": units,
-                 "train_samples": r["train_samples"], "passes": None, "wall_seconds": r["wall_seconds"],
+                 "train_samples": r["train_samples"], "passes": round(r["train_samples"] / num_train, 2),
+                 "wall_seconds": r["wall_seconds"],
                  "eval_points": r["eval_points"], "num_samples": r["num_samples"]}
         for method in (METHODS if spec.key == 1 else (spec.method,)):
             ours.setdefault(f"layers_{n}", {}).setdefault(method, {})[str(spec.key)] = entry
@@ -156,15 +157,11 @@ def _finals(out: Path, runs) -> dict:
 
 def draw_table(out: Path, runs, budget: str) -> dict:
     """iwae.png, results.json and results.md: our test NLL and active units next to Table 1's."""
-    ours = _finals(out, runs)
+    num_train = load("mnist", runs[0].data_path).train.shape[0]
+    ours = _finals(out, runs, num_train)
     if not ours:
         raise AevbInputError(f"no run under {out} has finished its K = {NUM_SAMPLES} estimate yet ({ESTIMATES}): "
                              "nothing to draw")
-    num_train = load("mnist", runs[0].data_path).train.shape[0]
-    for by_method in ours.values():
-        for entries in by_method.values():
-            for e in entries.values():
-                e["passes"] = round(e["train_samples"] / num_train, 2)
     lines = ["| layers | k | method | passes | ours NLL | Burda NLL | gap (ours − Burda) | ours active units | "
              "Burda active units |", "|---|---|---|---|---|---|---|---|---|"]
     for key in sorted(ours):

@@ -247,9 +247,10 @@ def _estimate(spec: RunSpec, model, guide, data: Dataset, stop: int, samples: in
             row.update(test=est.mean, test_stderr=est.stderr, eval_points=int(x.shape[0]),
                        num_samples=int(spec.estimate["num_samples"]))
             row["active_units"] = latent_site_terms(model, guide, x).active_units
-        for split, x in (("train", data.train[:n]), ("test", data.test[:n])) if "test" not in row else ():
-            est = hmc_log_likelihood(model, x, num_warmup=spec.estimate["num_warmup"])
-            row[split], row[f"{split}_stderr"] = est.mean, est.stderr
+        else:
+            for split, x in (("train", data.train[:n]), ("test", data.test[:n])):
+                est = hmc_log_likelihood(model, x, num_warmup=spec.estimate["num_warmup"])
+                row[split], row[f"{split}_stderr"] = est.mean, est.stderr
     row["estimate_seconds"] = round(time.perf_counter() - start, 2)
     return row
 
