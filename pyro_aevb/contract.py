@@ -102,6 +102,10 @@ class ModelStructure:
         closed-form KL per site, i.e. estimator B); False e.g. for a hierarchical guide x -> z1 -> z2 of a model
         z2 -> z1 -> x.
     :ivar enumerated: latent sites summed out by enumeration (rule 6), in the guide or in the model alone.
+
+    Properties: ``default_estimator`` (the estimator a pair gets where none is named: ``"analytic"`` = B where it
+    applies, else ``"trace"`` = A), ``latents`` (global then local latent sites), ``particle_dim`` (the batch
+    dimension of vectorised particles).
     """
 
     local_latents: Tuple[str, ...]
@@ -171,6 +175,27 @@ def _run(fn: Callable, role: str, *args, unused_inputs: Tuple[str, ...] = ()):
         rows = "two rows" if args[0].shape[0] == 2 else f"{args[0].shape[0]} rows"
         raise AevbInputError(f"the {role} failed on {rows} of the data (shape {list(args[0].shape)}), called as "
                              f"{role}(x, idx=idx, num_data=N): {type(e).__name__}: {msg} -- {hint}") from e
+
+
+def _replayed_model_trace(model: Callable, guide_trace, xb, idx, n: int, unused: Tuple[str, ...]):
+    """The model's trace at the guide's draws.  Where the model fails there but runs on its own prior draws,
+    the usual cause is named: a latent that the guide draws with another shape than the model's prior."""
+    try:
+        return _run(poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace, "model", xb, idx, n,
+                    unused_inputs=unused)
+    except AevbInputError as failure:
+        try:
+            alone = poutine.trace(model).get_trace(xb, idx, n)
+        except Exception:  # noqa: BLE001 -- the model fails on its own too: the first message says why
+            raise failure from failure.__cause__
+        for name, site in alone.nodes.items():
+            drawn = guide_trace.nodes.get(name)
+            if is_latent(site) and drawn is not None and drawn["value"].shape != site["value"].shape:
+                raise AevbInputError(
+                    f"the guide draws site {name!r} with shape {list(drawn['value'].shape)} where the model's prior "
+                    f"draws {list(site['value'].shape)} (two rows), and the model fails at the guide's draw: the "
+                    f"guide must sample each latent with the model's batch and event shape") from failure.__cause__
+        raise
 
 
 def _plate_checks(trace, role: str, m: int, n: int) -> None:
@@ -334,8 +359,7 @@ def check_model_guide(model: Callable, guide: Callable, x: torch.Tensor, estimat
     (model, guide), (model_unused, guide_unused) = _conditioned([("model", model), ("guide", guide)], x, inputs)
     with _quiet_side_effects(x):
         guide_trace = _run(poutine.trace(guide).get_trace, "guide", xb, idx, n, unused_inputs=guide_unused)
-        model_trace = _run(poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace, "model", xb, idx, n,
-                           unused_inputs=model_unused)
+        model_trace = _replayed_model_trace(model, guide_trace, xb, idx, n, model_unused)
         _plate_checks(guide_trace, "guide", m, n)
         _plate_checks(model_trace, "model", m, n)
         nesting = _nesting([guide_trace, model_trace])

@@ -68,6 +68,11 @@ def make_optimizer(model: torch.nn.Module, guide: torch.nn.Module, name: str = "
 
     Call it after moving the networks to their device (the fused kernels are chosen per device)."""
     options = check_optimizer_kwargs(name, options)
+    if not _positive(lr):
+        raise AevbInputError(f"the learning rate must be {_positive.__doc__}, got {lr!r}")
+    if not _nonnegative(prior_precision):
+        raise AevbInputError(f"the prior precision (theta's weight decay) must be {_nonnegative.__doc__}, got "
+                             f"{prior_precision!r}")
     if "betas" in options:
         options["betas"] = tuple(options["betas"])
     theta = [p for p in model.parameters() if p.requires_grad]

@@ -56,6 +56,7 @@ checkpoint holds the step count and the scheduler's state, so a resumed run cont
 
 import contextlib
 import math
+import numbers
 import time
 import warnings
 from pathlib import Path
@@ -105,6 +106,10 @@ def sample_budget(num_data: int, epochs: Optional[int] = None, train_samples: Op
     """Training samples to see in total: ``train_samples``, or ``epochs`` passes over the N datapoints."""
     if (epochs is None) == (train_samples is None):
         raise AevbInputError("give exactly one of epochs or train_samples")
+    name, value = ("epochs", epochs) if epochs is not None else ("train_samples", train_samples)
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 1
+            or value != int(value)):
+        raise AevbInputError(f"{name} must be a whole number >= 1, got {value}")
     return int(train_samples) if train_samples is not None else int(epochs) * num_data
 
 
@@ -659,7 +664,8 @@ class Trainer:
     def fit(self, epochs: Optional[int] = None, train_samples: Optional[int] = None) -> list:
         """Train until ``train_samples`` datapoints (or ``epochs`` full passes) have been seen **in total**, counted
         from the start of the run: ``fit(epochs=1)`` then ``fit(epochs=3)`` trains two more epochs (and equals
-        ``fit(epochs=3)`` at once); a budget already reached trains nothing.
+        ``fit(epochs=3)`` at once); a budget already reached trains nothing (a RuntimeWarning says so); a budget
+        below 1 or not a whole number is refused.
 
         Returns a copy of the run's metric rows so far, one per evaluation (also in ``metrics.jsonl``).
         """
@@ -677,6 +683,12 @@ class Trainer:
         budget = sample_budget(n, epochs, train_samples)
         if self.world_size > 1 and epochs is not None:  # partial minibatches are dropped: an epoch is N - N % M
             budget = int(epochs) * (n // self.batch_size) * self.batch_size
+        if budget <= self.train_samples:
+            asked = f"{epochs} epoch{'s' * (epochs != 1)}" if epochs is not None else f"{budget} training samples"
+            warnings.warn(f"the run has already seen {self.train_samples} training samples (epoch {self.epoch}), as "
+                          f"many as the budget asked ({asked}) or more: nothing was trained; give a larger budget to "
+                          "continue",
+                          RuntimeWarning, stacklevel=3)
         dynamic = self.data.binarize == "dynamic"
         m = self.batch_size
         share = m // self.world_size  # this rank's part of each global minibatch

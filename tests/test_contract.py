@@ -72,6 +72,43 @@ def test_a_guide_that_misses_a_latent_is_refused(binary):
         Trainer(TwoLatentModel(196), OneLatentGuide(196), binary, progress=False)
 
 
+def test_a_guide_that_draws_a_latent_with_another_shape_is_named_not_the_model(binary):
+    """The model fails at the guide's 4-d draw of 'style' (its decoder takes 2 + 3 inputs) but runs on its own
+    2-d prior draw: the message names the guide's site and both shapes, not a matrix product in the model."""
+    class WideStyleGuide(TwoLatentGuide):
+        def __init__(self):
+            super().__init__(196)
+            self.encoder = nn.Sequential(nn.Linear(196, 32), nn.Tanh(), nn.Linear(32, 14))
+
+        def forward(self, x, idx=None, num_data=None):
+            with data_plate(x, idx, num_data, dim=-2):
+                loc, log_scale = self.encoder(x).unsqueeze(-2).chunk(2, dim=-1)
+                pyro.sample("style", dist.Normal(loc[..., :4], log_scale[..., :4].exp()).to_event(1))
+                pyro.sample("content", dist.Normal(loc[..., 4:], log_scale[..., 4:].exp()).to_event(1))
+
+    with pytest.raises(AevbInputError, match=r"guide draws site 'style' with shape \[2, 1, 4\] where the model's "
+                                             r"prior draws \[2, 1, 2\]"):
+        Trainer(TwoLatentModel(196), WideStyleGuide(), binary, progress=False)
+
+
+def test_budgets_and_rates_that_cannot_train_are_refused_and_a_reached_budget_says_so(binary, tmp_path):
+    """fit(epochs=0), a negative or fractional budget, and a rate <= 0 are one AevbInputError each (the CLI's
+    checks, from Python); fit to a budget the run has already passed trains nothing and warns."""
+    trainer = Trainer(TwoLatentModel(196), TwoLatentGuide(196), binary, progress=False, optimizer="adam", lr=1e-3)
+    for budget in ({"epochs": 0}, {"epochs": -1}, {"train_samples": 0}, {"epochs": 1.5},
+                   {"train_samples": float("inf")}):
+        with pytest.raises(AevbInputError, match="must be a whole number >= 1"):
+            trainer.fit(**budget)
+    for lr in (0.0, -1.0, float("nan")):
+        with pytest.raises(AevbInputError, match="learning rate must be a finite number > 0"):
+            Trainer(TwoLatentModel(196), TwoLatentGuide(196), binary, progress=False, lr=lr)
+    with pytest.raises(AevbInputError, match="prior precision.*>= 0"):
+        Trainer(TwoLatentModel(196), TwoLatentGuide(196), binary, progress=False, prior_precision=-1.0)
+    rows = trainer.fit(train_samples=200)
+    with pytest.warns(RuntimeWarning, match=r"already seen 200 training samples \(epoch 1\).*nothing was trained"):
+        assert trainer.fit(train_samples=100) == rows
+
+
 class _PoissonModel(PyroModule):
     def __init__(self):
         super().__init__()

@@ -191,9 +191,12 @@ def test_resume_keeps_every_setting_the_command_line_does_not_give(tmp_path, mni
     assert main(["train", "--out", str(tmp_path / "b"), "--resume", "--epochs", "3", "--no-progress"]) == 0
     _same_run(tmp_path / "a", tmp_path / "b")
     assert json.loads((tmp_path / "b" / "config.json").read_text())["lr"] == 0.001
-    assert main(["train", "--out", str(tmp_path / "b"), "--resume", "--no-progress"]) == 0  # its own budget: done
-    assert len(read_metrics(tmp_path / "b")) == 3
     capsys.readouterr()
+    assert main(["train", "--out", str(tmp_path / "b"), "--resume", "--no-progress"]) == 0  # its own budget: done
+    assert "warning: the run has already seen" in capsys.readouterr().err  # and it says so, as for a smaller one:
+    assert main(["train", "--out", str(tmp_path / "b"), "--resume", "--epochs", "1", "--no-progress"]) == 0
+    assert "(epoch 3), as many as the budget asked (1 epoch) or more: nothing was trained" in capsys.readouterr().err
+    assert len(read_metrics(tmp_path / "b")) == 3
     assert main(["train", "--out", str(tmp_path / "b"), "--resume", "--epochs", "4", "--latent-dim", "3"]) == 2
     assert "latent_dim" in capsys.readouterr().err  # a setting given that differs is still refused
 

@@ -97,7 +97,8 @@ def aevb_curve(model, guide, data: Dataset, points: Sequence[int], x_train, x_te
                       progress=False, **trainer_kwargs)
     rows = []
     for p in points:
-        trainer.fit(train_samples=p)
+        if trainer.train_samples < p:  # a minibatch may have carried it past this stop already
+            trainer.fit(train_samples=p)
         rows.append(bound_row("aevb", key, trainer.train_samples, trainer.wall_seconds, model, guide,
                               x_train, x_test))
         log(f"  aevb    {key}: {rows[-1]['train_samples']:>10d} samples  train {rows[-1]['train']:9.2f}"
