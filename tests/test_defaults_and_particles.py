@@ -143,10 +143,12 @@ def test_a_dataset_with_rows_of_other_sizes_is_refused_when_it_is_made(train, te
 
 
 def test_fit_returns_a_copy_of_the_rows_and_counts_its_budget_from_the_start_of_the_run():
-    """``fit(epochs=1)`` then ``fit(epochs=2)`` trains one more epoch; the first call's rows stay as they were."""
+    """``fit(epochs=1)`` then ``fit(epochs=2)`` trains one more epoch; the first call's rows stay as they were; a
+    third ``fit(epochs=2)`` trains nothing and warns."""
     data = _data()
     trainer = Trainer(ChainModel(), ChainGuide(), data, batch_size=20, progress=False)
     first = trainer.fit(epochs=1)
     second = trainer.fit(epochs=2)
     assert len(first) == 1 and len(second) == 2 and second[0] == first[0]
-    assert trainer.fit(epochs=2) == second and trainer.train_samples == 2 * 60
+    with pytest.warns(RuntimeWarning, match="nothing was trained"):  # a budget already reached says so
+        assert trainer.fit(epochs=2) == second and trainer.train_samples == 2 * 60
