@@ -15,7 +15,8 @@ def save_image_grid(images: torch.Tensor, image_shape: Optional[Tuple[int, int]]
     if image_shape is None:
         side = int(math.isqrt(images.shape[1]))
         if side * side != images.shape[1]:
-            raise AevbInputError(f"cannot draw {images.shape[1]}-dimensional data as images: no image shape known")
+            raise AevbInputError(f"cannot draw {images.shape[1]}-dimensional data as images: no image shape known "
+                                 "(a data file of rows [N, H, W] gives one, as Dataset(..., image_shape=(H, W)) does)")
         image_shape = (side, side)
     nrow = nrow or int(math.ceil(math.sqrt(images.shape[0])))
     grid = images.detach().cpu().reshape(-1, 1, *image_shape)

@@ -7,6 +7,7 @@ import torch
 from pyro_aevb import AevbInputError, load_array_file
 from pyro_aevb.data import MNIST_PKL_SHA256, apply_binarization, mnist_pkl_path, sha256_file
 from pyro_aevb.loading import load_dataset
+from pyro_aevb.plots import save_image_grid
 
 
 def test_mnist_is_the_papers_split(mnist):
@@ -67,3 +68,11 @@ def test_user_arrays(tmp_path):
     (tmp_path / "d.csv").write_text("1,2\n")
     with pytest.raises(AevbInputError, match="unsupported"):
         load_array_file(str(tmp_path / "d.csv"))
+
+
+def test_rows_without_an_image_shape_are_drawn_square_or_refused_with_the_fix(tmp_path):
+    """A grid of 36-column rows is drawn 6x6; 30 columns (rows [N, 30] from a file) have no square shape: the
+    refusal says how to give one (rows saved as [N, H, W])."""
+    assert save_image_grid(torch.rand(4, 36), None, tmp_path / "square.png").exists()
+    with pytest.raises(AevbInputError, match=r"no image shape known \(a data file of rows \[N, H, W\] gives one"):
+        save_image_grid(torch.rand(4, 30), None, tmp_path / "flat.png")
