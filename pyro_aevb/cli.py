@@ -141,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, default=default.lr)
     train.add_argument("--prior-precision", type=float, default=default.prior_precision,
                        help="weight decay on theta = precision of its N(0, I/precision) prior (0: maximum likelihood)")
+    train.add_argument("--guide-weight-decay", type=float, default=default.guide_weight_decay,
+                       help="L2 weight decay on the guide's parameters phi (default 0, the paper)")
     train.add_argument("--batch-size", type=positive_int, default=default.batch_size,
                        help="M")
     budget = train.add_mutually_exclusive_group()
@@ -298,6 +300,7 @@ def _train(args) -> int:
                        likelihood=args.likelihood, guide=args.guide, bayesian_decoder=args.bayesian_decoder,
                        elbo=args.elbo, num_particles=args.num_particles,
                        optimizer=args.optimizer, lr=args.lr, prior_precision=args.prior_precision,
+                       guide_weight_decay=args.guide_weight_decay,
                        batch_size=args.batch_size, epochs=args.epochs, train_samples=args.train_samples,
                        seed=args.seed, device=args.device, backend=args.backend, compile=args.compile,
                        min_scale=args.min_scale, clip_grad_norm=args.clip_grad_norm, labels=args.labels,

@@ -81,6 +81,7 @@ class RunConfig:
     optimizer_kwargs: dict = field(default_factory=dict)  # its other torch arguments (Adam's betas, eps; Trainer)
     lr: float = 0.02
     prior_precision: float = 1.0
+    guide_weight_decay: float = 0.0  # L2 on phi (not the paper's)
     clip_grad_norm: Optional[float] = None
     # training options (docs/training_options.md): a linear KL warm-up over this many optimisation steps (0: none),
     # a learning-rate schedule by name with torch's parameters (pyro_aevb.schedules), the torch threads used
@@ -108,7 +109,7 @@ class RunConfig:
         need(self.num_particles >= 1, f"num particles must be >= 1, got {self.num_particles}")
         need(self.batch_size >= 1, f"batch size must be >= 1, got {self.batch_size}")
         need(self.lr > 0, f"learning rate must be > 0, got {self.lr}")
-        for name in ("lr", "prior_precision", "min_scale"):
+        for name in ("lr", "prior_precision", "guide_weight_decay", "min_scale"):
             need(math.isfinite(getattr(self, name)), f"{name.replace('_', ' ')} must be a finite number, got "
                                                      f"{getattr(self, name)}")
         need(self.clip_grad_norm is None or math.isfinite(self.clip_grad_norm),
@@ -127,6 +128,7 @@ class RunConfig:
         need(self.clip_grad_norm is None or self.clip_grad_norm > 0,
              f"gradient-norm clip must be > 0, got {self.clip_grad_norm}")
         need(self.prior_precision >= 0, f"prior precision must be >= 0, got {self.prior_precision}")
+        need(self.guide_weight_decay >= 0, f"guide weight decay must be >= 0, got {self.guide_weight_decay}")
         need(entry is not None or is_import_path(self.model),
              f"unknown model {self.model!r}; use one of {list(model_names())} or package.module:Class / file.py:Class")
         need(self.guide in GUIDE_NAMES or is_import_path(self.guide),

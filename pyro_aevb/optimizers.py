@@ -1,8 +1,8 @@
 """The optimisers of Algorithm 1's update by name: Adagrad (the paper, section 5) or Adam, with their torch options.
 
 theta and phi are updated by torch's optimiser on the gradient of the minibatch bound (eq. 8); weight decay
-``prior_precision`` on theta only is the gradient of its N(0, I / precision) prior (the paper's "weight decay
-corresponding to a prior").  Each optimiser's other constructor arguments are passed by their torch names
+``prior_precision`` on theta is the gradient of its N(0, I / precision) prior (the paper's "weight decay
+corresponding to a prior"); phi gets none unless ``guide_weight_decay`` is set (not the paper's).  Each optimiser's other constructor arguments are passed by their torch names
 (``optimizer_kwargs``, CLI ``--optimizer-kwargs`` JSON): Adam's ``betas``, ``eps``; Adagrad's ``eps``,
 ``lr_decay``, ``initial_accumulator_value`` -- e.g. Burda et al.'s (2015) Adam with eps = 1e-4.
 """
@@ -57,8 +57,11 @@ def check_optimizer_kwargs(name: str, kwargs: Optional[dict]) -> dict:
 
 
 def make_optimizer(model: torch.nn.Module, guide: torch.nn.Module, name: str = "adagrad", lr: float = 0.02,
-                   prior_precision: float = 1.0, options: Optional[dict] = None) -> torch.optim.Optimizer:
-    """Adagrad (the paper) or Adam; weight decay ``prior_precision`` on theta (the model) only; ``options``: the
+                   prior_precision: float = 1.0, options: Optional[dict] = None,
+                   guide_weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """Adagrad (the paper) or Adam; weight decay ``prior_precision`` on theta (the model) and
+    ``guide_weight_decay`` on phi (the guide; 0, the paper: phi is variational, not a model parameter, but an L2
+    penalty on it is a common regulariser of the recognition network); ``options``: the
     optimiser's other torch arguments (:data:`OPTIMIZER_OPTIONS`, e.g. Adam's ``{"betas": [0.9, 0.999],
     "eps": 1e-4}``).
 
@@ -73,12 +76,15 @@ def make_optimizer(model: torch.nn.Module, guide: torch.nn.Module, name: str = "
     if not _nonnegative(prior_precision):
         raise AevbInputError(f"the prior precision (theta's weight decay) must be {_nonnegative.__doc__}, got "
                              f"{prior_precision!r}")
+    if not _nonnegative(guide_weight_decay):
+        raise AevbInputError(f"the guide's weight decay (on phi) must be {_nonnegative.__doc__}, got "
+                             f"{guide_weight_decay!r}")
     if "betas" in options:
         options["betas"] = tuple(options["betas"])
     theta = [p for p in model.parameters() if p.requires_grad]
     shared = {id(p) for p in theta}
     phi = [p for p in guide.parameters() if p.requires_grad and id(p) not in shared] if guide is not None else []
-    groups = [{"params": theta, "weight_decay": prior_precision}, {"params": phi, "weight_decay": 0.0}]
+    groups = [{"params": theta, "weight_decay": prior_precision}, {"params": phi, "weight_decay": guide_weight_decay}]
     groups = [g for g in groups if g["params"]]
     if not groups:
         raise AevbInputError("model and guide have no trainable parameters")

@@ -125,7 +125,7 @@ def record_built(config: RunConfig) -> None:
 INHERITED_ON_RESUME = ("model", "model_kwargs", "guide", "guide_kwargs", "init", "dataset", "data_path", "binarize",
                        "seq_len", "uint8", "latent_dim", "hidden_dim", "num_hidden_layers", "activation", "likelihood",
                        "bayesian_decoder", "elbo", "num_particles", "optimizer", "optimizer_kwargs", "lr",
-                       "prior_precision", "batch_size", "epochs", "train_samples", "seed", "device", "backend",
+                       "prior_precision", "guide_weight_decay", "batch_size", "epochs", "train_samples", "seed", "device", "backend",
                        "compile", "min_scale", "clip_grad_norm", "labels", "alpha_over_n", "labelled_batch_size",
                        "kl_warmup", "lr_schedule", "lr_schedule_kwargs")
 
@@ -207,7 +207,7 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
                           labels=labels, alpha_over_n=config.alpha_over_n,
                           labelled_batch_size=config.labelled_batch_size, kl_warmup=config.kl_warmup,
                           lr_schedule=config.lr_schedule, lr_schedule_kwargs=config.lr_schedule_kwargs,
-                          optimizer_kwargs=config.optimizer_kwargs)
+                          optimizer_kwargs=config.optimizer_kwargs, guide_weight_decay=config.guide_weight_decay)
         trainer.fit(epochs=config.epochs, train_samples=config.train_samples)
     finally:
         if directory is not None:

@@ -31,7 +31,8 @@ and ``-grad log p(theta) = theta``, so an L2 weight decay of exactly
 ``prior_precision = 1`` on the decoder's parameters -- applied to the gradient of
 the dataset-scale loss -- is the N(0, I) prior; no 1/N factor is needed because
 the loss is already summed over the N datapoints.  The recognition parameters
-phi are variational, not model parameters, and get no decay.
+phi are variational, not model parameters, and get no decay (``guide_weight_decay``
+regularises them where asked; not the paper's).
 
 The model and guide are checked against the contract (:mod:`pyro_aevb.contract`)
 when the trainer is built -- a plate sized by the minibatch would make the
@@ -201,6 +202,8 @@ class Trainer:
         rate.  Every metrics row reports the rate of the epoch's last step, ``lr``.
     :param optimizer_kwargs: the optimiser's other torch arguments by their torch names (:data:`OPTIMIZER_OPTIONS`):
         Adam's ``betas``, ``eps``; Adagrad's ``eps``, ``lr_decay``, ``initial_accumulator_value``.
+    :param guide_weight_decay: L2 weight decay on the guide's parameters phi (default 0, the paper: only theta
+        has a prior).
     """
 
     def __init__(self, model: torch.nn.Module, guide: Optional[torch.nn.Module], data: Dataset, *,
@@ -213,7 +216,7 @@ class Trainer:
                  eval_every: int = 1, labels: Optional[torch.Tensor] = None,
                  alpha_over_n: float = ALPHA_OVER_N, labelled_batch_size: int = 100, kl_warmup: int = 0,
                  lr_schedule: Optional[str] = None, lr_schedule_kwargs: Optional[dict] = None,
-                 optimizer_kwargs: Optional[dict] = None):
+                 optimizer_kwargs: Optional[dict] = None, guide_weight_decay: float = 0.0):
         self.callbacks = list(callbacks)
         self.optimizer_kwargs = check_optimizer_kwargs(optimizer, optimizer_kwargs)
         self.kl_warmup = check_warmup_steps(kl_warmup)
@@ -312,7 +315,8 @@ class Trainer:
                                  "evaluates none: choose the step or cosine schedule")
         self._latent_scale = LatentScaleMessenger(1.0) if self.kl_warmup and self._graph is None else None
         self.loss_fn: Callable = torch.compile(loss) if compile and self._graph is None else loss
-        self.optimizer = make_optimizer(model, guide, optimizer, lr, prior_precision, self.optimizer_kwargs)
+        self.optimizer = make_optimizer(model, guide, optimizer, lr, prior_precision, self.optimizer_kwargs,
+                                        guide_weight_decay)
         self.scheduler = None  # made when training starts (cosine's default length is the budget) or resumed
         self.perm_generator = torch.Generator().manual_seed(seed)
         self.seed = seed
@@ -321,7 +325,8 @@ class Trainer:
         self.config = dict(config) if config is not None else self._default_config(
             model_kwargs, guide_kwargs, optimizer=optimizer, lr=lr, prior_precision=prior_precision,
             backend=backend, compile=compile, kl_warmup=self.kl_warmup, lr_schedule=lr_schedule,
-            lr_schedule_kwargs=self.lr_schedule_kwargs, optimizer_kwargs=self.optimizer_kwargs)
+            lr_schedule_kwargs=self.lr_schedule_kwargs, optimizer_kwargs=self.optimizer_kwargs,
+            guide_weight_decay=guide_weight_decay)
         self.directory: Optional[RunDirectory] = None
         if isinstance(run_dir, RunDirectory):
             self.directory = run_dir if self.rank == 0 else None  # opened by the caller (runs.train)

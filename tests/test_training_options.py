@@ -289,3 +289,27 @@ def test_threads_are_applied_and_recorded_and_the_default_shares_the_free_cores(
     assert default_threads(1) == 1
     monkeypatch.setenv("OMP_NUM_THREADS", "4")
     assert [default_threads(jobs) for jobs in (1, 2)] == [4, 2]
+
+
+def test_guide_weight_decay_reaches_phi_only_is_recorded_and_kept_on_resume(tmp_path, mnist, capsys):
+    """``--guide-weight-decay`` (0 by default: the paper decays theta only) is the weight decay of the guide's
+    parameter group and not the model's; it shrinks the encoder's weights against the same run without it (same
+    seed, same draws); the run records it, a resume keeps it, and a resume with another value is refused."""
+    data = _digits(tmp_path, mnist)
+    flags = ["train", "--dataset", data, "--latent-dim", "2", "--hidden-dim", "16", "--batch-size", "50",
+             "--no-progress", "--epochs", "2"]
+    assert main([*flags, "--out", str(tmp_path / "plain")]) == 0
+    assert main([*flags, "--guide-weight-decay", "50", "--out", str(tmp_path / "decay")]) == 0
+    theta, phi = load_checkpoint(tmp_path / "decay")["optimizer"]["param_groups"]
+    assert (theta["weight_decay"], phi["weight_decay"]) == (1.0, 50.0)
+    assert [g["weight_decay"] for g in load_checkpoint(tmp_path / "plain")["optimizer"]["param_groups"]] == [1.0, 0.0]
+    norm = {name: sum(p.norm() ** 2 for p in load_run(tmp_path / name).guide.parameters()).item()
+            for name in ("plain", "decay")}
+    assert norm["decay"] < norm["plain"], norm
+    assert load_run(tmp_path / "decay").config.guide_weight_decay == 50.0
+    assert main(["train", "--out", str(tmp_path / "decay"), "--resume", "--epochs", "3", "--no-progress"]) == 0
+    assert load_checkpoint(tmp_path / "decay")["optimizer"]["param_groups"][1]["weight_decay"] == 50.0
+    capsys.readouterr()
+    assert main(["train", "--out", str(tmp_path / "decay"), "--resume", "--epochs", "4",
+                 "--guide-weight-decay", "1"]) == 2
+    assert "guide_weight_decay" in capsys.readouterr().err
