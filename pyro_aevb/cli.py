@@ -49,7 +49,7 @@ from .plots import plot_bound_curve, save_image_grid
 from .registry import SHAPE_SETTINGS, lookup, model_names
 from .reproduce import DEFAULT_DATASET, reproduce, sweep_specs
 from .reproduce.sweep import check_manifest, is_finished
-from .optimizers import check_optimizer_kwargs
+from .optimizers import check_optimizer_kwargs, check_rates
 from .schedules import SCHEDULES, check_schedule
 from .runs import INHERITED_ON_RESUME, apply_settings, evaluate_run, load_run, resumed_config, train
 from .sequences import per_frame
@@ -318,6 +318,11 @@ def _train(args) -> int:
         check_schedule(config.lr_schedule, config.lr_schedule_kwargs)
     except AevbInputError as e:  # the library names the parameter; here it is a flag
         raise AevbInputError(f"--lr-schedule {config.lr_schedule or '(none)'} --lr-schedule-kwargs: {e}") from None
+    for name in ("lr", "prior_precision", "guide_weight_decay"):
+        try:
+            check_rates(**{name: getattr(config, name)})
+        except AevbInputError as e:  # the library names the rate; here it is a flag
+            raise AevbInputError(f"--{name.replace('_', '-')}: {e}") from None
     if args.resume:  # what the command line does not give, the run keeps: its own settings and budget
         saved = resumed_config(args.out)
         explicit = set(getattr(args, "explicit", ()))

@@ -19,7 +19,7 @@ from . import builtin_models  # noqa: F401 -- registers the built-in models (pyr
 from .errors import AevbInputError
 from .infer.warmup import check_warmup_steps
 from .nn import INITS
-from .optimizers import check_optimizer_kwargs
+from .optimizers import check_optimizer_kwargs, check_rates
 from .registry import SHAPE_SETTINGS, lookup, model_names
 from .schedules import check_schedule
 from .specs import build, is_import_path
@@ -108,10 +108,8 @@ class RunConfig:
         need(self.num_hidden_layers >= 1, f"number of hidden layers must be >= 1, got {self.num_hidden_layers}")
         need(self.num_particles >= 1, f"num particles must be >= 1, got {self.num_particles}")
         need(self.batch_size >= 1, f"batch size must be >= 1, got {self.batch_size}")
-        need(self.lr > 0, f"learning rate must be > 0, got {self.lr}")
-        for name in ("lr", "prior_precision", "guide_weight_decay", "min_scale"):
-            need(math.isfinite(getattr(self, name)), f"{name.replace('_', ' ')} must be a finite number, got "
-                                                     f"{getattr(self, name)}")
+        check_rates(lr=self.lr, prior_precision=self.prior_precision, guide_weight_decay=self.guide_weight_decay)
+        need(math.isfinite(self.min_scale), f"min scale must be a finite number, got {self.min_scale}")
         need(self.clip_grad_norm is None or math.isfinite(self.clip_grad_norm),
              f"gradient-norm clip must be finite, got {self.clip_grad_norm}")
         need(0 <= self.seed < 2 ** 32, f"seed must be an integer in [0, 2^32), got {self.seed}")
@@ -127,8 +125,6 @@ class RunConfig:
         need(self.min_scale >= 0, f"min scale must be >= 0, got {self.min_scale}")
         need(self.clip_grad_norm is None or self.clip_grad_norm > 0,
              f"gradient-norm clip must be > 0, got {self.clip_grad_norm}")
-        need(self.prior_precision >= 0, f"prior precision must be >= 0, got {self.prior_precision}")
-        need(self.guide_weight_decay >= 0, f"guide weight decay must be >= 0, got {self.guide_weight_decay}")
         need(entry is not None or is_import_path(self.model),
              f"unknown model {self.model!r}; use one of {list(model_names())} or package.module:Class / file.py:Class")
         need(self.guide in GUIDE_NAMES or is_import_path(self.guide),

@@ -2,7 +2,8 @@
 
 theta and phi are updated by torch's optimiser on the gradient of the minibatch bound (eq. 8); weight decay
 ``prior_precision`` on theta is the gradient of its N(0, I / precision) prior (the paper's "weight decay
-corresponding to a prior"); phi gets none unless ``guide_weight_decay`` is set (not the paper's).  Each optimiser's other constructor arguments are passed by their torch names
+corresponding to a prior"); phi gets none unless ``guide_weight_decay`` is set (not the paper's).  Each
+optimiser's other constructor arguments are passed by their torch names
 (``optimizer_kwargs``, CLI ``--optimizer-kwargs`` JSON): Adam's ``betas``, ``eps``; Adagrad's ``eps``,
 ``lr_decay``, ``initial_accumulator_value`` -- e.g. Burda et al.'s (2015) Adam with eps = 1e-4.
 """
@@ -56,6 +57,22 @@ def check_optimizer_kwargs(name: str, kwargs: Optional[dict]) -> dict:
     return kwargs
 
 
+#: the rates of the update, what each means and what it must be
+_RATES = {"lr": ("the learning rate", _positive),
+          "prior_precision": ("the prior precision (theta's weight decay)", _nonnegative),
+          "guide_weight_decay": ("the guide's weight decay (on phi)", _nonnegative)}
+
+
+def check_rates(**rates: float) -> None:
+    """Refuse a learning rate ``lr`` that is not a finite number > 0 and weight decays (``prior_precision``,
+    ``guide_weight_decay``) that are not finite numbers >= 0: one check for :func:`make_optimizer` and the run
+    configuration."""
+    for name, value in rates.items():
+        what, ok = _RATES[name]
+        if not ok(value):
+            raise AevbInputError(f"{what} must be {ok.__doc__}, got {value!r}")
+
+
 def make_optimizer(model: torch.nn.Module, guide: torch.nn.Module, name: str = "adagrad", lr: float = 0.02,
                    prior_precision: float = 1.0, options: Optional[dict] = None,
                    guide_weight_decay: float = 0.0) -> torch.optim.Optimizer:
@@ -71,14 +88,7 @@ def make_optimizer(model: torch.nn.Module, guide: torch.nn.Module, name: str = "
 
     Call it after moving the networks to their device (the fused kernels are chosen per device)."""
     options = check_optimizer_kwargs(name, options)
-    if not _positive(lr):
-        raise AevbInputError(f"the learning rate must be {_positive.__doc__}, got {lr!r}")
-    if not _nonnegative(prior_precision):
-        raise AevbInputError(f"the prior precision (theta's weight decay) must be {_nonnegative.__doc__}, got "
-                             f"{prior_precision!r}")
-    if not _nonnegative(guide_weight_decay):
-        raise AevbInputError(f"the guide's weight decay (on phi) must be {_nonnegative.__doc__}, got "
-                             f"{guide_weight_decay!r}")
+    check_rates(lr=lr, prior_precision=prior_precision, guide_weight_decay=guide_weight_decay)
     if "betas" in options:
         options["betas"] = tuple(options["betas"])
     theta = [p for p in model.parameters() if p.requires_grad]

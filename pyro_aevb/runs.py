@@ -125,8 +125,8 @@ def record_built(config: RunConfig) -> None:
 INHERITED_ON_RESUME = ("model", "model_kwargs", "guide", "guide_kwargs", "init", "dataset", "data_path", "binarize",
                        "seq_len", "uint8", "latent_dim", "hidden_dim", "num_hidden_layers", "activation", "likelihood",
                        "bayesian_decoder", "elbo", "num_particles", "optimizer", "optimizer_kwargs", "lr",
-                       "prior_precision", "guide_weight_decay", "batch_size", "epochs", "train_samples", "seed", "device", "backend",
-                       "compile", "min_scale", "clip_grad_norm", "labels", "alpha_over_n", "labelled_batch_size",
+                       "prior_precision", "guide_weight_decay", "batch_size", "epochs", "train_samples", "seed",
+                       "device", "backend", "compile", "min_scale", "clip_grad_norm", "labels", "alpha_over_n", "labelled_batch_size",
                        "kl_warmup", "lr_schedule", "lr_schedule_kwargs")
 
 

@@ -70,12 +70,14 @@ def test_bad_data_gives_one_line_and_exit_2(tmp_path, capsys, make, message):
     [
         (["--latent-dim", "0"], "must be >= 1"),
         (["--elbo", "nope"], "invalid choice"),
-        (["--lr", "-1"], "learning rate"),
+        (["--lr", "-1"], "--lr: the learning rate must be a finite number > 0"),
         (["--epochs", "1", "--train-samples", "5"], "not allowed with"),
         (["--seed", "-1"], "must be in [0, 2^32)"),
         (["--seed", "99999999999999999999"], "must be in [0, 2^32)"),
-        (["--prior-precision", "inf"], "must be a finite number"),
-        (["--lr", "nan"], "learning rate"),
+        (["--prior-precision", "inf"], "--prior-precision: the prior precision (theta's weight decay) must be a finite"),
+        (["--guide-weight-decay", "-1"], "--guide-weight-decay: the guide's weight decay (on phi) must be a finite "
+                                         "number >= 0"),
+        (["--lr", "nan"], "--lr: the learning rate"),
         (["--model-kwargs", '{"latent_dim": 7}'], "--model-kwargs applies to a model class of yours"),
         (["--guide-kwargs", '{"hidden": 7}'], "--guide-kwargs applies to a guide class of yours"),
         (["--min-scale", "0.1"], "min_scale applies to gaussian and laplace"),
