@@ -169,6 +169,9 @@ def _run(fn: Callable, role: str, *args, unused_inputs: Tuple[str, ...] = ()):
         elif isinstance(cause, TypeError) and "argument" in str(cause):
             hint = (f"a {role} must accept the arguments (x, idx=None, num_data=None), and by name the conditioning "
                     f"inputs it uses (pyro_aevb.inputs), and {HOW_TO}")
+        elif args[0].dim() == 1:
+            hint = ("x is one-dimensional, so each of its entries is a row (a datapoint): for one datapoint of "
+                    "several values give x[None], rows of shape [N, D]")
         else:
             hint = (f"check that the data fit the {role} (e.g. its data_dim is {args[0].shape[-1]} here) and that "
                     f"it follows the contract of pyro_aevb.contract")

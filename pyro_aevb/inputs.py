@@ -116,7 +116,7 @@ def check_inputs(inputs: Optional[Inputs], num_rows: int, what: str = "the data"
             raise AevbInputError(f"input {name!r} of {what} must be a tensor, got {type(value).__name__}")
         if value.dim() < 1 or value.shape[0] != num_rows:
             raise AevbInputError(f"input {name!r} of {what} has shape {list(value.shape)}: it needs one entry per "
-                                 f"row ({num_rows})")
+                                 f"row, {num_rows} (the size of the data's first dimension, its rows)")
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             raise AevbInputError(f"input {name!r} of {what} contains NaN or inf values")
         out[name] = value

@@ -29,12 +29,9 @@ from .loading import load_dataset
 from .registry import SHAPE_SETTINGS, lookup
 from .rundir import RunDirectory
 from .specs import build, complete_kwargs, is_import_path, resolve_spec, takes
-from .trainer import Trainer
+from .trainer import Trainer, changed_settings
 
 # Fields that may differ between a run and its --resume: the budget and where it runs.
-RESUMABLE_FIELDS = {"epochs", "train_samples", "device", "backend", "compile", "data_dim", "image_shape",
-                    "num_classes", "lr", "clip_grad_norm", "data_fingerprint", "data_stored", "threads",
-                    "train_rows", "test_rows"}
 BUILT_IN_DATASETS = ("mnist", "frey")
 
 
@@ -173,8 +170,7 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
                 config.elbo = saved.elbo
             if config.uint8 is None:  # not given: the run's own reading of uint8 data
                 config.uint8 = saved.uint8
-            changed = [f for f, v in config.to_dict().items()
-                       if f not in RESUMABLE_FIELDS and getattr(saved, f) != v]
+            changed = changed_settings(saved.to_dict(), config.to_dict())
             if changed:
                 raise AevbInputError(f"--resume with settings that differ from the run in {run_dir}: "
                                      f"{', '.join(f'{f}={getattr(saved, f)!r} (run) vs {getattr(config, f)!r}' for f in changed)}")

@@ -103,15 +103,46 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict) -> None:
     optimizer.load_state_dict(dict(saved, param_groups=groups))
 
 
+#: what a resumed run may change: its budget, where and how the same numbers are computed, its learning rate (lower,
+#: e.g. after a divergence) and gradient clipping, and what is recorded of its data (checked by fingerprint); every
+#: other setting is the run's own
+RESUMABLE_SETTINGS = {"epochs", "train_samples", "device", "backend", "compile", "data_dim", "image_shape",
+                      "num_classes", "lr", "clip_grad_norm", "data_fingerprint", "data_stored", "threads",
+                      "train_rows", "test_rows"}
+
+
+def changed_settings(saved: dict, config: dict) -> list:
+    """The settings of ``config`` that differ from the resumed run's ``saved`` ones (outside
+    :data:`RESUMABLE_SETTINGS`); constructor arguments (``*_kwargs``) are compared where both runs recorded them."""
+    changed = []
+    for name, value in config.items():
+        if name in RESUMABLE_SETTINGS or name not in saved:
+            continue
+        old = saved[name]
+        if name.endswith("_kwargs") and isinstance(old, dict) and isinstance(value, dict):
+            if any(old[k] != value[k] for k in old.keys() & value.keys()):  # (defaults may be recorded on one side)
+                changed.append(name)
+        elif not (name.endswith("_kwargs") and (old is None or value is None)) and old != value:
+            changed.append(name)
+    return changed
+
+
 def sample_budget(num_data: int, epochs: Optional[int] = None, train_samples: Optional[int] = None) -> int:
     """Training samples to see in total: ``train_samples``, or ``epochs`` passes over the N datapoints."""
     if (epochs is None) == (train_samples is None):
         raise AevbInputError("give exactly one of epochs or train_samples")
     name, value = ("epochs", epochs) if epochs is not None else ("train_samples", train_samples)
+    whole_number(name, value)
+    return int(train_samples) if train_samples is not None else int(epochs) * num_data
+
+
+def whole_number(name: str, value) -> int:
+    """``value`` as an int, refused unless it is a whole number >= 1 (``2.0`` is, ``1.5``, ``True`` and ``"2"`` are
+    not)."""
     if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 1
             or value != int(value)):
-        raise AevbInputError(f"{name} must be a whole number >= 1, got {value}")
-    return int(train_samples) if train_samples is not None else int(epochs) * num_data
+        raise AevbInputError(f"{name} must be a whole number >= 1, got {value!r}")
+    return int(value)
 
 
 def budget_steps(num_data: int, batch_size: int, samples: int) -> int:
@@ -221,17 +252,18 @@ class Trainer:
         self.optimizer_kwargs = check_optimizer_kwargs(optimizer, optimizer_kwargs)
         self.kl_warmup = check_warmup_steps(kl_warmup)
         self.lr_schedule, self.lr_schedule_kwargs = lr_schedule, check_schedule(lr_schedule, lr_schedule_kwargs)
-        if int(eval_every) < 1:
-            raise AevbInputError(f"eval_every must be >= 1 epoch, got {eval_every}")
-        self.eval_every = int(eval_every)
+        self.eval_every = whole_number("eval_every", eval_every)
         if clip_grad_norm is not None and not clip_grad_norm > 0:
             raise AevbInputError(f"clip_grad_norm must be > 0, got {clip_grad_norm}")
         self.clip_grad_norm = clip_grad_norm
+        if model is None:
+            raise AevbInputError("the model is None: give the generative model, a torch.nn.Module (e.g. a PyroModule)")
+        if not isinstance(data, Dataset):
+            raise AevbInputError(f"data must be a pyro_aevb.Dataset (its training and test rows), got "
+                                 f"{type(data).__name__}: e.g. Dataset('mine', x_train, x_test) for tensors of rows")
         self.model, self.guide, self.data = _module(model, "model"), _module(guide, "guide"), data
-        self.num_particles = int(num_particles)
-        if int(batch_size) < 1:
-            raise AevbInputError(f"batch size must be >= 1, got {batch_size}")
-        self.batch_size = int(batch_size)
+        self.num_particles = whole_number("num_particles", num_particles)
+        self.batch_size = whole_number("batch_size", batch_size)
         if backend not in BACKENDS:
             raise AevbInputError(f"unknown backend {backend!r}; choose from {list(BACKENDS)}")
         self._set_up_inputs(labels)
@@ -335,7 +367,7 @@ class Trainer:
         self.run_dir = self.directory.path if self.directory is not None else None
         if self.directory is not None:
             self.config.update(self._record_data(store=not resume))
-            if not resume:  # a resumed run's config is rewritten once its checkpoint is accepted (below)
+            if not resume:
                 self.write_config()
         self.progress, self.log_every = progress and self.rank == 0, log_every
         self.epoch = 0
@@ -349,12 +381,16 @@ class Trainer:
         self.lr = float(lr)
         self._decorrelate_ranks()
         self._set_up_evaluation()
+        # a resumed run's config.json is rewritten with its next checkpoint (e.g. a new lr), so that the two agree
+        # even when the resumed budget trains nothing
+        self._config_pending = resume
         if resume:
             self.resume()  # refused (other data, options, a missing checkpoint): the folder is left as it was
-            if self.directory is not None:
-                self.write_config()
         elif self.directory is not None:
             self.directory.write_metrics([])  # a fresh run starts a fresh metrics.jsonl
+        if self.batch_size > data.train.shape[0]:
+            warnings.warn(f"batch_size {self.batch_size} is more than the {data.train.shape[0]} training rows: each "
+                          "epoch is one step on all of them", RuntimeWarning, stacklevel=2)
 
     def _sgvb_loss(self, elbo, backend: str, compile: bool) -> torch.nn.Module:
         """The loss module: the traced graph where the pair can be traced (checked equal to Pyro's ELBO -- or to the
@@ -561,6 +597,12 @@ class Trainer:
         if recorded is not None and self.config.get("data_fingerprint") not in (None, recorded):
             raise AevbInputError(f"the data differ from those the run in {self.resume_dir} was trained on (their "
                                  "fingerprints differ): resume with the same rows, or start a new run")
+        changed = changed_settings(state["config"], self.config)
+        if changed:
+            raise AevbInputError(f"the run in {self.resume_dir} was trained with other settings: "
+                                 + ", ".join(f"{f}={state['config'][f]!r} (run) vs {self.config[f]!r}" for f in changed)
+                                 + ": resume with the run's own (only the budget, lr, clip_grad_norm, the device "
+                                 "and the backend may change)")
         self.load_state_dict(state)
         saved_lr = state["config"].get("lr")
         if self.scheduler is None:
@@ -789,6 +831,9 @@ class Trainer:
                 if self.directory is not None:
                     self.directory.save_checkpoint(self.state_dict())
                     self.directory.write_metrics(self.metrics)
+                    if self._config_pending:
+                        self.write_config()
+                        self._config_pending = False
                 if self.rank == 0:
                     for callback in self.callbacks:
                         callback(self, row)

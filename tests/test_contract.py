@@ -6,6 +6,7 @@ only the built-ins.  Each test states the property it checks.
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -107,6 +108,55 @@ def test_budgets_and_rates_that_cannot_train_are_refused_and_a_reached_budget_sa
     rows = trainer.fit(train_samples=200)
     with pytest.warns(RuntimeWarning, match=r"already seen 200 training samples \(epoch 1\).*nothing was trained"):
         assert trainer.fit(train_samples=100) == rows
+    with pytest.raises(AevbInputError, match="epochs must be a whole number >= 1, got '2'"):
+        trainer.fit(epochs="2")
+    for name, value in (("batch_size", 1.5), ("batch_size", True), ("batch_size", 0), ("num_particles", 0),
+                        ("eval_every", 0.5)):
+        with pytest.raises(AevbInputError, match=f"{name} must be a whole number >= 1"):
+            Trainer(TwoLatentModel(196), TwoLatentGuide(196), binary, progress=False, **{name: value})
+    with pytest.raises(AevbInputError, match="the model is None"):
+        Trainer(None, TwoLatentGuide(196), binary, progress=False)
+    with pytest.raises(AevbInputError, match=r"data must be a pyro_aevb.Dataset .*got Tensor: e.g. Dataset\("):
+        Trainer(TwoLatentModel(196), TwoLatentGuide(196), binary.train, progress=False)
+
+
+def test_one_datapoint_given_without_its_row_dimension_is_named_with_the_fix(binary):
+    """x of shape [D] is D rows of one value each (a model of scalars may take it): where the model fails on it, the
+    message says so and how to give one datapoint (x[None]), rather than only the model's matrix error; a batch
+    size above the training rows warns that an epoch is one step."""
+    model, guide = TwoLatentModel(196), TwoLatentGuide(196)
+    with pytest.raises(AevbInputError, match=r"x is one-dimensional, .* give x\[None\]"):
+        evaluate_bound(model, guide, binary.test[0])
+    assert math.isfinite(evaluate_bound(model, guide, binary.test[0][None]))
+    with pytest.warns(RuntimeWarning, match="batch_size 5000 is more than the 2000 training rows"):
+        Trainer(model, guide, binary, progress=False, batch_size=5000)
+
+
+def test_a_python_resume_with_other_settings_is_refused_and_config_json_agrees_with_the_checkpoint(binary, tmp_path):
+    """Trainer(..., resume=True) continues a run with its own settings: another batch size, seed, optimiser or weight
+    decay is refused (one AevbInputError naming both values) and the run directory is left as it was; a new lr
+    is allowed, and config.json records it only with the checkpoint that used it (a resume that trains nothing
+    leaves both as they were)."""
+    run = tmp_path / "run"
+
+    def trainer(**changed):
+        settings = {"optimizer": "adam", "lr": 1e-3, "guide_weight_decay": 0.5, "run_dir": run, **changed}
+        return Trainer(TwoLatentModel(196), TwoLatentGuide(196), binary, progress=False, model_kwargs={"data_dim": 196},
+                       guide_kwargs={"data_dim": 196}, **settings)
+
+    trainer().fit(epochs=1)
+    before = {f.name: f.read_bytes() for f in run.iterdir()}
+    for changed, recorded in (({"batch_size": 50}, "batch_size=100 (run) vs 50"), ({"seed": 1}, "seed=0 (run) vs 1"),
+                              ({"guide_weight_decay": 0.0}, "guide_weight_decay=0.5 (run) vs 0.0"),
+                              ({"optimizer": "adagrad"}, "optimizer='adam' (run) vs 'adagrad'")):
+        with pytest.raises(AevbInputError, match=re.escape(recorded)):
+            trainer(resume=True, **changed)
+        assert {f.name: f.read_bytes() for f in run.iterdir()} == before, changed
+    with pytest.warns(RuntimeWarning, match="nothing was trained"):
+        trainer(resume=True, lr=5e-4).fit(epochs=1)
+    assert json.loads((run / "config.json").read_text())["lr"] == 1e-3  # nothing trained at 5e-4
+    trainer(resume=True, lr=5e-4).fit(epochs=2)
+    assert json.loads((run / "config.json").read_text())["lr"] == 5e-4 == load_run(run).config.lr
 
 
 class _PoissonModel(PyroModule):
