@@ -154,7 +154,7 @@ def _probe_batch(x: torch.Tensor, num_data: Optional[int]):
     return xb, torch.arange(m, device=x.device), n
 
 
-def _run(fn: Callable, role: str, *args, unused_inputs: Tuple[str, ...] = ()):
+def _run(fn: Callable, role: str, *args, unused_inputs: Tuple[str, ...] = (), given_inputs: Tuple[str, ...] = ()):
     try:
         return fn(*args)
     except AevbInputError:
@@ -173,19 +173,22 @@ def _run(fn: Callable, role: str, *args, unused_inputs: Tuple[str, ...] = ()):
             hint = ("x is one-dimensional, so each of its entries is a row (a datapoint): for one datapoint of "
                     "several values give x[None], rows of shape [N, D]")
         else:
-            hint = (f"check that the data fit the {role} (e.g. its data_dim is {args[0].shape[-1]} here) and that "
+            what = (f"the data and the conditioning input(s) {', '.join(map(repr, given_inputs))}" if given_inputs
+                    else "the data")
+            hint = (f"check that {what} fit the {role} (e.g. its data_dim is {args[0].shape[-1]} here) and that "
                     f"it follows the contract of pyro_aevb.contract")
         rows = "two rows" if args[0].shape[0] == 2 else f"{args[0].shape[0]} rows"
         raise AevbInputError(f"the {role} failed on {rows} of the data (shape {list(args[0].shape)}), called as "
                              f"{role}(x, idx=idx, num_data=N): {type(e).__name__}: {msg} -- {hint}") from e
 
 
-def _replayed_model_trace(model: Callable, guide_trace, xb, idx, n: int, unused: Tuple[str, ...]):
+def _replayed_model_trace(model: Callable, guide_trace, xb, idx, n: int, unused: Tuple[str, ...],
+                          given: Tuple[str, ...] = ()):
     """The model's trace at the guide's draws.  Where the model fails there but runs on its own prior draws,
     the usual cause is named: a latent that the guide draws with another shape than the model's prior."""
     try:
         return _run(poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace, "model", xb, idx, n,
-                    unused_inputs=unused)
+                    unused_inputs=unused, given_inputs=given)
     except AevbInputError as failure:
         try:
             alone = poutine.trace(model).get_trace(xb, idx, n)
@@ -311,7 +314,8 @@ def inspect_model(model: Callable, x: torch.Tensor, num_data: Optional[int] = No
     xb, idx, n = _probe_batch(x, num_data)
     (conditioned,), (unused,) = _conditioned([("model", model)], x, inputs)
     with _quiet_side_effects(x):
-        trace = _run(poutine.trace(conditioned).get_trace, "model", xb, idx, n, unused_inputs=unused)
+        trace = _run(poutine.trace(conditioned).get_trace, "model", xb, idx, n, unused_inputs=unused,
+                     given_inputs=tuple(inputs or ()))
         _compute_log_prob(trace, "model")
         _plate_checks(trace, "model", xb.shape[0], n)
         _param_checks([("model", trace)], _owned_parameters(model))
@@ -361,8 +365,10 @@ def check_model_guide(model: Callable, guide: Callable, x: torch.Tensor, estimat
     owners = (model, guide)
     (model, guide), (model_unused, guide_unused) = _conditioned([("model", model), ("guide", guide)], x, inputs)
     with _quiet_side_effects(x):
-        guide_trace = _run(poutine.trace(guide).get_trace, "guide", xb, idx, n, unused_inputs=guide_unused)
-        model_trace = _replayed_model_trace(model, guide_trace, xb, idx, n, model_unused)
+        given = tuple(inputs or ())
+        guide_trace = _run(poutine.trace(guide).get_trace, "guide", xb, idx, n, unused_inputs=guide_unused,
+                           given_inputs=given)
+        model_trace = _replayed_model_trace(model, guide_trace, xb, idx, n, model_unused, given)
         _plate_checks(guide_trace, "guide", m, n)
         _plate_checks(model_trace, "model", m, n)
         nesting = _nesting([guide_trace, model_trace])
@@ -492,7 +498,7 @@ def check_data_support(model: Callable, x: torch.Tensor, what: str = "the data",
         for start in range(0, x.shape[0], chunk):
             block = slice(start, start + chunk)
             trace = _run(poutine.trace(condition(model, rows(inputs, block))).get_trace, "model", x[block],
-                         unused_inputs=unused)
+                         unused_inputs=unused, given_inputs=tuple(inputs))
             for name, site in trace.nodes.items():
                 if is_observed(site):
                     support = site["fn"].support

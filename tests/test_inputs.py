@@ -114,6 +114,7 @@ def test_a_conditional_vae_trains_and_every_number_is_its_bound_of_log_p_x_given
 
 
 def test_the_contract_names_a_missing_input_and_refuses_inputs_of_the_wrong_length(cvae, digits):
+    """A missing input, one of the wrong length and one out of the model's range are each one line naming it."""
     model_cls, guide_cls = cvae
     model, guide = model_cls(196), guide_cls(196)
     with pytest.raises(AevbInputError, match="takes the input.*'y'.*which were not given"):
@@ -129,6 +130,8 @@ def test_the_contract_names_a_missing_input_and_refuses_inputs_of_the_wrong_leng
         check_model_guide(model, guide, digits.test, inputs={"y": digits.test_inputs["y"][:7]})
     with pytest.raises(AevbInputError, match="takes the input.*'y'"):
         Trainer(model, guide, Dataset("bare", digits.train, digits.test), progress=False)
+    with pytest.raises(AevbInputError, match="check that the data and the conditioning input.s. 'y' fit the guide"):
+        check_model_guide(model, guide, digits.test, inputs={"y": torch.full((300,), 11)})  # a class of 0..9: 11
     with pytest.raises(AevbInputError, match="train inputs .* and the test inputs"):
         Dataset("half", digits.train, digits.test, train_inputs={"y": digits.train_inputs["y"]})
 
