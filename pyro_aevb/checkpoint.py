@@ -172,7 +172,7 @@ def load_checkpoint_to_resume(run_dir, map_location="cpu") -> dict:
     run_dir = Path(run_dir)
     if run_dir.is_dir() and not (run_dir / CHECKPOINT).exists() and not (run_dir / PREVIOUS).exists():
         raise AevbInputError(f"{run_dir} holds no checkpoint: no epoch has finished there yet, nothing to resume; "
-                             "start the run without --resume")
+                             "start the run without resume (CLI: --resume)")
     return load_checkpoint(run_dir, map_location)
 
 

@@ -201,7 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--num-particles", type=positive_int, default=1)
     evaluate.add_argument("--iw-samples", type=nonnegative_int, default=0,
-                          help="also estimate log p(x) on the test set by importance sampling with this many samples")
+                          help="also estimate log p(x) on the test set by importance sampling with this many samples "
+                               "(0, the default: no estimate)")
     evaluate.add_argument("--theta-samples", type=positive_int, default=None,
                           help="full-VB runs, with --iw-samples: draws theta ~ q(theta) for the posterior predictive "
                                "log-likelihood (default 10)")

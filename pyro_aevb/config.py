@@ -19,7 +19,7 @@ from . import builtin_models  # noqa: F401 -- registers the built-in models (pyr
 from .errors import AevbInputError
 from .infer.warmup import check_warmup_steps
 from .nn import INITS
-from .optimizers import check_optimizer_kwargs, check_rates
+from .optimizers import DEFAULT_LR, check_optimizer_kwargs, check_rates
 from .registry import SHAPE_SETTINGS, lookup, model_names
 from .schedules import check_schedule
 from .specs import build, is_import_path
@@ -79,7 +79,7 @@ class RunConfig:
     # Algorithm 1
     optimizer: str = "adagrad"
     optimizer_kwargs: dict = field(default_factory=dict)  # its other torch arguments (Adam's betas, eps; Trainer)
-    lr: float = 0.02
+    lr: float = DEFAULT_LR
     prior_precision: float = 1.0
     guide_weight_decay: float = 0.0  # L2 on phi (not the paper's)
     clip_grad_norm: Optional[float] = None

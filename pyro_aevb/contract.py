@@ -175,8 +175,9 @@ def _run(fn: Callable, role: str, *args, unused_inputs: Tuple[str, ...] = (), gi
         else:
             what = (f"the data and the conditioning input(s) {', '.join(map(repr, given_inputs))}" if given_inputs
                     else "the data")
-            hint = (f"check that {what} fit the {role} (e.g. its data_dim is {args[0].shape[-1]} here) and that "
-                    f"it follows the contract of pyro_aevb.contract")
+            hint = (f"check that {what} fit the {role} (the rows here have {args[0].shape[-1]} values in their last "
+                    f"dimension; e.g. is the {role}'s data_dim the same?) and that it follows the contract of "
+                    "pyro_aevb.contract")
         rows = "two rows" if args[0].shape[0] == 2 else f"{args[0].shape[0]} rows"
         raise AevbInputError(f"the {role} failed on {rows} of the data (shape {list(args[0].shape)}), called as "
                              f"{role}(x, idx=idx, num_data=N): {type(e).__name__}: {msg} -- {hint}") from e

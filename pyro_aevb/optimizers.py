@@ -57,6 +57,9 @@ def check_optimizer_kwargs(name: str, kwargs: Optional[dict]) -> dict:
     return kwargs
 
 
+#: the Adagrad step size of our reproduction of the paper (docs/reproduction.md), the default of a new run
+DEFAULT_LR = 0.02
+
 #: the rates of the update, what each means and what it must be
 _RATES = {"lr": ("the learning rate", _positive),
           "prior_precision": ("the prior precision (theta's weight decay)", _nonnegative),
@@ -73,8 +76,8 @@ def check_rates(**rates: float) -> None:
             raise AevbInputError(f"{what} must be {ok.__doc__}, got {value!r}")
 
 
-def make_optimizer(model: torch.nn.Module, guide: torch.nn.Module, name: str = "adagrad", lr: float = 0.02,
-                   prior_precision: float = 1.0, options: Optional[dict] = None,
+def make_optimizer(model: torch.nn.Module, guide: torch.nn.Module, name: str = "adagrad",
+                   lr: float = DEFAULT_LR, prior_precision: float = 1.0, options: Optional[dict] = None,
                    guide_weight_decay: float = 0.0) -> torch.optim.Optimizer:
     """Adagrad (the paper) or Adam; weight decay ``prior_precision`` on theta (the model) and
     ``guide_weight_decay`` on phi (the guide; 0, the paper: phi is variational, not a model parameter, but an L2

@@ -43,6 +43,9 @@ class RunDirectory:
             raise AevbInputError("resume continues the run in the directory and overwrite replaces it: choose one")
         if path.exists() and not path.is_dir():
             raise AevbInputError(f"{path} is a file, not a run directory")
+        if resume and not path.exists():  # refused before anything is made there
+            raise AevbInputError(f"{path} does not exist: there is no run to resume; start the run without resume "
+                                 "(CLI: --resume)")
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as e:

@@ -78,7 +78,7 @@ from .infer.objective import Objective, UpdatingObjective
 from .infer.warmup import LatentScaleMessenger, check_warmup_steps, kl_weight
 from .inputs import condition, evaluation_inputs, label_inputs, rows, taken
 from .labels import ALPHA_OVER_N, ClassificationTerm, unknown_labels
-from .optimizers import check_optimizer_kwargs, make_optimizer
+from .optimizers import DEFAULT_LR, check_optimizer_kwargs, make_optimizer
 from .params import local_param_store
 from .rng import seeded
 from .rundir import RunDirectory, resume_state
@@ -191,6 +191,8 @@ class Trainer:
         :class:`~pyro_aevb.infer.MonteCarloEM`); ``None`` (the default): B where it applies, else A
         (:attr:`~pyro_aevb.contract.ModelStructure.default_estimator`, as the CLI and ``evaluate_bound``).
     :param num_particles: L, samples of z per datapoint (K for ``"iwae"``).
+    :param lr: the learning rate; ``None``: 0.02 (the paper's Adagrad) for a new run, and a resumed run's own
+        (a rate given on resume is used from there on, e.g. a lower one after a divergence).
     :param batch_size: M.
     :param run_dir: where ``config.json``, ``metrics.jsonl`` and ``checkpoint.pt`` go (created if missing;
         ``None``: keep in memory only): a path, opened here (:meth:`pyro_aevb.rundir.RunDirectory.open`), or a
@@ -239,7 +241,7 @@ class Trainer:
 
     def __init__(self, model: torch.nn.Module, guide: Optional[torch.nn.Module], data: Dataset, *,
                  elbo: Union[str, torch.nn.Module, None] = None, num_particles: int = 1, optimizer: str = "adagrad",
-                 lr: float = 0.02, prior_precision: float = 1.0, batch_size: int = 100, run_dir: Optional[str] = None,
+                 lr: Optional[float] = None, prior_precision: float = 1.0, batch_size: int = 100, run_dir: Optional[str] = None,
                  config: Optional[dict] = None, model_kwargs: Optional[dict] = None,
                  guide_kwargs: Optional[dict] = None, progress: bool = True, log_every: int = 50,
                  backend: str = "auto", compile: bool = False, seed: int = 0, callbacks: Sequence[Callable] = (),
@@ -249,6 +251,8 @@ class Trainer:
                  lr_schedule: Optional[str] = None, lr_schedule_kwargs: Optional[dict] = None,
                  optimizer_kwargs: Optional[dict] = None, guide_weight_decay: float = 0.0):
         self.callbacks = list(callbacks)
+        self._lr_given = lr is not None  # not given: a resumed run keeps its own (resume)
+        lr = DEFAULT_LR if lr is None else lr
         self.optimizer_kwargs = check_optimizer_kwargs(optimizer, optimizer_kwargs)
         self.kl_warmup = check_warmup_steps(kl_warmup)
         self.lr_schedule, self.lr_schedule_kwargs = lr_schedule, check_schedule(lr_schedule, lr_schedule_kwargs)
@@ -605,6 +609,8 @@ class Trainer:
                                  "and the backend may change)")
         self.load_state_dict(state)
         saved_lr = state["config"].get("lr")
+        if not self._lr_given and saved_lr is not None:  # the run's own rate, as the CLI's --resume without --lr
+            self.lr = self.config["lr"] = float(saved_lr)
         if self.scheduler is None:
             for group in self.optimizer.param_groups:  # a lower learning rate on resume (e.g. after a divergence)
                 group["lr"] = self.lr

@@ -136,15 +136,15 @@ def test_a_python_resume_with_other_settings_is_refused_and_config_json_agrees_w
     """Trainer(..., resume=True) continues a run with its own settings: another batch size, seed, optimiser or weight
     decay is refused (one AevbInputError naming both values) and the run directory is left as it was; a new lr
     is allowed, and config.json records it only with the checkpoint that used it (a resume that trains nothing
-    leaves both as they were)."""
+    leaves both as they were); a resume that gives no lr keeps the run's; a missing run directory is not made."""
     run = tmp_path / "run"
 
     def trainer(**changed):
-        settings = {"optimizer": "adam", "lr": 1e-3, "guide_weight_decay": 0.5, "run_dir": run, **changed}
+        settings = {"optimizer": "adam", "guide_weight_decay": 0.5, "run_dir": run, **changed}
         return Trainer(TwoLatentModel(196), TwoLatentGuide(196), binary, progress=False, model_kwargs={"data_dim": 196},
                        guide_kwargs={"data_dim": 196}, **settings)
 
-    trainer().fit(epochs=1)
+    trainer(lr=1e-3).fit(epochs=1)
     before = {f.name: f.read_bytes() for f in run.iterdir()}
     for changed, recorded in (({"batch_size": 50}, "batch_size=100 (run) vs 50"), ({"seed": 1}, "seed=0 (run) vs 1"),
                               ({"guide_weight_decay": 0.0}, "guide_weight_decay=0.5 (run) vs 0.0"),
@@ -157,6 +157,11 @@ def test_a_python_resume_with_other_settings_is_refused_and_config_json_agrees_w
     assert json.loads((run / "config.json").read_text())["lr"] == 1e-3  # nothing trained at 5e-4
     trainer(resume=True, lr=5e-4).fit(epochs=2)
     assert json.loads((run / "config.json").read_text())["lr"] == 5e-4 == load_run(run).config.lr
+    rows = trainer(resume=True).fit(epochs=3)  # lr not given: the run's own, as the CLI's --resume without --lr
+    assert [row["lr"] for row in rows] == [1e-3, 5e-4, 5e-4]
+    with pytest.raises(AevbInputError, match="does not exist: there is no run to resume"):
+        trainer(resume=True, run_dir=tmp_path / "nowhere")
+    assert not (tmp_path / "nowhere").exists()
 
 
 class _PoissonModel(PyroModule):
