@@ -1,6 +1,7 @@
 """Argument types shared by the command lines (each rejects a bad value with one line, exit status 2)."""
 
 import argparse
+import math
 from pathlib import Path
 
 from .errors import AevbInputError
@@ -28,6 +29,17 @@ def int_at_least(minimum: int):
 
 
 positive_int, nonnegative_int, at_least_two = int_at_least(1), int_at_least(0), int_at_least(2)
+
+
+def positive_float(text) -> float:
+    """An argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
 
 
 def seed(text) -> int:

@@ -28,7 +28,7 @@ import torch
 from pyro_aevb import guides, models
 
 from .applications.commands import HANDLERS as APPLICATIONS, add_commands
-from .argtypes import nonnegative_int, picture_path, positive_int, seed
+from .argtypes import nonnegative_int, picture_path, positive_float, positive_int, seed
 from .checkpoint import CHECKPOINT, dumps, read_metrics
 from .config import RunConfig
 from .contract import check_model_guide, inspect_model
@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="continue the run in --out from its checkpoint (--lr and --clip-grad-norm may change)")
     train.add_argument("--overwrite", action="store_true",
                        help="start afresh in an --out that already holds a run")
-    train.add_argument("--clip-grad-norm", type=float, default=None,
+    train.add_argument("--clip-grad-norm", type=positive_float, default=None,
                        help="rescale each gradient to at most this norm")
     train.add_argument("--kl-warmup", type=nonnegative_int, default=default.kl_warmup, metavar="STEPS",
                        help="anneal the weight of every latent site's KL term linearly from 0 to 1 over STEPS "

@@ -78,6 +78,7 @@ def test_bad_data_gives_one_line_and_exit_2(tmp_path, capsys, make, message):
         (["--guide-weight-decay", "-1"], "--guide-weight-decay: the guide's weight decay (on phi) must be a finite "
                                          "number >= 0"),
         (["--lr", "nan"], "--lr: the learning rate"),
+        (["--clip-grad-norm", "0"], "--clip-grad-norm: must be a finite number > 0"),
         (["--model-kwargs", '{"latent_dim": 7}'], "--model-kwargs applies to a model class of yours"),
         (["--guide-kwargs", '{"hidden": 7}'], "--guide-kwargs applies to a guide class of yours"),
         (["--min-scale", "0.1"], "min_scale applies to gaussian and laplace"),
