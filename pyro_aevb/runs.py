@@ -79,7 +79,8 @@ def apply_settings(config: RunConfig, given: Sequence[str]) -> None:
             raise AevbInputError(
                 f"the setting {name}={getattr(config, name)!r} reaches neither the model nor the guide: the "
                 f"constructor of {config.model if is_import_path(config.model) else config.guide} takes no "
-                f"{name!r}; give it the argument, or set its own arguments with model_kwargs / guide_kwargs")
+                f"{name!r}; give it the argument, or set its own arguments with model_kwargs / guide_kwargs (CLI: "
+                "--model-kwargs / --guide-kwargs)")
 
 
 def _default_guide_of_yours(config: RunConfig) -> bool:

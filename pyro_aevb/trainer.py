@@ -727,6 +727,11 @@ class Trainer:
         try:
             with local_param_store():
                 return self._fit(epochs, train_samples)
+        except KeyboardInterrupt as e:  # Ctrl-C in a notebook or script: say what was kept and how to go on
+            if self.run_dir is not None and self.metrics and hasattr(e, "add_note"):  # (notes: Python >= 3.11)
+                e.add_note(f"pyro-aevb: the checkpoint of epoch {self.metrics[-1]['epoch']} is in {self.run_dir}: "
+                           "continue with Trainer(..., run_dir=..., resume=True) and fit")
+            raise
         finally:
             self.close()
 

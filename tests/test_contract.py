@@ -136,7 +136,8 @@ def test_a_python_resume_with_other_settings_is_refused_and_config_json_agrees_w
     """Trainer(..., resume=True) continues a run with its own settings: another batch size, seed, optimiser or weight
     decay is refused (one AevbInputError naming both values) and the run directory is left as it was; a new lr
     is allowed, and config.json records it only with the checkpoint that used it (a resume that trains nothing
-    leaves both as they were); a resume that gives no lr keeps the run's; a missing run directory is not made."""
+    leaves both as they were); a resume that gives no lr keeps the run's; Ctrl-C in fit says which checkpoint
+    is kept; a missing run directory is not made."""
     run = tmp_path / "run"
 
     def trainer(**changed):
@@ -159,6 +160,13 @@ def test_a_python_resume_with_other_settings_is_refused_and_config_json_agrees_w
     assert json.loads((run / "config.json").read_text())["lr"] == 5e-4 == load_run(run).config.lr
     rows = trainer(resume=True).fit(epochs=3)  # lr not given: the run's own, as the CLI's --resume without --lr
     assert [row["lr"] for row in rows] == [1e-3, 5e-4, 5e-4]
+    def ctrl_c(trainer, row):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt) as stopped:  # Ctrl-C after epoch 4's checkpoint: the note says so
+        trainer(resume=True, callbacks=[ctrl_c]).fit(epochs=5)
+    if sys.version_info >= (3, 11):
+        assert f"the checkpoint of epoch 4 is in {run}" in "".join(stopped.value.__notes__)
     with pytest.raises(AevbInputError, match="does not exist: there is no run to resume"):
         trainer(resume=True, run_dir=tmp_path / "nowhere")
     assert not (tmp_path / "nowhere").exists()
