@@ -31,7 +31,6 @@ from .rundir import RunDirectory
 from .specs import build, complete_kwargs, is_import_path, resolve_spec, takes
 from .trainer import Trainer, changed_settings
 
-# Fields that may differ between a run and its --resume: the budget and where it runs.
 BUILT_IN_DATASETS = ("mnist", "frey")
 
 
@@ -124,8 +123,8 @@ INHERITED_ON_RESUME = ("model", "model_kwargs", "guide", "guide_kwargs", "init",
                        "seq_len", "uint8", "latent_dim", "hidden_dim", "num_hidden_layers", "activation", "likelihood",
                        "bayesian_decoder", "elbo", "num_particles", "optimizer", "optimizer_kwargs", "lr",
                        "prior_precision", "guide_weight_decay", "batch_size", "epochs", "train_samples", "seed",
-                       "device", "backend", "compile", "min_scale", "clip_grad_norm", "labels", "alpha_over_n", "labelled_batch_size",
-                       "kl_warmup", "lr_schedule", "lr_schedule_kwargs")
+                       "device", "backend", "compile", "min_scale", "clip_grad_norm", "labels", "alpha_over_n",
+                       "labelled_batch_size", "kl_warmup", "lr_schedule", "lr_schedule_kwargs")
 
 
 def resumed_config(run_dir) -> Optional[RunConfig]:
