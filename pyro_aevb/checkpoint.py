@@ -167,12 +167,17 @@ def load_checkpoint(run_dir, map_location="cpu", fallback: bool = True) -> dict:
         return state
 
 
-def load_checkpoint_to_resume(run_dir, map_location="cpu") -> dict:
-    """:func:`load_checkpoint` for ``--resume``: a directory without one is told to start the run instead."""
+def check_resumable(run_dir) -> None:
+    """Refuse to resume a directory without a checkpoint, telling the user to start the run instead."""
     run_dir = Path(run_dir)
     if run_dir.is_dir() and not (run_dir / CHECKPOINT).exists() and not (run_dir / PREVIOUS).exists():
         raise AevbInputError(f"{run_dir} holds no checkpoint: no epoch has finished there yet, nothing to resume; "
                              "start the run without resume (CLI: --resume)")
+
+
+def load_checkpoint_to_resume(run_dir, map_location="cpu") -> dict:
+    """:func:`load_checkpoint` for ``--resume``: a directory without one is told to start the run instead."""
+    check_resumable(run_dir)
     return load_checkpoint(run_dir, map_location)
 
 

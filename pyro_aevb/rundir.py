@@ -17,8 +17,8 @@ import warnings
 from pathlib import Path
 from typing import Iterable, Optional
 
-from .checkpoint import (CHECKPOINT, METRICS, RunLock, load_checkpoint_to_resume, read_metrics, remove_stale_temp_files,
-                         save_checkpoint, write_config, write_data, write_metrics)
+from .checkpoint import (CHECKPOINT, LOCK, METRICS, RunLock, check_resumable, load_checkpoint_to_resume, read_metrics,
+                         remove_stale_temp_files, save_checkpoint, write_config, write_data, write_metrics)
 from .errors import AevbInputError, StorageError
 
 
@@ -34,7 +34,11 @@ class RunDirectory:
         """Create ``path`` if needed and take its lock; refuse a folder that holds a run unless ``resume`` (continue
         it) or ``overwrite`` (start afresh there); remove a killed writer's temporary files.
 
-        :raises AevbInputError: both ``resume`` and ``overwrite``, ``path`` is a file, or the folder holds a run.
+        A refusal leaves the folder as it was: no folder is made to refuse a resume, and a ``.lock`` made only to
+        refuse is removed.
+
+        :raises AevbInputError: both ``resume`` and ``overwrite``, ``path`` is a file, the folder holds a run (not
+            resumed or overwritten), or ``resume`` and it holds no checkpoint.
         :raises StorageError: the folder cannot be created.
         :raises RunLocked: another process writes it.
         """
@@ -50,8 +54,11 @@ class RunDirectory:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise StorageError(f"cannot create the run directory {path}: {e.strerror or e}") from None
+        made_lock = not (path / LOCK).exists()
         directory = cls(path, RunLock(path).acquire())  # first: a second writer is told so, whatever is there
         try:
+            if resume:
+                check_resumable(path)
             if not (resume or overwrite) and directory.holds_run:
                 raise AevbInputError(f"{path} already holds a run: continue it with resume=True (CLI: --resume), "
                                      "start afresh with overwrite=True (CLI: --overwrite), or choose another run "
@@ -61,6 +68,8 @@ class RunDirectory:
                               "metrics are replaced)", RuntimeWarning, stacklevel=2)
             remove_stale_temp_files(path)
         except BaseException:
+            if made_lock:  # removed while held, so no other writer holds it
+                (path / LOCK).unlink(missing_ok=True)
             directory.close()
             raise
         return directory

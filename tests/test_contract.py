@@ -137,7 +137,7 @@ def test_a_python_resume_with_other_settings_is_refused_and_config_json_agrees_w
     decay is refused (one AevbInputError naming both values) and the run directory is left as it was; a new lr
     is allowed, and config.json records it only with the checkpoint that used it (a resume that trains nothing
     leaves both as they were); a resume that gives no lr keeps the run's; Ctrl-C in fit says which checkpoint
-    is kept; a missing run directory is not made."""
+    is kept; a refused run directory is left as it was (a missing one is not made, no .lock is left)."""
     run = tmp_path / "run"
 
     def trainer(**changed):
@@ -170,6 +170,13 @@ def test_a_python_resume_with_other_settings_is_refused_and_config_json_agrees_w
     with pytest.raises(AevbInputError, match="does not exist: there is no run to resume"):
         trainer(resume=True, run_dir=tmp_path / "nowhere")
     assert not (tmp_path / "nowhere").exists()
+    (tmp_path / "empty").mkdir()  # a refusal makes nothing in an existing folder either: no .lock is left
+    with pytest.raises(AevbInputError, match="holds no checkpoint"):
+        trainer(resume=True, run_dir=tmp_path / "empty")
+    (run / ".lock").unlink()  # a run copied without its lock, started afresh by mistake: refused, left as it was
+    with pytest.raises(AevbInputError, match="already holds a run"):
+        trainer()
+    assert not any((tmp_path / "empty").iterdir()) and not (run / ".lock").exists()
 
 
 class _PoissonModel(PyroModule):
