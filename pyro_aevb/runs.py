@@ -311,7 +311,9 @@ def _data_dim(state: dict) -> int:
 
 
 def evaluate_run(run: Run, num_particles: int = 1, splits=("train", "test")) -> dict:
-    """Average per-datapoint bound with estimators A (trace) and B (analytic) on each split -- the test set, and
+    """``train_samples``, ``dataset`` (its name; for rows made in Python, saying that they are the rows stored
+    with the run, and how many), and the average per-datapoint bound with estimators A (trace) and B (analytic) on
+    each split -- the test set, and
     for ``train`` the same fixed training subset as the metrics' ``train_elbo`` (the first rows, as many as the
     test set has), so that the two numbers mean the same; for sequence data
     ``[N, T, D]`` also per frame (``..._per_frame``, the bound / T); and ``test_error`` -- the fraction of test
@@ -323,7 +325,10 @@ def evaluate_run(run: Run, num_particles: int = 1, splits=("train", "test")) -> 
     KL(q(theta) || p(theta)) / N_train, the same number as the trainer's ``train_elbo``/``test_elbo``; its parts
     are ``{split}_local_bound`` (the mean local term; estimator B where available) and ``kl_theta``."""
     data = run.load_data()
-    out = {"train_samples": run.train_samples, "dataset": run.config.dataset}
+    dataset = run.config.dataset
+    if run.config.data_stored:  # the name is where the rows came from; the rows are the stored ones
+        dataset += f" (rows made in Python, stored in {DATA}: {data.train.shape[0]} train, {data.test.shape[0]} test)"
+    out = {"train_samples": run.train_samples, "dataset": dataset}
     if data.seq_len:
         out["seq_len"] = data.seq_len
     if run.guide is None:  # e.g. Monte Carlo EM: no variational bound to report

@@ -197,7 +197,8 @@ def test_a_conditional_vae_from_the_command_line_samples_per_class(cvae_file, di
 
 def test_a_run_trained_from_python_on_a_subset_evaluates_on_exactly_that_subset(cvae, digits, tmp_path, capsys):
     """Rows made in Python are stored with the run (data.pt): load_data gives them back (same fingerprint) and
-    `pyro-aevb evaluate` reports the bound of those rows (equal to evaluate_bound on them, same seed)."""
+    `pyro-aevb evaluate` reports the bound of those rows (equal to evaluate_bound on them, same seed) and says
+    that the rows are the stored ones, not the dataset their name came from."""
     model_cls, guide_cls = cvae
     subset = Dataset("digits", digits.train[:300], digits.test[:100], (14, 14),
                      train_inputs={"y": digits.train_inputs["y"][:300]}, test_inputs={"y": digits.test_inputs["y"][:100]})
@@ -211,6 +212,7 @@ def test_a_run_trained_from_python_on_a_subset_evaluates_on_exactly_that_subset(
     capsys.readouterr()
     assert main(["evaluate", str(tmp_path / "run"), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
+    assert result["dataset"] == "digits (rows made in Python, stored in data.pt: 300 train, 100 test)"
     run = load_run(tmp_path / "run")
     pyro.set_rng_seed(0)  # the bound of the 100 stored test rows, not of the 300 the name "digits" might suggest
     assert result["test_elbo_analytic"] == pytest.approx(
