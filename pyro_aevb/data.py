@@ -188,7 +188,8 @@ class Dataset:
                 arrays[f"{split}_labels"] = getattr(self, f"{split}_labels")
             arrays.update({f"{split}_input_{k}": v for k, v in sorted(self.inputs(split).items())})
         return {"name": self.name, "image_shape": list(self.image_shape) if self.image_shape else None,
-                "binarize": self.binarize, "arrays": {k: v.detach().cpu() for k, v in arrays.items()}}
+                "binarize": self.binarize,  # copies: a slice's view would save the whole tensor behind it
+                "arrays": {k: v.detach().cpu().clone(memory_format=torch.contiguous_format) for k, v in arrays.items()}}
 
     @classmethod
     def from_state(cls, state: dict) -> "Dataset":
