@@ -160,7 +160,7 @@ def load_checkpoint(run_dir, map_location="cpu", fallback: bool = True) -> dict:
     except AevbInputError as newest:
         if not (fallback and previous.exists()):
             raise AevbInputError(f"{newest}; there is no previous checkpoint to fall back on: move {run_dir} aside "
-                                 "and train again, or pass --overwrite to start afresh there") from None
+                                 "and train again, or train afresh there (overwrite=True; CLI: train --overwrite)") from None
         state = _read_checkpoint(previous, map_location)
         warnings.warn(f"{newest}; using the previous checkpoint {previous} (epoch {state.get('epoch')})",
                       RuntimeWarning, stacklevel=2)
@@ -171,8 +171,8 @@ def check_resumable(run_dir) -> None:
     """Refuse to resume a directory without a checkpoint, telling the user to start the run instead."""
     run_dir = Path(run_dir)
     if run_dir.is_dir() and not (run_dir / CHECKPOINT).exists() and not (run_dir / PREVIOUS).exists():
-        raise AevbInputError(f"{run_dir} holds no checkpoint: no epoch has finished there yet, nothing to resume; "
-                             "start the run without resume (CLI: --resume)")
+        raise AevbInputError(f"{run_dir} holds no checkpoint (it is not a run directory, or no epoch of its run has "
+                             "finished yet): nothing to resume; start the run without resume (CLI: without --resume)")
 
 
 def load_checkpoint_to_resume(run_dir, map_location="cpu") -> dict:
@@ -289,6 +289,7 @@ class RunLock:
     def __init__(self, run_dir):
         self.path = Path(run_dir) / LOCK
         self._file = None
+        self._previous = ""  # what the file held before this process wrote its PID (:meth:`restore`)
 
     @property
     def held(self) -> bool:
@@ -307,11 +308,22 @@ class RunLock:
                 _refuse(f, self.path.parent)
             time.sleep(0.05)
         f.seek(0)
+        self._previous = f.read()
+        f.seek(0)
         f.truncate()
         f.write(f"{os.getpid()}\n")
         f.flush()
         self._file = f
         return self
+
+    def restore(self) -> None:
+        """Put back, while still holding the lock, what the file held before :meth:`acquire` (a refused command
+        leaves the run's files as they were)."""
+        if self._file is not None:
+            self._file.seek(0)
+            self._file.truncate()
+            self._file.write(self._previous)
+            self._file.flush()
 
     def release(self) -> None:
         if self._file is not None:

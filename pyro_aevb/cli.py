@@ -651,8 +651,9 @@ def _user_frame(tb):
                str(Path(pyro.__file__).resolve().parents[1]), str(Path(os.__file__).resolve().parent))
     where = None
     while tb is not None:
-        filename = str(Path(tb.tb_frame.f_code.co_filename).resolve())
-        if not filename.startswith(library) and not filename.startswith("<"):
+        raw = tb.tb_frame.f_code.co_filename
+        filename = str(Path(raw).resolve())
+        if not raw.startswith("<") and not filename.startswith(library):  # (<frozen importlib...>: Python's own)
             where = f"{Path(filename).name}:{tb.tb_lineno}"
         tb = tb.tb_next
     return where

@@ -455,11 +455,17 @@ def _enumerated_trial(model, guide, xb, idx, n, nesting) -> None:
             f"plate), so code that uses it must broadcast (pyro_aevb.nn.cat_broadcast, not torch.cat)") from e
 
 
-def _support_error(name: str, role: str, fn, error: Exception) -> AevbInputError:
+def _support_error(name: str, role: str, site: dict, error: Exception) -> AevbInputError:
+    fn = site["fn"]
     if "broadcastable" in str(error):
         return AevbInputError(
             f"site {name!r} of the {role}: the data's shape does not fit {_describe(fn)} "
             f"({str(error).splitlines()[0]}); check the width of the data against the model's (e.g. its data_dim)")
+    if not is_observed(site):  # a latent: the guide's draw is outside the model's support for it
+        return AevbInputError(
+            f"site {name!r} of the {role}: a value is outside the support of {_describe(fn)} "
+            f"({str(error).splitlines()[0]}); the guide must draw {name!r} on the support of the model's "
+            f"distribution ({fn.support}), e.g. a LogNormal, or a Normal through a transform, for a positive prior")
     return AevbInputError(
         f"site {name!r} of the {role}: a value is outside the support of {_describe(fn)} "
         f"({str(error).splitlines()[0]}); e.g. grey values under a Bernoulli: binarize the data "
@@ -474,7 +480,7 @@ def _compute_log_prob(trace, role: str) -> None:
             try:
                 site["fn"].log_prob(site["value"])
             except ValueError as e:
-                raise _support_error(name, role, site["fn"], e) from None
+                raise _support_error(name, role, site, e) from None
     trace.compute_log_prob()
 
 

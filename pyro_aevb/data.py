@@ -496,7 +496,7 @@ def read_array_file(p: Path):
     """The array (or dict of arrays: ``.npz`` entries, a ``.pt`` dict) in a ``.npy``, ``.npz`` or ``.pt`` file;
     nothing is unpickled."""
     if not p.exists():
-        raise AevbInputError(f"data file not found: {p}")
+        raise AevbInputError(f"data file not found: {p} (a dataset is 'mnist', 'frey' or a .npy/.npz/.pt file)")
     suffix = p.suffix.lower()
     try:
         if suffix == ".npy":

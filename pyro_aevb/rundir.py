@@ -25,17 +25,19 @@ from .errors import AevbInputError, StorageError
 class RunDirectory:
     """A run directory opened for writing by this process (:meth:`open`)."""
 
-    def __init__(self, path, lock: RunLock):
+    def __init__(self, path, lock: RunLock, made: tuple = ()):
         self.path = Path(path)
         self.lock = lock
+        self._made = made  # what open() made: the folder and/or .lock, removed again by abandon()
+        self._written = False  # whether a file of the run was written
 
     @classmethod
     def open(cls, path, resume: bool = False, overwrite: bool = False) -> "RunDirectory":
         """Create ``path`` if needed and take its lock; refuse a folder that holds a run unless ``resume`` (continue
         it) or ``overwrite`` (start afresh there); remove a killed writer's temporary files.
 
-        A refusal leaves the folder as it was: no folder is made to refuse a resume, and a ``.lock`` made only to
-        refuse is removed.
+        A refusal leaves the folder as it was (:meth:`abandon`): the folder or ``.lock`` made only to refuse are
+        removed, an existing ``.lock`` gets its contents back; a resume of a missing folder makes nothing.
 
         :raises AevbInputError: both ``resume`` and ``overwrite``, ``path`` is a file, the folder holds a run (not
             resumed or overwritten), or ``resume`` and it holds no checkpoint.
@@ -49,13 +51,20 @@ class RunDirectory:
             raise AevbInputError(f"{path} is a file, not a run directory")
         if resume and not path.exists():  # refused before anything is made there
             raise AevbInputError(f"{path} does not exist: there is no run to resume; start the run without resume "
-                                 "(CLI: --resume)")
+                                 "(CLI: without --resume)")
+        made = () if path.exists() else (path,)
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise StorageError(f"cannot create the run directory {path}: {e.strerror or e}") from None
-        made_lock = not (path / LOCK).exists()
-        directory = cls(path, RunLock(path).acquire())  # first: a second writer is told so, whatever is there
+        made += () if (path / LOCK).exists() else (path / LOCK,)
+        try:
+            lock = RunLock(path).acquire()  # first: a second writer is told so, whatever is there
+        except BaseException:
+            if path in made:
+                _remove_if_empty(path)
+            raise
+        directory = cls(path, lock, made)
         try:
             if resume:
                 check_resumable(path)
@@ -68,9 +77,7 @@ class RunDirectory:
                               "metrics are replaced)", RuntimeWarning, stacklevel=2)
             remove_stale_temp_files(path)
         except BaseException:
-            if made_lock:  # removed while held, so no other writer holds it
-                (path / LOCK).unlink(missing_ok=True)
-            directory.close()
+            directory.abandon()
             raise
         return directory
 
@@ -83,21 +90,39 @@ class RunDirectory:
         """Release the lock (also released when the process ends)."""
         self.lock.release()
 
+    def abandon(self) -> None:
+        """Close the directory of a command refused before it wrote any file of the run, leaving the folder as it
+        was: the ``.lock`` and the folder :meth:`open` made are removed (the lock file while still held, so that
+        no other writer holds it), an existing ``.lock`` gets its old contents back.  After a write: :meth:`close`."""
+        if not self._written and self.lock.held:
+            lock = self.path / LOCK
+            if lock in self._made:
+                lock.unlink(missing_ok=True)
+            else:
+                self.lock.restore()
+        self.close()
+        if not self._written and self.path in self._made:
+            _remove_if_empty(self.path)
+
     def reacquire(self) -> None:
         """Take the lock again (a trainer that fits once more after :meth:`close`)."""
         self.lock.acquire()
 
     # ------------------------------------------------------------------ the run's files
     def write_config(self, config: dict) -> None:
+        self._written = True
         write_config(self.path, config)
 
     def write_metrics(self, rows: Iterable[dict]) -> None:
+        self._written = True
         write_metrics(self.path, rows)
 
     def save_checkpoint(self, state: dict) -> None:
+        self._written = True
         save_checkpoint(self.path, state)
 
     def write_data(self, state: dict) -> None:
+        self._written = True
         write_data(self.path, state)
 
     def load_to_resume(self) -> dict:
@@ -105,6 +130,13 @@ class RunDirectory:
 
     def __str__(self) -> str:
         return str(self.path)
+
+
+def _remove_if_empty(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError:  # not empty (another process's files): left
+        pass
 
 
 def resume_state(path: Optional[Path]) -> dict:

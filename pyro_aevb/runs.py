@@ -27,11 +27,29 @@ from .inputs import evaluation_inputs
 from .labels import balanced_labels, num_classes
 from .loading import load_dataset
 from .registry import SHAPE_SETTINGS, lookup
+from .rng import seeded
 from .rundir import RunDirectory
 from .specs import build, complete_kwargs, is_import_path, resolve_spec, takes
 from .trainer import Trainer, changed_settings
 
 BUILT_IN_DATASETS = ("mnist", "frey")
+
+
+def recorded_data(run_dir: Path, config: RunConfig) -> Dataset:
+    """The rows the run in ``run_dir`` (of settings ``config``) recorded, on the CPU: from ``data.pt`` when they were
+    made in Python, else found again by name (``mnist``, ``frey``, the file) and split as recorded.  The caller
+    checks them against the recorded fingerprint (``load_run(...).load_data()``, the trainer on resume)."""
+    if (run_dir / DATA).exists():
+        return Dataset.from_state(read_data(run_dir))
+    if config.data_stored:
+        raise AevbInputError(f"{run_dir} was trained on rows made in Python, stored in {DATA}, which is missing: copy "
+                             "it back, or pass the data yourself")
+    if config.dataset not in BUILT_IN_DATASETS and not Path(config.dataset).exists():
+        raise AevbInputError(f"{run_dir} was trained on {config.dataset!r}, which is neither a built-in dataset nor a "
+                             "file here (a run on a file finds it again by its path, checked by fingerprint): put the "
+                             "file back, or evaluate with the library's functions on the rows you have")
+    return load_dataset(config.dataset, config.binarize, config.data_path, config.seq_len, config.uint8).head(
+        config.train_rows, config.test_rows)
 
 
 def prepare_data(config: RunConfig) -> Dataset:
@@ -149,8 +167,8 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
         raise AevbInputError("--resume continues the run in --out and --overwrite replaces it: choose one")
     config.model, config.guide = resolve_spec(config.model), resolve_spec(config.guide)
     apply_settings(config, given)
-    if config.dataset not in BUILT_IN_DATASETS:  # a file: recorded absolute, so the run evaluates from anywhere
-        config.dataset = _absolute(config.dataset)
+    if config.dataset not in BUILT_IN_DATASETS and Path(config.dataset).expanduser().exists():
+        config.dataset = _absolute(config.dataset)  # a file: recorded absolute, so the run evaluates from anywhere
     config.data_path = _absolute(config.data_path)
     entry = lookup(config.model)
     if config.init is None and (entry is not None or config.guide in GUIDE_NAMES):
@@ -174,7 +192,8 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
             if changed:
                 raise AevbInputError(f"--resume with settings that differ from the run in {run_dir}: "
                                      f"{', '.join(f'{f}={getattr(saved, f)!r} (run) vs {getattr(config, f)!r}' for f in changed)}")
-        data = prepare_data(config)
+        # a resumed run continues on its own rows (those made in Python: data.pt); the trainer checks them
+        data = recorded_data(run_dir, saved).to(config.resolved_device()) if resume else prepare_data(config)
         config.uint8 = config.uint8 or data.info.get("uint8")  # the reading used, so a reload reads the same
         config.data_dim = data.data_dim
         config.image_shape = list(data.image_shape) if data.image_shape else None
@@ -205,6 +224,10 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
                           lr_schedule=config.lr_schedule, lr_schedule_kwargs=config.lr_schedule_kwargs,
                           optimizer_kwargs=config.optimizer_kwargs, guide_weight_decay=config.guide_weight_decay)
         trainer.fit(epochs=config.epochs, train_samples=config.train_samples)
+    except BaseException:
+        if directory is not None:
+            directory.abandon()  # refused before the run wrote a file (data, model, settings): the folder as it was
+        raise
     finally:
         if directory is not None:
             directory.close()
@@ -228,23 +251,11 @@ class Run:
         run recorded."""
         params = list(self.guide.parameters() if self.guide is not None else []) + list(self.model.parameters())
         device = params[0].device if params else torch.device("cpu")
-        cfg = self.config
-        if (self.run_dir / DATA).exists():
-            data = Dataset.from_state(read_data(self.run_dir))
-        elif cfg.data_stored:
-            raise AevbInputError(f"{self.run_dir} was trained on rows made in Python, stored in {DATA}, which is "
-                                 "missing: copy it back, or pass the data yourself")
-        elif cfg.dataset not in BUILT_IN_DATASETS and not Path(cfg.dataset).exists():
-            raise AevbInputError(f"{self.run_dir} was trained on {cfg.dataset!r}, which is neither a built-in dataset "
-                                 "nor a file here (a run on a file finds it again by its path, checked by "
-                                 "fingerprint): put the file back, or evaluate with the library's functions on the "
-                                 "rows you have")
-        else:
-            data = load_dataset(cfg.dataset, cfg.binarize, cfg.data_path, cfg.seq_len, cfg.uint8).head(
-                cfg.train_rows, cfg.test_rows)
-        if cfg.data_fingerprint is not None and data.fingerprint() != cfg.data_fingerprint:
-            raise AevbInputError(f"the data {cfg.dataset!r} found now differ from those {self.run_dir} was trained "
-                                 "on (their fingerprints differ: a changed file, split or binarization)")
+        data = recorded_data(self.run_dir, self.config)
+        if self.config.data_fingerprint is not None and data.fingerprint() != self.config.data_fingerprint:
+            found = self.run_dir / DATA if (self.run_dir / DATA).exists() else repr(self.config.dataset)
+            raise AevbInputError(f"the data {found} found now differ from those {self.run_dir} was trained on (their "
+                                 "fingerprints differ: a changed file, split or binarization)")
         return data.to(device)
 
 
@@ -281,13 +292,15 @@ def load_run(run_dir, device: str = "cpu", model: Optional[torch.nn.Module] = No
     Runs record their model and guide -- built-in settings, or classes with constructor arguments
     (:mod:`pyro_aevb.specs`) -- whether trained by ``pyro-aevb train`` or by ``Trainer(run_dir=...)``.
     For a class that cannot be imported again (defined in a notebook), pass fresh instances as
-    ``model=`` / ``guide=``: the checkpoint's weights are loaded into them.
+    ``model=`` / ``guide=``: the checkpoint's weights are loaded into them.  Loading draws no random numbers from
+    the caller's stream, so ``pyro.set_rng_seed(S)`` before or after it gives the same evaluation.
     """
     state = load_checkpoint(run_dir, map_location="cpu")
     config = dict(state["config"])
     config.setdefault("model", "mlp")
     data_dim = config.get("data_dim") or _data_dim(state)
-    model, guide = _rebuild(config, data_dim, model, guide)
+    with seeded(None, torch.device("cpu")):  # the constructors' random init, overwritten: the caller's stream kept
+        model, guide = _rebuild(config, data_dim, model, guide)
     try:
         model.load_state_dict(state["model"])
         if guide is not None:

@@ -31,6 +31,8 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
+import torch
+
 from .errors import AevbInputError
 
 
@@ -85,8 +87,11 @@ def import_object(spec: str) -> Any:
     except AevbInputError:
         raise
     except Exception as e:  # noqa: BLE001 -- an import failure of the user's module is one clear line
-        raise AevbInputError(f"cannot import {module_name!r} for {spec}: {type(e).__name__}: {e} (run from the "
-                             "directory that holds it, or add it to PYTHONPATH)") from e
+        hint = (" (run from the directory that holds it, or add it to PYTHONPATH)"
+                if isinstance(e, ModuleNotFoundError) and e.name == module_name.split(".")[0] else "")
+        where = f" ({e.filename}, line {e.lineno})" if isinstance(e, SyntaxError) else ""
+        raise AevbInputError(f"cannot import {module_name!r} for {spec}: {type(e).__name__}: "
+                             f"{e.msg if isinstance(e, SyntaxError) else e}{where}{hint}") from e
     obj = module
     for part in qualname.split("."):
         if not hasattr(obj, part):
@@ -108,9 +113,17 @@ def parse_kwargs(text: Optional[str], what: str, example: str = '{"latent_dim": 
     return value
 
 
+def require_module(obj, role: str):
+    """``obj`` (a model or guide, or None), refused unless it is a ``torch.nn.Module``."""
+    if obj is not None and not isinstance(obj, torch.nn.Module):
+        raise AevbInputError(f"the {role} must be a torch.nn.Module (e.g. a PyroModule) so that its parameters can "
+                             f"be trained and checkpointed, got {type(obj).__name__}")
+    return obj
+
+
 def build(spec: str, kwargs: Optional[dict], data_dim: Optional[int], role: str, model: Any = None):
     """Instantiate the class named by ``spec`` with ``kwargs`` (plus ``data_dim`` when it takes one, and the
-    built ``model`` when a guide's constructor takes an argument of that name)."""
+    built ``model`` when a guide's constructor takes an argument of that name); it must build a ``torch.nn.Module``."""
     cls = import_object(spec)
     if not callable(cls):
         raise AevbInputError(f"{spec} is not a class or factory")
@@ -124,7 +137,7 @@ def build(spec: str, kwargs: Optional[dict], data_dim: Optional[int], role: str,
     if role == "guide" and "model" in params and model is not None:
         kwargs["model"] = model  # a module the guide shares with the model (never recorded: not JSON)
     try:
-        return cls(**kwargs)
+        built = cls(**kwargs)
     except AevbInputError:
         raise
     except Exception as e:  # noqa: BLE001 -- whatever the user's constructor raises is one line, status 2
@@ -132,6 +145,7 @@ def build(spec: str, kwargs: Optional[dict], data_dim: Optional[int], role: str,
         shown = {k: v for k, v in kwargs.items() if k != "model" or role != "guide"}
         raise AevbInputError(f"cannot build the {role} {spec} with {role}_kwargs {json.dumps(shown)}: "
                              f"{type(e).__name__}: {message}") from None
+    return require_module(built, f"{role} {spec}")
 
 
 def takes(spec: str, name: str) -> bool:

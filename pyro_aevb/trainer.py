@@ -83,7 +83,7 @@ from .params import local_param_store
 from .rng import seeded
 from .rundir import RunDirectory, resume_state
 from .schedules import check_schedule, is_per_step, make_scheduler, step_per_step
-from .specs import class_spec, recorded_kwargs
+from .specs import class_spec, recorded_kwargs, require_module
 
 BACKENDS = ("auto", "graph", "pyro")
 
@@ -172,13 +172,6 @@ def _set_rng_state(state: dict, perm_generator: torch.Generator) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
-def _module(obj, role: str):
-    if obj is not None and not isinstance(obj, torch.nn.Module):
-        raise AevbInputError(f"the {role} must be a torch.nn.Module (e.g. a PyroModule) so that its parameters can "
-                             f"be trained and checkpointed, got {type(obj).__name__}")
-    return obj
-
-
 class Trainer:
     """Minibatch AEVB (Algorithm 1) for any Pyro ``model(x, idx, num_data)`` / ``guide(x, idx, num_data)``
     that follows the contract of :mod:`pyro_aevb.contract` (checked here).
@@ -265,7 +258,7 @@ class Trainer:
         if not isinstance(data, Dataset):
             raise AevbInputError(f"data must be a pyro_aevb.Dataset (its training and test rows), got "
                                  f"{type(data).__name__}: e.g. Dataset('mine', x_train, x_test) for tensors of rows")
-        self.model, self.guide, self.data = _module(model, "model"), _module(guide, "guide"), data
+        self.model, self.guide, self.data = require_module(model, "model"), require_module(guide, "guide"), data
         self.num_particles = whole_number("num_particles", num_particles)
         self.batch_size = whole_number("batch_size", batch_size)
         if backend not in BACKENDS:
@@ -369,10 +362,6 @@ class Trainer:
         elif run_dir is not None and self.rank == 0:
             self.directory = RunDirectory.open(run_dir, resume, overwrite)
         self.run_dir = self.directory.path if self.directory is not None else None
-        if self.directory is not None:
-            self.config.update(self._record_data(store=not resume))
-            if not resume:
-                self.write_config()
         self.progress, self.log_every = progress and self.rank == 0, log_every
         self.epoch = 0
         self.train_samples = 0
@@ -383,18 +372,32 @@ class Trainer:
         self._lr_used, self._annealed = float(lr), False  # last step's rate; beta < 1 since the last metrics row
         self.metrics: list = []
         self.lr = float(lr)
-        self._decorrelate_ranks()
-        self._set_up_evaluation()
         # a resumed run's config.json is rewritten with its next checkpoint (e.g. a new lr), so that the two agree
         # even when the resumed budget trains nothing
         self._config_pending = resume
-        if resume:
-            self.resume()  # refused (other data, options, a missing checkpoint): the folder is left as it was
-        elif self.directory is not None:
-            self.directory.write_metrics([])  # a fresh run starts a fresh metrics.jsonl
+        try:
+            self._decorrelate_ranks()
+            self._set_up_evaluation()
+            self._start(resume)
+        except BaseException:
+            if self.directory is not None and not isinstance(run_dir, RunDirectory):  # (the caller's: theirs)
+                self.directory.abandon()  # refused before a file of the run was written: the folder as it was
+            raise
         if self.batch_size > data.train.shape[0]:
             warnings.warn(f"batch_size {self.batch_size} is more than the {data.train.shape[0]} training rows: each "
                           "epoch is one step on all of them", RuntimeWarning, stacklevel=2)
+
+    def _start(self, resume: bool) -> None:
+        """The run directory's first files (a fresh run: the data's record, config.json, an empty metrics.jsonl) or
+        the run's state from its checkpoint (``resume``: refused for other data or settings, writing nothing)."""
+        if self.directory is not None:
+            self.config.update(self._record_data(store=not resume))
+            if not resume:
+                self.write_config()
+        if resume:
+            self.resume()
+        elif self.directory is not None:
+            self.directory.write_metrics([])  # a fresh run starts a fresh metrics.jsonl
 
     def _sgvb_loss(self, elbo, backend: str, compile: bool) -> torch.nn.Module:
         """The loss module: the traced graph where the pair can be traced (checked equal to Pyro's ELBO -- or to the
@@ -605,8 +608,8 @@ class Trainer:
         if changed:
             raise AevbInputError(f"the run in {self.resume_dir} was trained with other settings: "
                                  + ", ".join(f"{f}={state['config'][f]!r} (run) vs {self.config[f]!r}" for f in changed)
-                                 + ": resume with the run's own (only the budget, lr, clip_grad_norm, the device "
-                                 "and the backend may change)")
+                                 + ": resume with the run's own (only the budget, lr, clip_grad_norm and the "
+                                 "settings of speed -- device, backend, compile, threads -- may change)")
         self.load_state_dict(state)
         saved_lr = state["config"].get("lr")
         if not self._lr_given and saved_lr is not None:  # the run's own rate, as the CLI's --resume without --lr

@@ -99,6 +99,34 @@ def test_evaluate_missing_run_dir(tmp_path, capsys):
     assert code == 2 and "is a file, not a run directory" in err
 
 
+def test_a_refused_train_leaves_the_folder_as_it_was(tmp_path, capsys):
+    """Every refused `train` (status 2) leaves the folder it names as it was, byte for byte, .lock included: a new
+    --out refused for its data or model is not made; a run's folder refused a fresh start or a resume with other
+    settings keeps its files; a --resume of an empty folder or a missing one makes nothing."""
+    data = _bad(tmp_path, "ok.npy", np.random.rand(30, 4).astype(np.float32))
+    small = ["--latent-dim", "2", "--hidden-dim", "4", "--batch-size", "10", "--no-progress"]
+
+    def files(folder):
+        return {f.name: f.read_bytes() for f in folder.iterdir()} if folder.exists() else None
+
+    for argv in (["--dataset", _bad(tmp_path, "nan.npy", np.full((30, 4), np.nan, np.float32))],
+                 ["--dataset", data, "--model", "no_such_module:Model"]):
+        new = tmp_path / "new" / "run"
+        assert _run(["train", *argv, "--out", str(new), "--epochs", "1", *small], capsys)[0] == 2
+        assert not new.exists(), argv
+    run = tmp_path / "run"
+    assert _run(["train", "--dataset", data, "--out", str(run), "--epochs", "1", *small], capsys)[0] == 0
+    (run / ".lock").write_text("12345\n")  # as a killed writer leaves it
+    before = files(run)
+    for argv in (["--dataset", data, "--epochs", "1", *small], ["--resume", "--batch-size", "5"]):
+        code, _, err = _run(["train", "--out", str(run), *argv, "--no-progress"], capsys)
+        assert code == 2 and files(run) == before, (argv, err)
+    (tmp_path / "empty").mkdir()
+    for folder in (tmp_path / "empty", tmp_path / "missing"):
+        assert _run(["train", "--out", str(folder), "--resume"], capsys)[0] == 2
+    assert files(tmp_path / "empty") == {} and not (tmp_path / "missing").exists()
+
+
 def test_console_script_exit_code(tmp_path):
     """The installed entry point (python -m pyro_aevb) maps errors to exit status 2."""
     proc = subprocess.run([sys.executable, "-m", "pyro_aevb", "evaluate", str(tmp_path)], capture_output=True,

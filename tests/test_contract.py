@@ -518,7 +518,8 @@ def test_dynamic_binarization_with_a_user_bernoulli_model_and_applications_check
 
 
 def test_user_errors_in_constructors_data_and_arguments_are_one_clear_line(binary, tmp_path, capsys):
-    """Whatever a model's constructor raises is status 2 (not an internal error); NaN data and a data width
+    """Whatever a model's constructor raises is status 2 (not an internal error), as is a model class that is not
+    a torch.nn.Module; NaN data and a data width
     that does not fit the model are named as such; prior_means needs rows of data, not a count."""
     data_file = tmp_path / "d.npy"
     np.save(data_file, binary.train[:100].numpy())
@@ -527,6 +528,12 @@ def test_user_errors_in_constructors_data_and_arguments_are_one_clear_line(binar
                    "--train-samples", "50", "--no-progress", "--out", str(tmp_path / "r")])
     err = capsys.readouterr().err
     assert status == 2 and "cannot build the model" in err and "RuntimeError" in err
+    (tmp_path / "plain.py").write_text("class Model:\n    def __call__(self, x, idx=None, num_data=None):\n"
+                                       "        pass\n")  # a callable, not a torch.nn.Module
+    status = main(["train", "--dataset", str(data_file), "--model", f"{tmp_path / 'plain.py'}:Model", "--guide",
+                   f"{USER_MODELS}:TwoLatentGuide", "--train-samples", "50", "--no-progress", "--out",
+                   str(tmp_path / "r")])
+    assert status == 2 and "must be a torch.nn.Module" in capsys.readouterr().err
     nan = binary.train[:50].clone()
     nan[3, 7] = float("nan")
     with pytest.raises(AevbInputError, match="NaN or inf"):

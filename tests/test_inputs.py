@@ -17,6 +17,7 @@ from pyro_aevb import (AevbInputError, Dataset, Trainer, check_model_guide, cond
                        load_run, log_likelihood, prior_means, reconstruct)
 from pyro_aevb.applications.encode import decode, encode
 from pyro_aevb.evaluation.terms import latent_site_terms
+from pyro_aevb.loading import load_dataset
 from pyro_aevb.cli import main
 from pyro_aevb.rng import seeded
 from pyro_aevb.specs import import_object
@@ -152,8 +153,8 @@ def _write_npz(path, digits):
 
 
 def test_a_conditional_vae_from_the_command_line_samples_per_class(cvae_file, digits, tmp_path, capsys):
-    """train (an .npz with train_y / test_y), evaluate (its bound equals evaluate_bound with the test y, same
-    seed, to the printed precision), sample with --condition and as a class grid, reconstruct."""
+    """train (an .npz with train_y / test_y), evaluate (its bound equals evaluate_run's with the same seed, set
+    before or after load_run, and evaluate_bound's with the test y within the noise), sample with --condition and as a class grid, reconstruct."""
     data_file = tmp_path / "digits.npz"
     _write_npz(data_file, digits)
     out = tmp_path / "run"
@@ -163,8 +164,8 @@ def test_a_conditional_vae_from_the_command_line_samples_per_class(cvae_file, di
     capsys.readouterr()
     assert main(["evaluate", str(out), "--json", "--iw-samples", "20"]) == 0
     result = json.loads(capsys.readouterr().out)
-    pyro.set_rng_seed(0)  # evaluate's default --seed, then the run is rebuilt: Python gives the same numbers
-    run = load_run(out)
+    run = load_run(out)  # loading draws no random numbers: the seed may follow it (evaluate seeds before loading)
+    pyro.set_rng_seed(0)  # evaluate's default --seed: Python gives the same numbers
     assert result["test_elbo_trace"] == pytest.approx(evaluate_run(run)["test_elbo_trace"], abs=1e-9)
     # and they are the bound given y: estimator B on other draws differs only by Monte Carlo noise (one draw of z
     # per row over 300 rows: estimates on different seeds differ by ~0.2 nats; 1 nat is about 5 of those)
@@ -220,6 +221,31 @@ def test_a_run_trained_from_python_on_a_subset_evaluates_on_exactly_that_subset(
     pyro.set_rng_seed(0)  # the bound of the 100 stored test rows, not of the 300 the name "digits" might suggest
     assert result["test_elbo_analytic"] == pytest.approx(
         evaluate_bound(run.model, run.guide, subset.test, "analytic", inputs=subset.test_inputs), abs=1.0)
+
+
+def test_a_run_trained_from_python_on_its_own_rows_resumes_from_the_command_line(cvae, digits, tmp_path, capsys):
+    """`pyro-aevb train --out RUN --resume` continues a run trained from Python on rows of its own -- a slice made in
+    Python (stored in data.pt) and the first rows of a file (recorded by name and row counts) -- on exactly those
+    rows, and equals the unbroken run to the bit (same thread count, same code path)."""
+    model_cls, guide_cls = cvae
+    data_file = tmp_path / "digits.npz"
+    _write_npz(data_file, digits)
+    made = {"slice": Dataset("digits", digits.train[:300], digits.test[:100], (14, 14),
+                             train_inputs={"y": digits.train_inputs["y"][:300]},
+                             test_inputs={"y": digits.test_inputs["y"][:100]}),
+            "head": load_dataset(str(data_file)).head(300, 100)}
+    for kind, data in made.items():
+        runs = {}
+        for name, epochs in (("broken", 1), ("unbroken", 2)):
+            pyro.set_rng_seed(0)
+            runs[name] = tmp_path / kind / name
+            Trainer(model_cls(196), guide_cls(196), data, optimizer="adam", lr=3e-3, progress=False,
+                    run_dir=runs[name], model_kwargs={"data_dim": 196}, guide_kwargs={"data_dim": 196}).fit(epochs)
+        assert (runs["broken"] / "data.pt").exists() == (kind == "slice")
+        assert main(["train", "--out", str(runs["broken"]), "--resume", "--epochs", "2", "--no-progress",
+                     "--threads", str(torch.get_num_threads())]) == 0, capsys.readouterr().err
+        resumed, unbroken = (load_run(runs[n]).metrics for n in ("broken", "unbroken"))
+        assert [r["test_elbo"] for r in resumed] == [r["test_elbo"] for r in unbroken], kind
 
 
 def test_a_run_on_a_file_records_the_file_and_refuses_it_once_changed(digits, tmp_path, capsys):
