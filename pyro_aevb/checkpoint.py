@@ -160,7 +160,8 @@ def load_checkpoint(run_dir, map_location="cpu", fallback: bool = True) -> dict:
     except AevbInputError as newest:
         if not (fallback and previous.exists()):
             raise AevbInputError(f"{newest}; there is no previous checkpoint to fall back on: move {run_dir} aside "
-                                 "and train again, or train afresh there (overwrite=True; CLI: train --overwrite)") from None
+                                 "and train again, or train afresh there (overwrite=True; CLI: train "
+                                 "--overwrite)") from None
         state = _read_checkpoint(previous, map_location)
         warnings.warn(f"{newest}; using the previous checkpoint {previous} (epoch {state.get('epoch')})",
                       RuntimeWarning, stacklevel=2)

@@ -154,7 +154,8 @@ def _write_npz(path, digits):
 
 def test_a_conditional_vae_from_the_command_line_samples_per_class(cvae_file, digits, tmp_path, capsys):
     """train (an .npz with train_y / test_y), evaluate (its bound equals evaluate_run's with the same seed, set
-    before or after load_run, and evaluate_bound's with the test y within the noise), sample with --condition and as a class grid, reconstruct."""
+    before or after load_run, and evaluate_bound's with the test y within the noise), sample with --condition and
+    as a class grid, reconstruct."""
     data_file = tmp_path / "digits.npz"
     _write_npz(data_file, digits)
     out = tmp_path / "run"
