@@ -74,7 +74,7 @@ from .errors import AevbInputError
 from .inputs import Inputs, check_inputs, condition, input_names, require_inputs, rows
 from .params import local_param_store
 from .rng import seeded
-from .plates import data_frame, is_global_latent, is_latent, is_local_latent, is_observed
+from .plates import data_frame, is_global_latent, is_latent, is_local_latent, is_observed, particle_traces
 
 HOW_TO = ("put every per-datapoint site inside pyro_aevb.plates.data_plate(x, idx, num_data), i.e. "
           "pyro.plate('data', num_data, subsample=idx) (see pyro_aevb.contract)")
@@ -175,9 +175,10 @@ def _run(fn: Callable, role: str, *args, unused_inputs: Tuple[str, ...] = (), gi
         else:
             what = (f"the data and the conditioning input(s) {', '.join(map(repr, given_inputs))}" if given_inputs
                     else "the data")
-            hint = (f"check that {what} fit the {role} (the rows here have {args[0].shape[-1]} values in their last "
-                    f"dimension; e.g. is the {role}'s data_dim the same?) and that it follows the contract of "
-                    "pyro_aevb.contract")
+            values = " (their values too: e.g. a class label in the range the model takes)" if given_inputs else ""
+            hint = (f"check that {what} fit the {role}{values} (the rows here have {args[0].shape[-1]} values in "
+                    f"their last dimension; e.g. is the {role}'s data_dim the same?) and that it follows the contract "
+                    "of pyro_aevb.contract")
         rows = "two rows" if args[0].shape[0] == 2 else f"{args[0].shape[0]} rows"
         raise AevbInputError(f"the {role} failed on {rows} of the data (shape {list(args[0].shape)}), called as "
                              f"{role}(x, idx=idx, num_data=N): {type(e).__name__}: {msg} -- {hint}") from e
@@ -345,6 +346,20 @@ def require_real_latents(model: Callable, x: torch.Tensor, structure: ModelStruc
         if base is not constraints.real:
             raise AevbInputError(f"{what} needs real-valued latents, but site {name!r} has support {support}; "
                                  "reparameterize it as a real latent with a transform in the model")
+
+
+def check_particles(model: Callable, guide: Callable, x: torch.Tensor, num_particles: int, structure: ModelStructure,
+                    num_data: Optional[int] = None, inputs: Optional[Inputs] = None) -> None:
+    """With ``num_particles`` > 1 draws per row (vectorised: every latent gains a dimension on the left), refuse in
+    one line a pair that runs on one draw but does not broadcast over that dimension
+    (:func:`~pyro_aevb.plates.particle_traces`), on two rows, before any training -- instead of the shape error of
+    the user's code at the first step.  (Enumerated pairs are checked by :func:`check_model_guide` already.)"""
+    if num_particles <= 1 or structure.enumerated:
+        return
+    xb, idx, n = _probe_batch(x, num_data)
+    (model, guide), _ = _conditioned([("model", model), ("guide", guide)], x, inputs)
+    with _quiet_side_effects(x):
+        particle_traces(model, guide, (xb, idx, n), num_particles, structure.particle_dim)
 
 
 def check_model_guide(model: Callable, guide: Callable, x: torch.Tensor, estimator: Optional[str] = None,

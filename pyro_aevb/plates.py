@@ -161,5 +161,6 @@ def particle_traces(model: Callable, guide: Callable, args: tuple, num_particles
             f"the model and guide run on one draw per row but fail on {num_particles} draws at once "
             f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}): the draws are a plate at dim {dim}, "
             "left of the model's plates, so every tensor that meets a latent must broadcast over leading dimensions "
-            "(e.g. torch.cat([z, y.expand(*z.shape[:-1], -1)], -1), not torch.cat([z, y], -1))") from e
+            "(e.g. pyro_aevb.nn.cat_broadcast(z, y) or torch.cat([z, y.expand(*z.shape[:-1], -1)], -1), not "
+            "torch.cat([z, y], -1))") from e
     return guide_trace, model_trace

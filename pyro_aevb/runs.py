@@ -191,7 +191,9 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
             changed = changed_settings(saved.to_dict(), config.to_dict())
             if changed:
                 raise AevbInputError(f"--resume with settings that differ from the run in {run_dir}: "
-                                     f"{', '.join(f'{f}={getattr(saved, f)!r} (run) vs {getattr(config, f)!r}' for f in changed)}")
+                                     f"{', '.join(f'{f}={getattr(saved, f)!r} (run) vs {getattr(config, f)!r}' for f in changed)}"
+                                     " (only the budget, --lr, --clip-grad-norm, --device, --backend, --compile and "
+                                     "--threads may change; leave the others out to keep the run's)")
         # a resumed run continues on its own rows (those made in Python: data.pt); the trainer checks them
         data = recorded_data(run_dir, saved).to(config.resolved_device()) if resume else prepare_data(config)
         config.uint8 = config.uint8 or data.info.get("uint8")  # the reading used, so a reload reads the same

@@ -66,7 +66,7 @@ from typing import Callable, Optional, Sequence, Union
 import torch
 from tqdm import tqdm
 
-from .contract import check_data_support, check_model_guide, inspect_model
+from .contract import check_data_support, check_model_guide, check_particles, inspect_model
 from .data import Dataset, binarize_static
 from .divergence import diverged_argument
 from .errors import AevbError, AevbInputError, TrainingDiverged
@@ -302,6 +302,8 @@ class Trainer:
             # the contract, checked once, on two training rows as a minibatch of the N
             self.structure = check_model_guide(model, guide, self._probe, elbo, num_data=n_train,
                                                inputs=self._probe_inputs)
+            check_particles(model, guide, self._probe, self.num_particles, self.structure, num_data=n_train,
+                            inputs=self._probe_inputs)
             self.eval_estimator = elbo
             loss = self._sgvb_loss(elbo, backend, compile)
             if self.label_names and labels is not None:

@@ -121,7 +121,8 @@ def test_the_default_estimator_is_one_rule_for_the_trainer_evaluate_bound_and_th
 def test_one_particle_trains_on_the_graph_without_a_particle_dimension_and_several_draws_say_why_they_fail():
     """L = 1 draws z without a particle plate, as Pyro's ELBOs do, so a model that joins z and y with a plain
     torch.cat trains on the traced graph (no fallback); log_likelihood's K draws at once need broadcasting, and the
-    error says so in one AevbInputError (its cause: the model's own error)."""
+    error says so in one AevbInputError (its cause: the model's own error); so does the Trainer asked for
+    num_particles = 2, when it is built, not at its first step."""
     data = _data(inputs=True)
     trainer = Trainer(LabelModel(), LabelGuide(), data, batch_size=20, progress=False)
     trainer.fit(epochs=1)
@@ -129,6 +130,8 @@ def test_one_particle_trains_on_the_graph_without_a_particle_dimension_and_sever
     with pytest.raises(AevbInputError, match="one draw per row but fail on 5 draws at once") as info:
         log_likelihood(trainer.model, trainer.guide, data.test, num_samples=5, inputs={"y": data.test_inputs["y"]})
     assert "broadcast" in str(info.value) and isinstance(info.value.__cause__, RuntimeError)
+    with pytest.raises(AevbInputError, match="one draw per row but fail on 2 draws at once"):  # before any step
+        Trainer(LabelModel(), LabelGuide(), data, batch_size=20, num_particles=2, progress=False)
 
 
 @pytest.mark.parametrize("train, test, says", [
