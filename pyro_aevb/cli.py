@@ -56,6 +56,7 @@ from .sequences import per_frame
 from .specs import parse_kwargs
 from .tensorboard import TensorBoardCallback
 from .threads import local_jobs, set_threads
+from .trainer import changeable_on_resume
 
 
 INTERNAL_ERROR = 70  # EX_SOFTWARE: an unanticipated failure (a bug)
@@ -155,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True,
                        help="run directory")
     train.add_argument("--resume", action="store_true",
-                       help="continue the run in --out from its checkpoint (--lr and --clip-grad-norm may change)")
+                       help="continue the run in --out from its checkpoint (only "
+                       f"{changeable_on_resume(cli=True)} may change)")
     train.add_argument("--overwrite", action="store_true",
                        help="start afresh in an --out that already holds a run")
     train.add_argument("--clip-grad-norm", type=positive_float, default=None,

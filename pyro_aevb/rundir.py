@@ -125,9 +125,6 @@ class RunDirectory:
         self._written = True
         write_data(self.path, state)
 
-    def load_to_resume(self) -> dict:
-        return load_checkpoint_to_resume(self.path)
-
     def __str__(self) -> str:
         return str(self.path)
 

@@ -30,7 +30,7 @@ from .registry import SHAPE_SETTINGS, lookup
 from .rng import seeded
 from .rundir import RunDirectory
 from .specs import build, complete_kwargs, is_import_path, resolve_spec, takes
-from .trainer import Trainer, changed_settings
+from .trainer import Trainer, changeable_on_resume, changed_settings
 
 BUILT_IN_DATASETS = ("mnist", "frey")
 
@@ -182,7 +182,7 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
         if resume:
             with warnings.catch_warnings():  # the trainer warns about a fallback checkpoint when it loads it
                 warnings.simplefilter("ignore")
-                saved = RunConfig.from_dict(load_checkpoint_to_resume(run_dir)["config"])
+                saved = RunConfig.from_dict(load_checkpoint(run_dir)["config"])  # (_open checked it is there)
             record_built(saved)  # a run recorded before it said what was built compares the same way
             if config.elbo is None:  # not given: the run's own
                 config.elbo = saved.elbo
@@ -192,8 +192,8 @@ def train(config: RunConfig, run_dir, resume: bool = False, progress: bool = Tru
             if changed:
                 raise AevbInputError(f"--resume with settings that differ from the run in {run_dir}: "
                                      f"{', '.join(f'{f}={getattr(saved, f)!r} (run) vs {getattr(config, f)!r}' for f in changed)}"
-                                     " (only the budget, --lr, --clip-grad-norm, --device, --backend, --compile and "
-                                     "--threads may change; leave the others out to keep the run's)")
+                                     f" (only {changeable_on_resume(cli=True)} may change; leave the others out "
+                                     "to keep the run's)")
         # a resumed run continues on its own rows (those made in Python: data.pt); the trainer checks them
         data = recorded_data(run_dir, saved).to(config.resolved_device()) if resume else prepare_data(config)
         config.uint8 = config.uint8 or data.info.get("uint8")  # the reading used, so a reload reads the same

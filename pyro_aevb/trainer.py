@@ -103,12 +103,18 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict) -> None:
     optimizer.load_state_dict(dict(saved, param_groups=groups))
 
 
-#: what a resumed run may change: its budget, where and how the same numbers are computed, its learning rate (lower,
-#: e.g. after a divergence) and gradient clipping, and what is recorded of its data (checked by fingerprint); every
-#: other setting is the run's own
-RESUMABLE_SETTINGS = {"epochs", "train_samples", "device", "backend", "compile", "data_dim", "image_shape",
-                      "num_classes", "lr", "clip_grad_norm", "data_fingerprint", "data_stored", "threads",
-                      "train_rows", "test_rows"}
+#: the settings a user may change when resuming a run: its budget, its learning rate (lower, e.g. after a divergence)
+#: and gradient clipping, and where and how the same numbers are computed (the CLI spells them as flags)
+CHANGEABLE_ON_RESUME = ("epochs", "train_samples", "lr", "clip_grad_norm", "device", "backend", "compile", "threads")
+#: what a resumed run may change: the settings above and what is recorded of its data (checked by fingerprint);
+#: every other setting is the run's own
+RESUMABLE_SETTINGS = set(CHANGEABLE_ON_RESUME) | {"data_dim", "image_shape", "num_classes", "data_fingerprint",
+                                                  "data_stored", "train_rows", "test_rows"}
+
+
+def changeable_on_resume(cli: bool = False) -> str:
+    """The settings of :data:`CHANGEABLE_ON_RESUME` as a message names them: ``lr``, or the CLI's ``--lr``."""
+    return ", ".join("--" + name.replace("_", "-") if cli else name for name in CHANGEABLE_ON_RESUME)
 
 
 def changed_settings(saved: dict, config: dict) -> list:
@@ -610,8 +616,7 @@ class Trainer:
         if changed:
             raise AevbInputError(f"the run in {self.resume_dir} was trained with other settings: "
                                  + ", ".join(f"{f}={state['config'][f]!r} (run) vs {self.config[f]!r}" for f in changed)
-                                 + ": resume with the run's own (only the budget, lr, clip_grad_norm and the "
-                                 "settings of speed -- device, backend, compile, threads -- may change)")
+                                 + f": resume with the run's own (only {changeable_on_resume()} may change)")
         self.load_state_dict(state)
         saved_lr = state["config"].get("lr")
         if not self._lr_given and saved_lr is not None:  # the run's own rate, as the CLI's --resume without --lr

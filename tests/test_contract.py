@@ -4,6 +4,7 @@ Models here are written in tests/user_models.py (own site names, two latents, a 
 only the built-ins.  Each test states the property it checks.
 """
 
+import dataclasses
 import json
 import math
 import re
@@ -20,7 +21,7 @@ from pyro.infer import SVI, Trace_ELBO
 from pyro.nn import PyroModule
 from torch import nn
 
-from pyro_aevb import (AevbInputError, Dataset, Trainer, check_model_guide, evaluate_bound, evaluate_run,
+from pyro_aevb import (AevbInputError, Dataset, RunConfig, Trainer, check_model_guide, evaluate_bound, evaluate_run,
                        hmc_log_likelihood, load_run, log_likelihood, prior_means, reconstruct)
 from pyro_aevb.cli import main
 from pyro_aevb.evaluation import log_weights
@@ -150,9 +151,11 @@ def test_a_python_resume_with_other_settings_is_refused_and_config_json_agrees_w
     for changed, recorded in (({"batch_size": 50}, "batch_size=100 (run) vs 50"), ({"seed": 1}, "seed=0 (run) vs 1"),
                               ({"guide_weight_decay": 0.0}, "guide_weight_decay=0.5 (run) vs 0.0"),
                               ({"optimizer": "adagrad"}, "optimizer='adam' (run) vs 'adagrad'")):
-        with pytest.raises(AevbInputError, match=re.escape(recorded)):
+        with pytest.raises(AevbInputError, match=re.escape(recorded)) as refused:
             trainer(resume=True, **changed)
         assert {f.name: f.read_bytes() for f in run.iterdir()} == before, changed
+        named = str(refused.value).split("(only ")[1].split(" may change")[0].split(", ")  # settings that exist
+        assert "lr" in named and set(named) <= {f.name for f in dataclasses.fields(RunConfig)}, named
     with pytest.warns(RuntimeWarning, match="nothing was trained"):
         trainer(resume=True, lr=5e-4).fit(epochs=1)
     assert json.loads((run / "config.json").read_text())["lr"] == 1e-3  # nothing trained at 5e-4

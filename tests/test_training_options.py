@@ -19,7 +19,7 @@ from torch import nn
 
 from pyro_aevb import Dataset, RunConfig, Trainer, load_run, train
 from pyro_aevb.checkpoint import load_checkpoint, read_metrics
-from pyro_aevb.cli import main
+from pyro_aevb.cli import build_parser, main
 from pyro_aevb.plates import data_plate
 from pyro_aevb.threads import default_threads
 
@@ -257,7 +257,8 @@ def test_bad_training_options_are_one_line_with_status_2(tmp_path, mnist, capsys
 
 
 def test_resume_with_another_warmup_or_schedule_is_refused_with_status_2(tmp_path, mnist, capsys):
-    """A run continues with the warm-up and schedule it was trained with (otherwise it would not continue it)."""
+    """A run continues with the warm-up and schedule it was trained with (otherwise it would not continue it); the
+    refusal names what may change, and every name is a flag of train."""
     data = _digits(tmp_path, mnist)
     flags = ["train", "--dataset", data, "--latent-dim", "2", "--hidden-dim", "8", "--batch-size", "50",
              "--no-progress", "--out", str(tmp_path / "r")]
@@ -267,6 +268,9 @@ def test_resume_with_another_warmup_or_schedule_is_refused_with_status_2(tmp_pat
         assert main([*flags, "--epochs", "2", "--resume", *other]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "differ" in err, err
+        named = err.split("(only ")[1].split(" may change")[0].split(", ")
+        train = build_parser()._subparsers._group_actions[0].choices["train"]
+        assert "--lr" in named and set(named) <= {flag for a in train._actions for flag in a.option_strings}, named
 
 
 def test_threads_are_applied_and_recorded_and_the_default_shares_the_free_cores(tmp_path, mnist, monkeypatch):
