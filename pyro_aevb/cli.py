@@ -216,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="seed of the Monte Carlo estimates")
     evaluate.add_argument("--json", action="store_true",
                           help="print one JSON object")
+    evaluate.add_argument("--no-progress", action="store_true",
+                          help="no progress bar for --iw-samples (--json shows none either)")
 
     sample = sub.add_parser("sample", help="PNG grid of decoded samples from the prior (sequences: one per row; a model "
                                       "with a discrete latent, m2's class: one row per value, the other latents "
@@ -418,8 +420,8 @@ def _evaluate_estimates(args, run, result: dict) -> None:
         elif args.theta_samples is not None:
             raise AevbInputError("--theta-samples draws the global latents theta of a full-VB run; this run has none")
         else:
-            ll = log_likelihood(run.model, run.guide, test, num_samples=args.iw_samples, progress=not args.json,
-                                inputs=inputs)
+            ll = log_likelihood(run.model, run.guide, test, num_samples=args.iw_samples,
+                                progress=not (args.json or args.no_progress), inputs=inputs)
         result.update(test_log_likelihood=ll.mean, test_log_likelihood_stderr=ll.stderr, iw_samples=args.iw_samples)
         if test.dim() == 3:  # sequences [N, T, D]: log p(x_1:T) / T
             result["test_log_likelihood_per_frame"] = per_frame(ll.mean, test.shape[1])

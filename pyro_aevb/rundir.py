@@ -25,10 +25,11 @@ from .errors import AevbInputError, StorageError
 class RunDirectory:
     """A run directory opened for writing by this process (:meth:`open`)."""
 
-    def __init__(self, path, lock: RunLock, made: tuple = ()):
+    def __init__(self, path, lock: RunLock, made_folders: tuple = (), made_lock: bool = False):
         self.path = Path(path)
         self.lock = lock
-        self._made = made  # what open() made: the folder and/or .lock, removed again by abandon()
+        # what open() made, removed again by abandon(): the folder and its missing parents (the deepest first), .lock
+        self._made_folders, self._made_lock = made_folders, made_lock
         self._written = False  # whether a file of the run was written
 
     @classmethod
@@ -36,8 +37,9 @@ class RunDirectory:
         """Create ``path`` if needed and take its lock; refuse a folder that holds a run unless ``resume`` (continue
         it) or ``overwrite`` (start afresh there); remove a killed writer's temporary files.
 
-        A refusal leaves the folder as it was (:meth:`abandon`): the folder or ``.lock`` made only to refuse are
-        removed, an existing ``.lock`` gets its contents back; a resume of a missing folder makes nothing.
+        A refusal leaves the folder as it was (:meth:`abandon`): the folder (with the parents made for it) or
+        ``.lock`` made only to refuse are removed, an existing ``.lock`` gets its contents back; a resume of a
+        missing folder makes nothing.
 
         :raises AevbInputError: both ``resume`` and ``overwrite``, ``path`` is a file, the folder holds a run (not
             resumed or overwritten), or ``resume`` and it holds no checkpoint.
@@ -52,19 +54,19 @@ class RunDirectory:
         if resume and not path.exists():  # refused before anything is made there
             raise AevbInputError(f"{path} does not exist: there is no run to resume; start the run without resume "
                                  "(CLI: without --resume)")
-        made = () if path.exists() else (path,)
+        made = tuple(folder for folder in (path, *path.parents) if not folder.exists())
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
+            _remove_made_folders(made)  # the parents made before the failing one
             raise StorageError(f"cannot create the run directory {path}: {e.strerror or e}") from None
-        made += () if (path / LOCK).exists() else (path / LOCK,)
+        made_lock = not (path / LOCK).exists()
         try:
             lock = RunLock(path).acquire()  # first: a second writer is told so, whatever is there
         except BaseException:
-            if path in made:
-                _remove_if_empty(path)
+            _remove_made_folders(made)
             raise
-        directory = cls(path, lock, made)
+        directory = cls(path, lock, made, made_lock)
         try:
             if resume:
                 check_resumable(path)
@@ -93,16 +95,16 @@ class RunDirectory:
     def abandon(self) -> None:
         """Close the directory of a command refused before it wrote any file of the run, leaving the folder as it
         was: the ``.lock`` and the folder :meth:`open` made are removed (the lock file while still held, so that
-        no other writer holds it), an existing ``.lock`` gets its old contents back.  After a write: :meth:`close`."""
+        no other writer holds it), an existing ``.lock`` gets its old contents back, the folders it made are removed
+        where empty.  After a write: :meth:`close`."""
         if not self._written and self.lock.held:
-            lock = self.path / LOCK
-            if lock in self._made:
-                lock.unlink(missing_ok=True)
+            if self._made_lock:
+                (self.path / LOCK).unlink(missing_ok=True)
             else:
                 self.lock.restore()
         self.close()
-        if not self._written and self.path in self._made:
-            _remove_if_empty(self.path)
+        if not self._written:
+            _remove_made_folders(self._made_folders)
 
     def reacquire(self) -> None:
         """Take the lock again (a trainer that fits once more after :meth:`close`)."""
@@ -129,11 +131,13 @@ class RunDirectory:
         return str(self.path)
 
 
-def _remove_if_empty(path: Path) -> None:
-    try:
-        path.rmdir()
-    except OSError:  # not empty (another process's files): left
-        pass
+def _remove_made_folders(made: tuple) -> None:
+    """Remove the folders of ``made`` (the deepest first) while they are empty; another process's files are left."""
+    for folder in made:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (another process's files), or gone: it and its parents are left
+            return
 
 
 def resume_state(path: Optional[Path]) -> dict:

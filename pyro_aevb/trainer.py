@@ -764,7 +764,7 @@ class Trainer:
         if self.lr_schedule is not None and self.scheduler is None:  # cosine's default T_max: this budget in steps
             self.scheduler = make_scheduler(self.optimizer, self.lr_schedule, self.lr_schedule_kwargs,
                                             self.steps + budget_steps(n, m, budget - self.train_samples))
-        bar = tqdm(total=total_steps, disable=not self.progress, unit="step", leave=False)
+        bar = tqdm(total=total_steps, disable=not self.progress or not total_steps, unit="step", leave=False)
         try:  # the bar is cleared however the loop ends, so an error is printed on a line of its own
             loss_sum, steps = torch.zeros((), device=x_train.device), 0  # since the last metrics row
             self._classification_sum = torch.zeros((), device=x_train.device)

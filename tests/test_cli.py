@@ -17,7 +17,8 @@ def _run(argv, capsys):
 
 
 def test_train_resume_evaluate_sample_on_mnist(tmp_path, capsys):
-    """The README's command (with a small budget), --resume on the same --out, then evaluate --json."""
+    """The README's command (with a small budget), --resume on the same --out, then evaluate (--json; --iw-samples
+    with and without its bar)."""
     out = str(tmp_path / "x")
     argv = ["train", "--dataset", "mnist", "--latent-dim", "20", "--hidden-dim", "500", "--likelihood", "bernoulli",
             "--elbo", "analytic", "--optimizer", "adagrad", "--lr", "0.02", "--batch-size", "100",
@@ -35,6 +36,9 @@ def test_train_resume_evaluate_sample_on_mnist(tmp_path, capsys):
     # estimators A and B estimate the same bound: on 10,000 test images their averages agree closely
     assert result["test_elbo_trace"] == pytest.approx(result["test_elbo_analytic"], abs=1.0)
     assert -543 < result["test_elbo_analytic"] < -150
+    for quiet in ([], ["--no-progress"]):  # the importance-sampling bar goes to stderr unless told not to
+        code, stdout, err = _run(["evaluate", out, "--iw-samples", "2", *quiet], capsys)
+        assert code == 0 and "test_log_likelihood" in stdout and ("log p(x), K=2" in err) == (not quiet), err
     code, stdout, err = _run(["sample", out, "--num-samples", "16"], capsys)
     assert code == 0, err
     assert (tmp_path / "x" / "samples.png").stat().st_size > 0
@@ -101,7 +105,7 @@ def test_evaluate_missing_run_dir(tmp_path, capsys):
 
 def test_a_refused_train_leaves_the_folder_as_it_was(tmp_path, capsys):
     """Every refused `train` (status 2) leaves the folder it names as it was, byte for byte, .lock included: a new
-    --out refused for its data or model is not made; a run's folder refused a fresh start or a resume with other
+    --out refused for its data or model is not made, nor are the parents made for it; a run's folder refused a fresh start or a resume with other
     settings keeps its files; a --resume of an empty folder or a missing one makes nothing."""
     data = _bad(tmp_path, "ok.npy", np.random.rand(30, 4).astype(np.float32))
     small = ["--latent-dim", "2", "--hidden-dim", "4", "--batch-size", "10", "--no-progress"]
@@ -113,7 +117,7 @@ def test_a_refused_train_leaves_the_folder_as_it_was(tmp_path, capsys):
                  ["--dataset", data, "--model", "no_such_module:Model"]):
         new = tmp_path / "new" / "run"
         assert _run(["train", *argv, "--out", str(new), "--epochs", "1", *small], capsys)[0] == 2
-        assert not new.exists(), argv
+        assert not (tmp_path / "new").exists(), argv
     run = tmp_path / "run"
     assert _run(["train", "--dataset", data, "--out", str(run), "--epochs", "1", *small], capsys)[0] == 0
     (run / ".lock").write_text("12345\n")  # as a killed writer leaves it

@@ -194,8 +194,9 @@ def test_resume_keeps_every_setting_the_command_line_does_not_give(tmp_path, mni
     capsys.readouterr()
     assert main(["train", "--out", str(tmp_path / "b"), "--resume", "--no-progress"]) == 0  # its own budget: done
     assert "warning: the run has already seen" in capsys.readouterr().err  # and it says so, as for a smaller one:
-    assert main(["train", "--out", str(tmp_path / "b"), "--resume", "--epochs", "1", "--no-progress"]) == 0
-    assert "(epoch 3), as many as the budget asked (1 epoch) or more: nothing was trained" in capsys.readouterr().err
+    assert main(["train", "--out", str(tmp_path / "b"), "--resume", "--epochs", "1"]) == 0  # (no empty bar either)
+    err = capsys.readouterr().err
+    assert "(epoch 3), as many as the budget asked (1 epoch) or more: nothing was trained" in err and "0step" not in err
     assert len(read_metrics(tmp_path / "b")) == 3
     assert main(["train", "--out", str(tmp_path / "b"), "--resume", "--epochs", "4", "--latent-dim", "3"]) == 2
     assert "latent_dim" in capsys.readouterr().err  # a setting given that differs is still refused
