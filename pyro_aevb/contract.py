@@ -71,7 +71,7 @@ from pyro.util import check_model_guide_match, check_site_shape
 from torch.distributions import constraints, kl_divergence
 
 from .errors import AevbInputError
-from .inputs import Inputs, check_inputs, condition, input_names, require_inputs, rows
+from .inputs import Inputs, check_finite, check_inputs, condition, input_names, require_inputs, rows
 from .params import local_param_store
 from .rng import seeded
 from .plates import data_frame, is_global_latent, is_latent, is_local_latent, is_observed, particle_traces
@@ -146,8 +146,7 @@ def _probe_batch(x: torch.Tensor, num_data: Optional[int]):
     if not isinstance(x, torch.Tensor) or x.dim() < 1 or x.shape[0] < 1:
         raise AevbInputError(f"x must be a tensor with one row per datapoint, got {type(x).__name__} "
                              f"{list(getattr(x, 'shape', []))}")
-    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
-        raise AevbInputError("the data contain NaN or inf values")
+    check_finite(x, "the data")
     xb = x[:2]
     m = xb.shape[0]
     n = max(int(num_data or x.shape[0]), m + 1)
@@ -507,8 +506,7 @@ def check_data_support(model: Callable, x: torch.Tensor, what: str = "the data",
     against its likelihood's declared support directly; any other model is traced on the rows."""
     if not isinstance(x, torch.Tensor):
         raise AevbInputError(f"{what} must be a tensor with one row per datapoint, got {type(x).__name__}")
-    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
-        raise AevbInputError(f"{what} contains NaN or inf values")
+    check_finite(x, what)
     likelihood = getattr(model, "likelihood", None)
     if hasattr(likelihood, "check_data"):
         likelihood.check_data(x, what)

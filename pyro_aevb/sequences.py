@@ -33,9 +33,9 @@ from typing import Optional, Tuple
 
 import torch
 
-from .data import (FREY_IMAGE_SHAPE, Dataset, as_float_tensor, check_finite, frey_frames, read_array_file,
-                   read_uint8)
+from .data import FREY_IMAGE_SHAPE, Dataset, as_float_tensor, frey_frames, read_array_file, read_uint8
 from .errors import AevbInputError
+from .inputs import check_finite
 
 TEST_FRACTION = 0.1
 

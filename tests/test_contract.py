@@ -539,7 +539,8 @@ def test_user_errors_in_constructors_data_and_arguments_are_one_clear_line(binar
     assert status == 2 and "must be a torch.nn.Module" in capsys.readouterr().err
     nan = binary.train[:50].clone()
     nan[3, 7] = float("nan")
-    with pytest.raises(AevbInputError, match="NaN or inf"):
+    nan[9, 0] = float("inf")
+    with pytest.raises(AevbInputError, match=re.escape("2 NaN or inf values in 2 of its 50 rows (the first: row 3)")):
         Trainer(TwoLatentModel(196), TwoLatentGuide(196), Dataset("n", nan, binary.test[:10]), progress=False)
     with pytest.raises(AevbInputError, match="shape does not fit.*width of the data"):
         prior_means(TwoLatentModel(196), torch.zeros(3, 190))
