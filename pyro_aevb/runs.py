@@ -328,7 +328,8 @@ def _data_dim(state: dict) -> int:
 def evaluate_run(run: Run, num_particles: int = 1, splits=("train", "test")) -> dict:
     """``train_samples``, ``dataset`` (its name; for rows made in Python, saying that they are the rows stored
     with the run, and how many), and the average per-datapoint bound with estimators A (trace) and B (analytic) on
-    each split -- the test set, and
+    each split -- and for a run trained with ``elbo="iwae"`` also its K-sample bound (``{split}_elbo_iwae``, K =
+    the run's ``num_particles``, ``iwae_samples``), the bound its metrics report -- on the test set, and
     for ``train`` the same fixed training subset as the metrics' ``train_elbo`` (the first rows, as many as the
     test set has), so that the two numbers mean the same; for sequence data
     ``[N, T, D]`` also per frame (``..._per_frame``, the bound / T); and ``test_error`` -- the fraction of test
@@ -359,6 +360,9 @@ def evaluate_run(run: Run, num_particles: int = 1, splits=("train", "test")) -> 
         pass
     global_latents = check_model_guide(run.model, run.guide, data.test, None, inputs=inputs["test"]).global_latents
     num_data = data.train.shape[0]  # N_train, over which full VB's theta-KL is spread
+    if run.config.elbo == "iwae":  # the bound an IWAE run trains and its metrics report: K = its num_particles
+        estimators.append("iwae")
+        out["iwae_samples"] = run.config.num_particles
     for split in splits:
         x = getattr(data, split)
         if split == "train":  # the metrics' training subset: the first rows, as many as the test set has
@@ -371,8 +375,8 @@ def evaluate_run(run: Run, num_particles: int = 1, splits=("train", "test")) -> 
                 fv = full_vb_bound(run.model, run.guide, x, num_data, est, num_particles, inputs=inputs[split])
                 out.update({f"{split}_elbo_{est}": fv.bound, f"{split}_local_bound": fv.local, "kl_theta": fv.kl})
             else:
-                out[f"{split}_elbo_{est}"] = evaluate_bound(run.model, run.guide, x, est, num_particles,
-                                                            inputs=inputs[split])
+                draws = run.config.num_particles if est == "iwae" else num_particles
+                out[f"{split}_elbo_{est}"] = evaluate_bound(run.model, run.guide, x, est, draws, inputs=inputs[split])
             if data.seq_len:
                 out[f"{split}_elbo_{est}_per_frame"] = per_frame(out[f"{split}_elbo_{est}"], data.seq_len)
     return out

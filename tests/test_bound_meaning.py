@@ -1,4 +1,5 @@
-"""One meaning for the bound per datapoint of a model with global latents (full VB, appendix F).
+"""One meaning for the bound per datapoint of a model with global latents (full VB, appendix F), and for the
+bound an IWAE run reports.
 
 The bound of the N_train points q(theta) was fitted to is (eq. 21 / 24)
 
@@ -140,6 +141,57 @@ def test_every_reader_reports_the_same_number_on_the_same_rows_and_seed(tmp_path
     assert result["test_elbo_trace"] == trace and result["test_elbo_analytic"] == analytic
     assert result["kl_theta"] == pytest.approx(fv.kl) and "test_full_vb_bound" not in result
     assert result["test_elbo_analytic"] == pytest.approx(result["test_local_bound"] - fv.kl / N_TRAIN)
+
+
+class LocalModel(PyroModule):
+    """prod_i p(z_i) p(x_i | z_i) with z_i ~ N(0, I), x_i | z_i ~ N(z_i, I): no global latent."""
+
+    def forward(self, x, idx=None, num_data=None):
+        with data_plate(x, idx, num_data):
+            z = pyro.sample("z", dist.Normal(0.0, 1.0).expand([x.shape[-1]]).to_event(1))
+            pyro.sample("x", dist.Normal(z, 1.0).to_event(1), obs=x)
+
+
+class LocalGuide(PyroModule):
+    """q(z_i | x_i) = N(a x_i, t^2 I)."""
+
+    def __init__(self, a: float, t: float):
+        super().__init__()
+        self.a = nn.Parameter(torch.tensor(a))
+        self.log_t = nn.Parameter(torch.tensor(math.log(t)))
+
+    def forward(self, x, idx=None, num_data=None):
+        with data_plate(x, idx, num_data):
+            pyro.sample("z", dist.Normal(self.a * x, self.log_t.exp().expand_as(x)).to_event(1))
+
+
+def test_an_iwae_runs_metrics_bound_is_the_one_evaluate_reports_as_its_iwae_bound(tmp_path):
+    """A run trained with the IWAE bound (K = num_particles) reports that bound in its metrics; evaluate_run (what
+    ``pyro-aevb evaluate`` prints) reports it too, as ``test_elbo_iwae`` with ``iwae_samples`` = K, from the same
+    draws as evaluate_bound -- beside A and B, which estimate the (lower) ELBO of eq. (3), not the metrics' number.
+    The guide q(z|x) = N(x / 2, 0.1 I) is narrower than the posterior N(x / 2, I / 2): the ELBO is KL = 20 * 0.405 =
+    8.1 nats below log p(x), and the log-weights' variance is about 20 * 0.32 = 6.4, so IWAE-5 is about
+    (1 - 1/5) * 6.4 / 2 = 2.6 nats above the ELBO (delta method) -- more than the 1 nat asserted."""
+    model, guide = LocalModel(), LocalGuide(a=0.5, t=math.sqrt(0.1))
+    train, test = _rows(N_TRAIN, 4), _rows(100, 5)
+    trainer = Trainer(model, guide, Dataset("local", train, test), elbo="iwae", num_particles=5,
+                      progress=False, seed=7)
+    with seeded(7, test.device):  # the trainer evaluates under seed + 1000003 * epoch, epoch 0 here
+        iwae = evaluate_bound(model, guide, test, "iwae", num_particles=5)
+    assert trainer.evaluate(test)["bound"] == iwae
+
+    path = tmp_path / "local.npz"
+    np.savez(path, train=train.numpy(), test=test.numpy())
+    run = Run(model, guide, RunConfig(dataset=str(path), binarize="none", elbo="iwae", num_particles=5), [], 0,
+              tmp_path)
+    with seeded(8, test.device):
+        result = evaluate_run(run, splits=("test",))
+    with seeded(8, test.device):  # evaluate_run evaluates estimator A, then B, then the run's IWAE bound
+        trace = evaluate_bound(model, guide, test, "trace")
+        analytic = evaluate_bound(model, guide, test, "analytic")
+        iwae = evaluate_bound(model, guide, test, "iwae", num_particles=5)
+    assert (result["test_elbo_trace"], result["test_elbo_analytic"], result["test_elbo_iwae"]) == (trace, analytic, iwae)
+    assert result["iwae_samples"] == 5 and iwae > analytic + 1.0  # a different number: it needs its own name
 
 
 def test_the_chunk_size_does_not_change_the_bound():
