@@ -16,7 +16,9 @@ Pyro programs with this signature and structure::
    Called with ``x`` alone the plate covers exactly the rows of ``x``.  This plate
    is what scales a minibatch of M by N/M (eq. 8), so a plate sized by the
    minibatch (``pyro.plate("data", len(x))``) gives a bound, a weight decay and an
-   evaluation that depend on the batch size -- it is refused.
+   evaluation that depend on the batch size -- it is refused, as is a site weighted
+   by ``poutine.scale`` beyond its plates' subsampling (its term would count that
+   many times).
 2. **Global latents** (sampled once per dataset, e.g. the decoder weights of full
    VB, appendix F) sit outside the ``data`` plate.
 3. **Any names, any number of latent sites, further plates** (inside or outside
@@ -59,6 +61,7 @@ neither the random stream nor the user's session.
 """
 
 import contextlib
+import math
 import warnings
 from dataclasses import dataclass, replace
 from typing import Callable, Optional, Tuple
@@ -206,10 +209,19 @@ def _replayed_model_trace(model: Callable, guide_trace, xb, idx, n: int, unused:
 
 
 def _plate_checks(trace, role: str, m: int, n: int) -> None:
-    """Every ``data`` frame covers N datapoints and subsamples the M of the minibatch."""
+    """Every ``data`` frame covers N datapoints and subsamples the M of the minibatch, and no site is weighted
+    beyond its plates' subsampling (full size / size): a ``poutine.scale`` would reweight a term of the bound."""
     for name, site in trace.nodes.items():
-        if site["type"] != "sample":
+        if site["type"] != "sample" or site_is_subsample(site):
             continue
+        subsampling = math.prod(f.full_size / f.size for f in site["cond_indep_stack"] if f.full_size is not None)
+        weight = torch.as_tensor(site["scale"], dtype=torch.float64) / subsampling
+        if not bool(torch.isclose(weight, torch.ones((), dtype=torch.float64), rtol=1e-6).all()):
+            raise AevbInputError(
+                f"site {name!r} of the {role} is weighted by {_weight(weight)} beyond its plates' subsampling (a "
+                "poutine.scale around it): its term of the bound would count that many times, so no reported number "
+                "would be the bound of eq. (3); remove the scale (KL annealing: kl_warmup, which reports the "
+                "unannealed bound)")
         frame = data_frame(site)
         if frame is None:
             continue
@@ -219,6 +231,10 @@ def _plate_checks(trace, role: str, m: int, n: int) -> None:
                 f"site {name!r} of the {role} is in a plate 'data' of size {full} for a minibatch of {m} of "
                 f"{n} datapoints: the plate must cover the whole dataset and subsample the minibatch, or the "
                 f"bound is scaled by the batch size; {HOW_TO}")
+
+
+def _weight(weight: torch.Tensor) -> str:
+    return f"{float(weight):g}" if weight.numel() == 1 else f"a tensor (e.g. {float(weight.flatten()[0]):g})"
 
 
 def _describe(d) -> str:

@@ -25,6 +25,7 @@ from pyro.nn import PyroModule
 from torch import nn
 
 from pyro_aevb import AevbInputError, Dataset, RunConfig, Trainer, evaluate_bound, evaluate_run
+from pyro_aevb.applications import reconstruct_images
 from pyro_aevb.evaluation import full_vb_bound, global_kl
 from pyro_aevb.plates import data_plate
 from pyro_aevb.rng import seeded
@@ -100,6 +101,26 @@ def test_the_bound_per_datapoint_does_not_depend_on_how_many_rows_are_evaluated(
         old = local_mean - kl / n
         if kl * (1 / n - 1 / N_TRAIN) > 2 * tolerance:  # n = 20 and 100: the old meaning is outside the band
             assert abs(bound - old) > tolerance, (n, bound, old)
+
+
+def test_reconstructions_bound_is_its_terms_minus_the_kl_of_theta_per_training_row():
+    """reconstruct's numbers add up for a model with global latents too, from the same draw of theta:
+    test_elbo = reconstruction_term - kl_term - kl_theta / N_train exactly; and the bound is the one bound per
+    datapoint (the closed form of the test above: the same one-draw terms, so the same sd, 4 sd tolerance)."""
+    model, guide = GlobalShiftModel(D), GlobalShiftGuide(D)
+    s2, a, t2 = 1e-12, 0.5, 0.5
+    kl = D * 0.5 * (s2 - 1 - math.log(s2))
+    expected = D * (-0.5 * math.log(2 * math.pi) - 0.5 * ((1 - a) ** 2 + s2 + t2)
+                    - 0.5 * (t2 + a ** 2 - 1 - math.log(t2))) - kl / N_TRAIN
+    variance = (2 * ((1 - a) ** 2 + t2) ** 2 + 2 * a ** 4 + 4 * a ** 2 * (1 - a) ** 2) / 4
+    x = _rows(500, 3)
+    with pytest.raises(AevbInputError, match="pass num_data"):
+        reconstruct_images(model, guide, x)
+    m = reconstruct_images(model, guide, x, num_data=N_TRAIN).metrics()
+    assert m["test_elbo"] == m["reconstruction_term"] - m["kl_term"] - m["kl_theta"] / N_TRAIN
+    assert m["kl_theta"] == pytest.approx(kl, rel=1e-5) and m["num_data"] == N_TRAIN
+    assert abs(m["test_elbo"] - expected) < 4 * math.sqrt(D * variance / 500), (m["test_elbo"], expected)
+    assert "kl_theta" not in reconstruct_images(LocalModel(), LocalGuide(0.5, 0.5), x).metrics()
 
 
 def test_a_global_latent_model_without_num_data_is_refused_in_one_line():

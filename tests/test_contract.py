@@ -17,6 +17,7 @@ import pyro
 import pyro.distributions as dist
 import pytest
 import torch
+from pyro import poutine
 from pyro.infer import SVI, Trace_ELBO
 from pyro.nn import PyroModule
 from torch import nn
@@ -61,6 +62,48 @@ def test_a_plate_sized_by_the_minibatch_is_refused_with_the_fix(binary):
                  lambda: log_likelihood(model, guide, binary.test, num_samples=2)):
         with pytest.raises(AevbInputError, match=r"plate 'data' of size 2.*data_plate\(x, idx, num_data\)"):
             call()
+
+
+def test_a_site_weighted_by_poutine_scale_is_refused_and_subsampled_plates_are_not(binary):
+    """A poutine.scale around a site reweights its term, so no reported number would be the bound of eq. (3):
+    the trainer and the evaluators refuse it (model or guide, a number or a tensor) -- while the N/M of the
+    data plate and of a user's own subsampled plate, the scales Pyro's plates make, are accepted."""
+
+    class Scaled(TwoLatentModel):
+        def __init__(self, data_dim, weight):
+            super().__init__(data_dim)
+            self.weight = weight
+
+        def forward(self, x, idx=None, num_data=None):
+            with poutine.scale(scale=self.weight):
+                return super().forward(x, idx, num_data)
+
+    class ScaledGuide(TwoLatentGuide):
+        def forward(self, x, idx=None, num_data=None):
+            with poutine.scale(scale=2.0):
+                return super().forward(x, idx, num_data)
+
+    class SubsampledPixels(TwoLatentModel):  # a plate of the user's own, subsampled: Pyro scales by 196 / 98
+        def forward(self, x, idx=None, num_data=None):
+            with data_plate(x, idx, num_data, dim=-2):
+                style = pyro.sample("style", dist.Normal(0.0, 1.0).expand([2]).to_event(1))
+                content = pyro.sample("content", dist.Normal(0.0, 1.0).expand([3]).to_event(1))
+                logits = self.decoder(torch.cat([style, content], -1).squeeze(-2))
+                with pyro.plate("pixels", self.data_dim, dim=-1, subsample=torch.arange(0, self.data_dim, 2)) as i:
+                    pyro.sample("image", dist.Bernoulli(logits=logits[..., i]), obs=x[..., i])
+
+    guide = TwoLatentGuide(196)
+    per_row = torch.tensor([[2.0], [1.0]])  # a weight per row of the two the check runs on
+    for model, role, weight in ((Scaled(196, 0.5), "model", "0.5"),
+                                (Scaled(196, per_row), "model", "a tensor (e.g. 2)"),
+                                (TwoLatentModel(196), "guide", "2")):
+        g = ScaledGuide(196) if role == "guide" else guide
+        for call in (lambda: Trainer(model, g, binary, progress=False),
+                     lambda: evaluate_bound(model, g, binary.test),
+                     lambda: log_likelihood(model, g, binary.test, num_samples=2)):
+            with pytest.raises(AevbInputError, match=rf"of the {role} is weighted by {re.escape(weight)} beyond"):
+                call()
+    check_model_guide(SubsampledPixels(196), guide, binary.test, "trace")
 
 
 def test_a_guide_that_misses_a_latent_is_refused(binary):

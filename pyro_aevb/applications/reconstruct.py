@@ -8,7 +8,8 @@
                                                                             KL(q(theta) || p(theta)) / N_train)
 
 and the bound's two terms, E_q[log p(x|z)] and KL(q(z|x) || p(z)) (:mod:`pyro_aevb.evaluation.terms`), from the
-same draws as the bound: without global latents ``test_elbo = reconstruction_term - kl_term`` exactly.
+same draws as the bound: ``test_elbo = reconstruction_term - kl_term`` exactly, and with global latents (terms at
+one draw of q(theta)) ``test_elbo = reconstruction_term - kl_term - kl_theta / N_train``.
 Decoding the mean rather than a draw z ~ q makes the picture deterministic: it is what the code *means*.
 """
 
@@ -20,7 +21,7 @@ import torch
 
 from ..contract import check_model_guide
 from ..errors import AevbInputError
-from ..evaluation.bound import evaluate_bound
+from ..evaluation.bound import check_num_data, global_kl
 from ..evaluation.terms import bound_terms
 from .encode import decode, encode
 from .pictures import save_image_rows
@@ -37,7 +38,8 @@ def bound_estimator(model: Callable, guide: Callable, x: torch.Tensor) -> str:
 
 @dataclass
 class Reconstruction:
-    """Images ``[N, D]`` and their reconstructions, with the bound and its terms (nats per image)."""
+    """Images ``[N, D]`` and their reconstructions, with the bound and its terms (nats per image; ``kl_theta``:
+    KL(q(theta) || p(theta)) of the global latents, which the bound spreads over the ``num_data`` training rows)."""
 
     truth: torch.Tensor
     images: torch.Tensor
@@ -45,11 +47,15 @@ class Reconstruction:
     reconstruction_term: float
     kl_term: float
     estimator: str
+    kl_theta: Optional[float] = None
+    num_data: Optional[int] = None
 
     def metrics(self) -> dict:
-        return {"reconstruction_error": float(((self.images - self.truth) ** 2).mean()), "test_elbo": self.bound,
-                "reconstruction_term": self.reconstruction_term, "kl_term": self.kl_term,
-                "estimator": self.estimator, "num_images": int(self.truth.shape[0])}
+        out = {"reconstruction_error": float(((self.images - self.truth) ** 2).mean()), "test_elbo": self.bound,
+               "reconstruction_term": self.reconstruction_term, "kl_term": self.kl_term}
+        if self.kl_theta is not None:
+            out.update(kl_theta=self.kl_theta, num_data=self.num_data)
+        return dict(out, estimator=self.estimator, num_images=int(self.truth.shape[0]))
 
     def save_picture(self, path, image_shape: Tuple[int, int], num_images: int = 10) -> Path:
         m = self.metrics()
@@ -66,9 +72,11 @@ def reconstruct_images(model: Callable, guide: Callable, x: torch.Tensor, seed: 
     training set size, which a model with global latents needs, :func:`~pyro_aevb.evaluation.evaluate_bound`)."""
     images = decode(model, guide, encode(model, guide, x, seed=seed).means, x, seed=seed)
     estimator = bound_estimator(model, guide, x)
-    terms = bound_terms(model, guide, x)
-    if check_model_guide(model, guide, x, None).global_latents:  # local terms at one theta, and KL(q(theta)||p)/N
-        bound = evaluate_bound(model, guide, x, estimator, num_data=num_data)
-    else:  # the bound of the same draws as its two terms, so that they add up
-        bound = terms.reconstruction - terms.kl
-    return Reconstruction(x, images, bound, terms.reconstruction, terms.kl, estimator)
+    global_latents = check_model_guide(model, guide, x, None).global_latents
+    num_data = check_num_data(num_data, global_latents)
+    terms = bound_terms(model, guide, x)  # (global latents: at one draw of q(theta))
+    if not global_latents:  # the bound of the same draws as its two terms, so that they add up
+        return Reconstruction(x, images, terms.reconstruction - terms.kl, terms.reconstruction, terms.kl, estimator)
+    kl_theta = global_kl(model, guide, x)
+    return Reconstruction(x, images, terms.reconstruction - terms.kl - kl_theta / num_data, terms.reconstruction,
+                          terms.kl, estimator, kl_theta, num_data)
