@@ -74,7 +74,7 @@ from pyro.util import check_model_guide_match, check_site_shape
 from torch.distributions import constraints, kl_divergence
 
 from .errors import AevbInputError
-from .inputs import Inputs, check_finite, check_inputs, condition, input_names, require_inputs, rows
+from .inputs import Inputs, check_finite, check_inputs, condition, input_names, require_inputs, rows, taken
 from .params import local_param_store
 from .rng import seeded
 from .plates import data_frame, is_global_latent, is_latent, is_local_latent, is_observed, particle_traces
@@ -332,7 +332,7 @@ def inspect_model(model: Callable, x: torch.Tensor, num_data: Optional[int] = No
     (conditioned,), (unused,) = _conditioned([("model", model)], x, inputs)
     with _quiet_side_effects(x):
         trace = _run(poutine.trace(conditioned).get_trace, "model", xb, idx, n, unused_inputs=unused,
-                     given_inputs=tuple(inputs or ()))
+                     given_inputs=tuple(taken(model, inputs or {})))
         _compute_log_prob(trace, "model")
         _plate_checks(trace, "model", xb.shape[0], n)
         _param_checks([("model", trace)], _owned_parameters(model))
@@ -396,10 +396,10 @@ def check_model_guide(model: Callable, guide: Callable, x: torch.Tensor, estimat
     owners = (model, guide)
     (model, guide), (model_unused, guide_unused) = _conditioned([("model", model), ("guide", guide)], x, inputs)
     with _quiet_side_effects(x):
-        given = tuple(inputs or ())
         guide_trace = _run(poutine.trace(guide).get_trace, "guide", xb, idx, n, unused_inputs=guide_unused,
-                           given_inputs=given)
-        model_trace = _replayed_model_trace(model, guide_trace, xb, idx, n, model_unused, given)
+                           given_inputs=tuple(taken(owners[1], inputs or {})))
+        model_trace = _replayed_model_trace(model, guide_trace, xb, idx, n, model_unused,
+                                            tuple(taken(owners[0], inputs or {})))
         _plate_checks(guide_trace, "guide", m, n)
         _plate_checks(model_trace, "model", m, n)
         nesting = _nesting([guide_trace, model_trace])
@@ -534,7 +534,7 @@ def check_data_support(model: Callable, x: torch.Tensor, what: str = "the data",
         for start in range(0, x.shape[0], chunk):
             block = slice(start, start + chunk)
             trace = _run(poutine.trace(condition(model, rows(inputs, block))).get_trace, "model", x[block],
-                         unused_inputs=unused, given_inputs=tuple(inputs))
+                         unused_inputs=unused, given_inputs=tuple(taken(model, inputs)))
             for name, site in trace.nodes.items():
                 if is_observed(site):
                     support = site["fn"].support

@@ -139,12 +139,15 @@ def test_the_contract_names_a_missing_input_and_refuses_inputs_of_the_wrong_leng
 
 def test_an_input_a_program_does_not_name_is_not_passed_to_it(cvae, digits):
     """MNIST brings y; a model without y in its forward trains on the same data (the input is not passed), and
-    condition() returns such a program unchanged."""
+    condition() returns such a program unchanged; where it fails, the hint names no input it does not take."""
     from user_models import TwoLatentGuide, TwoLatentModel
 
     model, guide = TwoLatentModel(196), TwoLatentGuide(196)
     assert condition(model, digits.train_inputs) is model
     Trainer(model, guide, digits, elbo="trace", progress=False).fit(train_samples=200)
+    with pytest.raises(AevbInputError, match="check that the data fit the guide") as refused:  # 196 vs 190 pixels
+        check_model_guide(model, TwoLatentGuide(190), digits.test, inputs=digits.test_inputs)
+    assert "'y'" not in str(refused.value)
 
 
 def _write_npz(path, digits):
