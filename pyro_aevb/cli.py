@@ -411,7 +411,8 @@ def _evaluate_estimates(args, run, result: dict) -> None:
         if structure.global_latents:
             if used:
                 raise AevbInputError("--iw-samples of a full-VB run with conditioning inputs is not supported: "
-                                     "use evaluate's bound, or log_likelihood from Python with theta fixed")
+                                     "use evaluate's bound, or log_likelihood from Python with theta fixed "
+                                     "(pyro_aevb.evaluation.fix_globals)")
             # full VB: log E_q(theta)[p(x|theta)], importance sampling over z for each theta draw
             num_theta = args.theta_samples or 10
             ll = posterior_predictive_log_likelihood(run.model, run.guide, test, num_theta=num_theta,

@@ -291,7 +291,11 @@ def _structure(model_trace, nesting: int, guide_trace=None) -> ModelStructure:
         if is_observed(site):
             frame = data_frame(site)
             if frame is None:
-                raise AevbInputError(f"observed site {name!r} of the model is outside the 'data' plate; {HOW_TO}")
+                plates = [f.name for f in site["cond_indep_stack"]]
+                where = (f"in plate(s) {', '.join(map(repr, plates))} but not in the plate named 'data'" if plates
+                         else "outside every plate (a global latent fixed with poutine.condition is observed too: "
+                              "fix globals with pyro_aevb.evaluation.fix_globals, which also hides them)")
+                raise AevbInputError(f"observed site {name!r} of the model is {where}; {HOW_TO}")
             obs.append(name)
             data_dims.add(frame.dim)
         elif is_local_latent(site):
@@ -345,7 +349,8 @@ def require_local_only(structure: ModelStructure, what: str) -> None:
         raise AevbInputError(
             f"{what} works per datapoint and cannot use the global latent(s) "
             f"{', '.join(map(repr, structure.global_latents))} (outside the 'data' plate): for full VB use "
-            "full_vb_bound / posterior_predictive_log_likelihood, or condition the globals first")
+            "full_vb_bound / posterior_predictive_log_likelihood, or fix the globals at a value first "
+            "(pyro_aevb.evaluation.fix_globals(model, guide, {name: value}))")
 
 
 def require_real_latents(model: Callable, x: torch.Tensor, structure: ModelStructure, what: str,
