@@ -168,6 +168,9 @@ def _run(fn: Callable, role: str, *args, unused_inputs: Tuple[str, ...] = (), gi
             hint = (f"the {role} takes the input(s) {', '.join(map(repr, unused_inputs))}, which were not given: "
                     f"give them with the data (Dataset(train_inputs=..., test_inputs=...), an .npz with "
                     f"train_<name> / test_<name> arrays) or as inputs=... of the call")
+        elif "Multiple sample sites named 'data'" in str(e):  # Pyro's words for a second plate of that name
+            hint = (f"the {role} opens the 'data' plate twice: open data_plate(x, idx, num_data) once and put every "
+                    "per-datapoint site under that one `with`")
         elif isinstance(cause, TypeError) and "argument" in str(cause):
             hint = (f"a {role} must accept the arguments (x, idx=None, num_data=None), and by name the conditioning "
                     f"inputs it uses (pyro_aevb.inputs), and {HOW_TO}")

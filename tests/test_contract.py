@@ -106,6 +106,21 @@ def test_a_site_weighted_by_poutine_scale_is_refused_and_subsampled_plates_are_n
     check_model_guide(SubsampledPixels(196), guide, binary.test, "trace")
 
 
+def test_a_guide_that_opens_the_data_plate_twice_is_told_to_open_it_once(binary):
+    """Two data_plate blocks in one program are two Pyro sites named 'data': the refusal says to open it once."""
+
+    class TwoPlates(TwoLatentGuide):
+        def forward(self, x, idx=None, num_data=None):
+            loc, log_scale = self.encoder(x).unsqueeze(-2).chunk(2, dim=-1)
+            with data_plate(x, idx, num_data, dim=-2):
+                pyro.sample("style", dist.Normal(loc[..., :2], log_scale[..., :2].exp()).to_event(1))
+            with data_plate(x, idx, num_data, dim=-2):
+                pyro.sample("content", dist.Normal(loc[..., 2:], log_scale[..., 2:].exp()).to_event(1))
+
+    with pytest.raises(AevbInputError, match="the guide opens the 'data' plate twice: open data_plate"):
+        check_model_guide(TwoLatentModel(196), TwoPlates(196), binary.test)
+
+
 def test_a_guide_that_misses_a_latent_is_refused(binary):
     class OneLatentGuide(TwoLatentGuide):
         def forward(self, x, idx=None, num_data=None):
