@@ -405,18 +405,13 @@ def _evaluate_estimates(args, run, result: dict) -> None:
                                  "(as proposal, as posterior); this run has none")
         data = run.load_data()
         test, inputs = data.test, evaluation_inputs(data.inputs("test"), run.model, run.guide)
-        used = sorted({*taken(run.model, inputs), *taken(run.guide, inputs)})
         structure = check_model_guide(run.model, run.guide, test, None, inputs=inputs)  # once, for both
     if args.iw_samples > 0:
         if structure.global_latents:
-            if used:
-                raise AevbInputError("--iw-samples of a full-VB run with conditioning inputs is not supported: "
-                                     "use evaluate's bound, or log_likelihood from Python with theta fixed "
-                                     "(pyro_aevb.evaluation.fix_globals)")
             # full VB: log E_q(theta)[p(x|theta)], importance sampling over z for each theta draw
             num_theta = args.theta_samples or 10
             ll = posterior_predictive_log_likelihood(run.model, run.guide, test, num_theta=num_theta,
-                                                     num_samples=args.iw_samples)
+                                                     num_samples=args.iw_samples, inputs=inputs)
             result.update(theta_samples=num_theta)
         elif args.theta_samples is not None:
             raise AevbInputError("--theta-samples draws the global latents theta of a full-VB run; this run has none")

@@ -27,7 +27,8 @@ from torch import nn
 
 from pyro_aevb import AevbInputError, Dataset, RunConfig, Trainer, evaluate_bound, evaluate_run, log_likelihood
 from pyro_aevb.applications import reconstruct_images
-from pyro_aevb.evaluation import fix_globals, full_vb_bound, global_kl
+from pyro_aevb.evaluation import fix_globals, full_vb_bound, global_kl, posterior_predictive_log_likelihood
+from pyro_aevb.evaluation.terms import bound_terms
 from pyro_aevb.plates import data_plate
 from pyro_aevb.rng import seeded
 from pyro_aevb.runs import Run
@@ -148,6 +149,45 @@ def test_the_per_datapoint_estimators_name_fix_globals_and_it_gives_log_p_x_give
 
     with pytest.raises(AevbInputError, match="in plate.s. 'rows' but not in the plate named 'data'"):
         evaluate_bound(RowsPlate(), LocalGuide(0.5, 0.5), x)
+
+
+class CovariateShiftModel(GlobalShiftModel):
+    """x_i | z_i, theta ~ N(theta + z_i + y_i, I) with a conditioning input y_i (a scalar per row)."""
+
+    def forward(self, x, idx=None, num_data=None, y=None):
+        theta = pyro.sample("theta", dist.Normal(0.0, 1.0).expand([self.dim]).to_event(1))
+        with data_plate(x, idx, num_data):
+            z = pyro.sample("z", dist.Normal(0.0, 1.0).expand([self.dim]).to_event(1))
+            pyro.sample("x", dist.Normal(theta + z + y[:, None], 1.0).to_event(1), obs=x)
+
+
+class CovariateShiftGuide(GlobalShiftGuide):
+    """q(theta) = N(m, s^2 I), q(z_i | x_i, y_i) = N(a (x_i - y_i), t^2 I)."""
+
+    def forward(self, x, idx=None, num_data=None, y=None):
+        pyro.sample("theta", dist.Normal(self.theta_loc, self.theta_log_scale.exp()).to_event(1))
+        with data_plate(x, idx, num_data):
+            u = x - y[:, None]
+            pyro.sample("z", dist.Normal(self.a * u, self.log_t.exp().expand_as(u)).to_event(1))
+
+
+def test_full_vb_estimates_of_a_model_with_a_conditioning_input_are_of_log_p_x_given_y():
+    """posterior_predictive_log_likelihood and bound_terms take the rows' inputs: with u = x - y ~ N(0, I) the
+    model is the shift model of the tests above in u, so log p(x | y) = log N(x - y; 0, 2 I) -- exactly what
+    importance sampling gives (q(z|x,y) is the exact posterior at theta ~ 0, s = 1e-6) -- and the terms' bound
+    is that model's bound (its closed form and 4 sd, as in the first test)."""
+    model, guide = CovariateShiftModel(D), CovariateShiftGuide(D)
+    u, y = _rows(500, 7), torch.linspace(-3, 3, 500)
+    x, inputs = u + y[:, None], {"y": y}
+    exact = dist.Normal(0.0, math.sqrt(2.0)).log_prob(u).sum(-1).mean().item()
+    ll = posterior_predictive_log_likelihood(model, guide, x, num_theta=2, num_samples=4, inputs=inputs)
+    assert ll.mean == pytest.approx(exact, abs=1e-3)  # theta moves each term by ~1e-6; float32 sums
+    s2, a, t2 = 1e-12, 0.5, 0.5
+    local_mean = D * (-0.5 * math.log(2 * math.pi) - 0.5 * ((1 - a) ** 2 + s2 + t2)
+                      - 0.5 * (t2 + a ** 2 - 1 - math.log(t2)))
+    variance = (2 * ((1 - a) ** 2 + t2) ** 2 + 2 * a ** 4 + 4 * a ** 2 * (1 - a) ** 2) / 4
+    terms = bound_terms(model, guide, x, inputs=inputs)
+    assert abs(terms.bound - local_mean) < 4 * math.sqrt(D * variance / 500), (terms.bound, local_mean)
 
 
 def test_a_global_latent_model_without_num_data_is_refused_in_one_line():

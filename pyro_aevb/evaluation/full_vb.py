@@ -21,7 +21,7 @@ from ..errors import AevbInputError
 from ..contract import check_model_guide, inspect_model
 from ..infer.hmc import prior_draw
 from ..infer.importance import LogLikelihood, log_likelihood
-from ..inputs import Inputs
+from ..inputs import Inputs, condition
 from ..params import local_param_store
 from ..rng import seeded
 from .bound import _LocalTermsOnly, _local_bound, check_num_data, global_kl  # noqa: F401 (_LocalTermsOnly: re-exported)
@@ -63,22 +63,25 @@ def fix_globals(model: Callable, guide: Callable, theta: Dict[str, torch.Tensor]
 
 @torch.no_grad()
 def posterior_predictive_log_likelihood(model: Callable, guide: Callable, x: torch.Tensor, num_theta: int = 10,
-                                        num_samples: int = 1000, batch_size: int = 1000) -> LogLikelihood:
+                                        num_samples: int = 1000, batch_size: int = 1000,
+                                        inputs: Optional[Inputs] = None) -> LogLikelihood:
     """Importance-sampled log of the posterior predictive ``p(x) = E_q(theta)[p(x | theta)]`` per datapoint.
 
     For S draws theta_s ~ q(theta): ``log p(x | theta_s)`` by the importance-sampled estimator of
     :func:`log_likelihood` with K = ``num_samples`` proposals from q(z|x); then
     ``log p(x) ~= logsumexp_s log p(x | theta_s) - log S``.  Both averages are inside the log, so
     by Jensen the estimate is a stochastic lower bound of log E_q(theta)[p(x|theta)] that tightens
-    as S and K grow (it is at least the mean over s of the per-theta estimates).
+    as S and K grow (it is at least the mean over s of the per-theta estimates).  ``inputs``: the conditioning
+    inputs of the rows of ``x`` (:mod:`pyro_aevb.inputs`): the estimate is then of log p(x | inputs).
     """
     if int(num_theta) < 1:
         raise AevbInputError(f"num_theta must be >= 1, got {num_theta}")
     per_theta = []
     with local_param_store():
         for _ in range(int(num_theta)):
-            m, g = fix_globals(model, guide, sample_globals(guide, x))
-            per_theta.append(log_likelihood(m, g, x, num_samples=num_samples, batch_size=batch_size).per_datapoint)
+            m, g = fix_globals(model, guide, sample_globals(condition(guide, inputs), x))
+            per_theta.append(log_likelihood(m, g, x, num_samples=num_samples, batch_size=batch_size,
+                                            inputs=inputs).per_datapoint)
     return LogLikelihood.of(torch.logsumexp(torch.stack(per_theta), dim=0) - math.log(len(per_theta)))
 
 

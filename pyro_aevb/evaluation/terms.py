@@ -51,8 +51,11 @@ class BoundTerms(NamedTuple):
 
 
 @torch.no_grad()
-def bound_terms(model: Callable, guide: Callable, x: torch.Tensor, batch_size: int = 1000) -> BoundTerms:
-    """E_q[log p(x|z)] and KL(q(z|x) || p(z)) averaged over the rows of ``x``."""
+def bound_terms(model: Callable, guide: Callable, x: torch.Tensor, batch_size: int = 1000,
+                inputs: Optional[Inputs] = None) -> BoundTerms:
+    """E_q[log p(x|z)] and KL(q(z|x) || p(z)) averaged over the rows of ``x`` (with the conditioning ``inputs`` of
+    its rows, :mod:`pyro_aevb.inputs`: the terms of the bound of log p(x | inputs))."""
+    model, guide = condition(model, inputs), condition(guide, inputs)
     with local_param_store():
         structure = check_model_guide(model, guide, x, None)
         if structure.global_latents:
