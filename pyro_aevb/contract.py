@@ -296,9 +296,10 @@ def _structure(model_trace, nesting: int, guide_trace=None) -> ModelStructure:
             if frame is None:
                 plates = [f.name for f in site["cond_indep_stack"]]
                 where = (f"in plate(s) {', '.join(map(repr, plates))} but not in the plate named 'data'" if plates
-                         else "outside every plate (a global latent fixed with poutine.condition is observed too: "
-                              "fix globals with pyro_aevb.evaluation.fix_globals, which also hides them)")
-                raise AevbInputError(f"observed site {name!r} of the model is {where}; {HOW_TO}")
+                         else "outside every plate")
+                raise AevbInputError(f"observed site {name!r} of the model is {where}; {HOW_TO} (a global latent "
+                                     "fixed by poutine.condition is observed too: fix globals with "
+                                     "pyro_aevb.evaluation.fix_globals, which also hides them)")
             obs.append(name)
             data_dims.add(frame.dim)
         elif is_local_latent(site):
