@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True,
                        help="run directory")
     train.add_argument("--resume", action="store_true",
-                       help="continue the run in --out from its checkpoint (only "
+                       help="continue the run in --out from its checkpoint (of the run's settings only "
                        f"{changeable_on_resume(cli=True)} may change)")
     train.add_argument("--overwrite", action="store_true",
                        help="start afresh in an --out that already holds a run")

@@ -167,7 +167,8 @@ def _run(fn: Callable, role: str, *args, unused_inputs: Tuple[str, ...] = (), gi
         if unused_inputs:
             hint = (f"the {role} takes the input(s) {', '.join(map(repr, unused_inputs))}, which were not given: "
                     f"give them with the data (Dataset(train_inputs=..., test_inputs=...), an .npz with "
-                    f"train_<name> / test_<name> arrays) or as inputs=... of the call")
+                    f"train_<name> / test_<name> arrays), as inputs=... of a call that takes it, or bound to the "
+                    f"rows: pyro_aevb.condition({role}, inputs)")
         elif "Multiple sample sites named 'data'" in str(e):  # Pyro's words for a second plate of that name
             hint = (f"the {role} opens the 'data' plate twice: open data_plate(x, idx, num_data) once and put every "
                     "per-datapoint site under that one `with`")

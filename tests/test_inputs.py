@@ -15,6 +15,7 @@ from PIL import Image
 
 from pyro_aevb import (AevbInputError, Dataset, Trainer, check_model_guide, condition, evaluate_bound, evaluate_run,
                        load_run, log_likelihood, prior_means, reconstruct)
+from pyro_aevb.applications import reconstruct_images
 from pyro_aevb.applications.encode import decode, encode
 from pyro_aevb.evaluation.terms import latent_site_terms
 from pyro_aevb.loading import load_dataset
@@ -310,3 +311,32 @@ def test_a_conditional_model_with_a_global_latent_samples_and_reconstructs(digit
                  str(tmp_path / "s.png")]) == 0
     capsys.readouterr()
     assert main(["reconstruct", str(out), "--num-images", "10", "--json"]) == 0, capsys.readouterr().err
+
+
+def test_the_applications_work_on_flat_rows_of_a_conditional_full_vb_model(digits, tmp_path, capsys):
+    """Rows without an image shape ([N, 195]: no square either) are drawn as one row of values each, so every
+    number is printed (reconstruct, denoise, inpaint with a random mask; a half mask needs images and says so);
+    denoise and inpaint work through more rows than one batch of a model with a conditioning input (each chunk
+    gets its rows' inputs); from Python, reconstruct_images takes the inputs and its terms add up."""
+    source = tmp_path / "global_cvae.py"
+    source.write_text(GLOBAL_SOURCE)
+    data_file = tmp_path / "flat.npz"
+    np.savez(data_file, train=digits.train[:, :195].numpy(), test=digits.test[:, :195].numpy(),
+             train_y=digits.train_inputs["y"].numpy(), test_y=digits.test_inputs["y"].numpy())
+    out = str(tmp_path / "run")
+    assert main(["train", "--dataset", str(data_file), "--model", f"{source}:GlobalCVAE", "--guide",
+                 f"{source}:GlobalGuide", "--optimizer", "adam", "--lr", "3e-3", "--train-samples", "300",
+                 "--no-progress", "--out", out]) == 0
+    quick = ["--num-images", "150", "--num-samples", "4", "--rounds", "1", "--json"]  # 150 rows: two batches of 100
+    for argv in (["reconstruct", out, "--json"], ["denoise", out, "--noise", "salt-pepper:0.2", *quick],
+                 ["inpaint", out, "--mask", "random:0.3", *quick]):
+        capsys.readouterr()
+        assert main(argv) == 0, (argv, capsys.readouterr().err)
+        assert Image.open(json.loads(capsys.readouterr().out)["picture"]).size[0] > 0
+    assert main(["inpaint", out, "--mask", "top-half", "--json"]) == 2
+    assert "needs images, but the data have no image shape" in capsys.readouterr().err
+    run = load_run(out)
+    data = run.load_data()
+    m = reconstruct_images(run.model, run.guide, data.test[:50], num_data=data.train.shape[0],
+                           inputs={"y": data.test_inputs["y"][:50]}).metrics()
+    assert m["test_elbo"] == m["reconstruction_term"] - m["kl_term"] - m["kl_theta"] / m["num_data"]

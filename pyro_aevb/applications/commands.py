@@ -25,7 +25,7 @@ from .interpolate import interpolate
 from .latent_map import latent_map
 from .masks import parse_mask
 from .noise import parse_noise
-from .pictures import image_shape_of
+from .pictures import picture_shape
 from .posterior import PROPOSALS
 from .reconstruct import reconstruct_images
 
@@ -184,14 +184,15 @@ def _reconstruct(args) -> int:
     own = args.dataset is None and args.data_path is None  # else the run's training set is not `data`
     num_data = (data if own else run.load_data()).train.shape[0]  # N_train: the theta-KL of full VB per datapoint
     result = reconstruct_images(run.model, run.guide, x, seed=args.seed, num_data=num_data)
-    picture = result.save_picture(_out(args, "reconstruct.png"), image_shape_of(data.data_dim, data.image_shape))
+    picture = result.save_picture(_out(args, "reconstruct.png"), picture_shape(data.data_dim, data.image_shape))
     return _report(args, {**result.metrics(), "picture": str(picture)})
 
 
 def _inpaint(args) -> int:
     run, data, x, _ = _load(args)
-    shape = image_shape_of(data.data_dim, data.image_shape)
-    missing = parse_mask(args.mask, x.shape[0], data.data_dim, shape, seed=args.seed).to(x.device)
+    shape = picture_shape(data.data_dim, data.image_shape)  # (1, D) for data without an image shape
+    image_shape = shape if shape[0] > 1 else None  # the halves need images; random:P and files do not
+    missing = parse_mask(args.mask, x.shape[0], data.data_dim, image_shape, seed=args.seed).to(x.device)
     result = inpaint(run.model, run.guide, x, missing, data.train.mean(0), args.num_samples, args.rounds,
                      args.proposal, _clamp(data), args.seed)
     picture = result.save_picture(_out(args, "inpaint.png"), shape)
@@ -204,7 +205,7 @@ def _denoise(args) -> int:
     noise = parse_noise(args.noise, low, high)
     result = denoise(run.model, run.guide, x, noise, args.num_samples, args.rounds, args.proposal, (low, high),
                      args.seed)
-    picture = result.save_picture(_out(args, "denoise.png"), image_shape_of(data.data_dim, data.image_shape))
+    picture = result.save_picture(_out(args, "denoise.png"), picture_shape(data.data_dim, data.image_shape))
     return _report(args, {**result.metrics(), "picture": str(picture)})
 
 
@@ -220,7 +221,7 @@ def _latent_map(args) -> int:
                                  "probe on: pass --no-labels for an uncoloured map without the probe")
         probe_x, probe_labels = data.train[:args.probe_train], data.train_labels[:args.probe_train]
     result = latent_map(run.model, run.guide, x, labels, probe_x, probe_labels, args.grid, args.seed)
-    picture = result.save_picture(_out(args, "latent_map.png"), image_shape_of(data.data_dim, data.image_shape))
+    picture = result.save_picture(_out(args, "latent_map.png"), picture_shape(data.data_dim, data.image_shape))
     return _report(args, {**result.metrics(), "picture": str(picture)})
 
 
@@ -232,7 +233,7 @@ def _interpolate(args) -> int:
                              "lower --pairs or raise --num-images")
     pairs = x[:2 * args.pairs]
     result = interpolate(run.model, run.guide, pairs[0::2], pairs[1::2], args.steps, args.seed)
-    picture = result.save_picture(_out(args, "interpolate.png"), image_shape_of(data.data_dim, data.image_shape))
+    picture = result.save_picture(_out(args, "interpolate.png"), picture_shape(data.data_dim, data.image_shape))
     return _report(args, {**result.metrics(), "picture": str(picture)})
 
 

@@ -1,6 +1,7 @@
 """Rows of images with a title each (original / masked / inpainted ...), the applications' pictures."""
 
 import math
+import warnings
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
@@ -20,6 +21,15 @@ def image_shape_of(data_dim: int, image_shape: Optional[Tuple[int, int]]) -> Tup
         raise AevbInputError(f"cannot draw {data_dim}-dimensional data as images: the dataset has no image shape "
                              "(save it as an [N, H, W] array)")
     return side, side
+
+
+def picture_shape(data_dim: int, image_shape: Optional[Tuple[int, int]]) -> Tuple[int, int]:
+    """How a picture draws each datapoint: as an image (:func:`image_shape_of`), or, for data without an image
+    shape, as one row of its ``data_dim`` values."""
+    try:
+        return image_shape_of(data_dim, image_shape)
+    except AevbInputError:
+        return 1, int(data_dim)
 
 
 def strip(images: torch.Tensor, image_shape: Tuple[int, int], pad: int = 1, pad_value: float = 1.0) -> np.ndarray:
@@ -48,14 +58,16 @@ def save_image_rows(rows: Sequence[torch.Tensor], titles: Sequence[str], image_s
             rgb[strip(holes[r].float(), image_shape, pad_value=0.0) > 0.5] = HOLE_COLOUR
         strips.append(rgb)
     width = strips[0].shape[1] / 28 * 0.75 + 1.8
-    fig, axes = plt.subplots(len(rows), 1, figsize=(width, 0.8 * len(rows) * image_shape[0] / 28 + 0.4),
-                             squeeze=False)
+    row_height = max(0.8 * image_shape[0] / 28, 0.5)  # (a row of small images keeps room for its title)
+    fig, axes = plt.subplots(len(rows), 1, figsize=(width, len(rows) * row_height + 0.4), squeeze=False)
     for ax, s, t in zip(axes[:, 0], strips, titles):
-        ax.imshow(s, interpolation="nearest")
+        ax.imshow(s, interpolation="nearest", aspect="auto" if image_shape[0] == 1 else "equal")  # rows: taller
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_ylabel(t, rotation=0, ha="right", va="center", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    with warnings.catch_warnings():  # matplotlib's note when small images leave no room to tighten: drawn as is
+        warnings.filterwarnings("ignore", message="Tight layout not applied", category=UserWarning)
+        fig.tight_layout()
     return save_figure(fig, path)

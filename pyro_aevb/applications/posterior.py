@@ -118,14 +118,17 @@ def _to_rows(t: torch.Tensor, event_dims: int, structure: ModelStructure, value_
 
 
 def _one_round(model: Callable, guide: Callable, structure: ModelStructure, y: torch.Tensor,
-               x_tilde: torch.Tensor, observation: Observation, num_samples: int, proposal: str):
-    """One importance-sampling pass for a batch: (E[x|y] shaped like y, log p(y) [M], ESS [M])."""
+               x_tilde: torch.Tensor, observation: Observation, num_samples: int, proposal: str,
+               idx: torch.Tensor, num_data: int):
+    """One importance-sampling pass for a batch, rows ``idx`` of the ``num_data`` images (so that a conditional
+    model gets their inputs; the densities used are unscaled): (E[x|y] shaped like y, log p(y) [M], ESS [M])."""
     pdim = structure.particle_dim
+    args = (x_tilde, idx, num_data)
     if proposal == "encoder":
-        guide_trace, model_trace = particle_traces(model, guide, (x_tilde,), num_samples, pdim)
+        guide_trace, model_trace = particle_traces(model, guide, args, num_samples, pdim)
         log_w = _latent_log_prob(model_trace, structure) - _latent_log_prob(guide_trace, structure)
     else:  # z_k ~ p(z): log p(z) - log r(z) = 0
-        model_trace = poutine.trace(in_particles(model, num_samples, pdim)).get_trace(x_tilde)
+        model_trace = poutine.trace(in_particles(model, num_samples, pdim)).get_trace(*args)
         log_w = torch.zeros((num_samples, y.shape[0]), device=y.device)
     site = model_trace.nodes[structure.observed[0]]
     pixel, event_dims = pixel_distribution(site["fn"])
@@ -176,11 +179,13 @@ def infer_images(model: Callable, guide: Callable, y: torch.Tensor, observation:
         for start in range(0, y.shape[0], batch_size):
             rows = slice(start, start + batch_size)
             obs, y_rows = observation[rows], y[rows]
+            idx = torch.arange(start, start + y_rows.shape[0], device=y.device)
             x_tilde = obs.impute(y_rows)
             for _ in range(1 if proposal == "prior" else int(rounds)):
                 if clamp is not None:
                     x_tilde = x_tilde.clamp(*clamp)
-                result = _one_round(model, guide, structure, y_rows, x_tilde, obs, int(num_samples), proposal)
+                result = _one_round(model, guide, structure, y_rows, x_tilde, obs, int(num_samples), proposal, idx,
+                                    y.shape[0])
                 x_tilde = result[0]
             parts.append(result)
     return PosteriorImages(*(torch.cat(p) for p in zip(*parts)))

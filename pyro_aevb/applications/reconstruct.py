@@ -21,6 +21,7 @@ import torch
 
 from ..contract import check_model_guide
 from ..errors import AevbInputError
+from ..inputs import Inputs, condition
 from ..evaluation.bound import check_num_data, global_kl
 from ..evaluation.terms import bound_terms
 from .encode import decode, encode
@@ -67,9 +68,11 @@ class Reconstruction:
 
 @torch.no_grad()
 def reconstruct_images(model: Callable, guide: Callable, x: torch.Tensor, seed: Optional[int] = 0,
-                       num_data: Optional[int] = None) -> Reconstruction:
+                       num_data: Optional[int] = None, inputs: Optional[Inputs] = None) -> Reconstruction:
     """Reconstruct the rows of ``x`` at their posterior means and evaluate the bound on them (``num_data``: the
-    training set size, which a model with global latents needs, :func:`~pyro_aevb.evaluation.evaluate_bound`)."""
+    training set size, which a model with global latents needs, :func:`~pyro_aevb.evaluation.evaluate_bound`;
+    ``inputs``: the conditioning inputs of the rows of ``x``, :mod:`pyro_aevb.inputs`)."""
+    model, guide = condition(model, inputs), condition(guide, inputs)
     images = decode(model, guide, encode(model, guide, x, seed=seed).means, x, seed=seed)
     estimator = bound_estimator(model, guide, x)
     global_latents = check_model_guide(model, guide, x, None).global_latents
