@@ -107,7 +107,8 @@ def test_the_bound_per_datapoint_does_not_depend_on_how_many_rows_are_evaluated(
 
 def test_reconstructions_bound_is_its_terms_minus_the_kl_of_theta_per_training_row():
     """reconstruct's numbers add up for a model with global latents too, from the same draw of theta:
-    test_elbo = reconstruction_term - kl_term - kl_theta / N_train exactly; and the bound is the one bound per
+    test_elbo = reconstruction_term - kl_term - kl_theta / N_train exactly, and the same numbers again for the same
+    seed; and the bound is the one bound per
     datapoint (the closed form of the test above: the same one-draw terms, so the same sd, 4 sd tolerance)."""
     model, guide = GlobalShiftModel(D), GlobalShiftGuide(D)
     s2, a, t2 = 1e-12, 0.5, 0.5
@@ -119,6 +120,7 @@ def test_reconstructions_bound_is_its_terms_minus_the_kl_of_theta_per_training_r
     with pytest.raises(AevbInputError, match="pass num_data"):
         reconstruct_images(model, guide, x)
     m = reconstruct_images(model, guide, x, num_data=N_TRAIN).metrics()
+    assert m == reconstruct_images(model, guide, x, num_data=N_TRAIN, seed=0).metrics()  # seed: every number
     assert m["test_elbo"] == m["reconstruction_term"] - m["kl_term"] - m["kl_theta"] / N_TRAIN
     assert m["kl_theta"] == pytest.approx(kl, rel=1e-5) and m["num_data"] == N_TRAIN
     assert abs(m["test_elbo"] - expected) < 4 * math.sqrt(D * variance / 500), (m["test_elbo"], expected)
