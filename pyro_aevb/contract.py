@@ -324,12 +324,13 @@ def _structure(model_trace, nesting: int, guide_trace=None) -> ModelStructure:
 
 def _conditioned(programs, x: torch.Tensor, inputs: Optional[Inputs]):
     """The inputs checked (one entry per row of ``x``; every required one present) and bound to each program;
-    and, per program, the inputs it names that were not given (for the hint if it fails without them)."""
+    and, per program, the inputs it names that were not given and those it takes (for the hint if it fails)."""
     inputs = check_inputs(inputs, x.shape[0])
     for role, program in programs:
         require_inputs(program, role, inputs)
     unused = [tuple(n for n in (input_names(program)[0] or ()) if n not in inputs) for _, program in programs]
-    return [condition(program, inputs) for _, program in programs], unused
+    given = [tuple(taken(program, inputs)) for _, program in programs]
+    return [condition(program, inputs) for _, program in programs], unused, given
 
 
 def inspect_model(model: Callable, x: torch.Tensor, num_data: Optional[int] = None,
@@ -338,10 +339,10 @@ def inspect_model(model: Callable, x: torch.Tensor, num_data: Optional[int] = No
 
     :param inputs: conditioning inputs of the rows of ``x`` (:mod:`pyro_aevb.inputs`)."""
     xb, idx, n = _probe_batch(x, num_data)
-    (conditioned,), (unused,) = _conditioned([("model", model)], x, inputs)
+    (conditioned,), (unused,), (given,) = _conditioned([("model", model)], x, inputs)
     with _quiet_side_effects(x):
         trace = _run(poutine.trace(conditioned).get_trace, "model", xb, idx, n, unused_inputs=unused,
-                     given_inputs=tuple(taken(model, inputs or {})))
+                     given_inputs=given)
         _compute_log_prob(trace, "model")
         _plate_checks(trace, "model", xb.shape[0], n)
         _param_checks([("model", trace)], _owned_parameters(model))
@@ -362,7 +363,7 @@ def require_real_latents(model: Callable, x: torch.Tensor, structure: ModelStruc
                          inputs: Optional[Inputs] = None) -> None:
     """Refuse latents whose prior support is not all of R^d (HMC moves in unconstrained space only)."""
     xb, idx, n = _probe_batch(x, None)
-    (conditioned,), (unused,) = _conditioned([("model", model)], x, inputs)
+    (conditioned,), (unused,), _ = _conditioned([("model", model)], x, inputs)
     with _quiet_side_effects(x):
         trace = _run(poutine.trace(conditioned).get_trace, "model", xb, idx, n, unused_inputs=unused)
     for name in structure.local_latents:
@@ -382,7 +383,7 @@ def check_particles(model: Callable, guide: Callable, x: torch.Tensor, num_parti
     if num_particles <= 1 or structure.enumerated:
         return
     xb, idx, n = _probe_batch(x, num_data)
-    (model, guide), _ = _conditioned([("model", model), ("guide", guide)], x, inputs)
+    (model, guide), _, _ = _conditioned([("model", model), ("guide", guide)], x, inputs)
     with _quiet_side_effects(x):
         particle_traces(model, guide, (xb, idx, n), num_particles, structure.particle_dim)
 
@@ -404,12 +405,12 @@ def check_model_guide(model: Callable, guide: Callable, x: torch.Tensor, estimat
     xb, idx, n = _probe_batch(x, num_data)
     m = xb.shape[0]
     owners = (model, guide)
-    (model, guide), (model_unused, guide_unused) = _conditioned([("model", model), ("guide", guide)], x, inputs)
+    (model, guide), (model_unused, guide_unused), (model_given, guide_given) = _conditioned(
+        [("model", model), ("guide", guide)], x, inputs)
     with _quiet_side_effects(x):
         guide_trace = _run(poutine.trace(guide).get_trace, "guide", xb, idx, n, unused_inputs=guide_unused,
-                           given_inputs=tuple(taken(owners[1], inputs or {})))
-        model_trace = _replayed_model_trace(model, guide_trace, xb, idx, n, model_unused,
-                                            tuple(taken(owners[0], inputs or {})))
+                           given_inputs=guide_given)
+        model_trace = _replayed_model_trace(model, guide_trace, xb, idx, n, model_unused, model_given)
         _plate_checks(guide_trace, "guide", m, n)
         _plate_checks(model_trace, "model", m, n)
         nesting = _nesting([guide_trace, model_trace])

@@ -25,7 +25,7 @@ from .interpolate import interpolate
 from .latent_map import latent_map
 from .masks import parse_mask
 from .noise import parse_noise
-from .pictures import picture_shape
+from .pictures import image_shape_of, picture_shape
 from .posterior import PROPOSALS
 from .reconstruct import reconstruct_images
 
@@ -190,12 +190,11 @@ def _reconstruct(args) -> int:
 
 def _inpaint(args) -> int:
     run, data, x, _ = _load(args)
-    shape = picture_shape(data.data_dim, data.image_shape)  # (1, D) for data without an image shape
-    image_shape = shape if shape[0] > 1 else None  # the halves need images; random:P and files do not
+    image_shape = image_shape_of(data.data_dim, data.image_shape)  # None: the halves refuse; random:P, files do not
     missing = parse_mask(args.mask, x.shape[0], data.data_dim, image_shape, seed=args.seed).to(x.device)
     result = inpaint(run.model, run.guide, x, missing, data.train.mean(0), args.num_samples, args.rounds,
                      args.proposal, _clamp(data), args.seed)
-    picture = result.save_picture(_out(args, "inpaint.png"), shape)
+    picture = result.save_picture(_out(args, "inpaint.png"), picture_shape(data.data_dim, data.image_shape))
     return _report(args, {**result.metrics(), "mask": args.mask, "picture": str(picture)})
 
 

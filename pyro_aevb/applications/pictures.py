@@ -8,28 +8,21 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from ..errors import AevbInputError
 from ..plots import pyplot, save_figure
 
 
-def image_shape_of(data_dim: int, image_shape: Optional[Tuple[int, int]]) -> Tuple[int, int]:
-    """``image_shape``, or a square for D = s^2; other data cannot be drawn as images."""
+def image_shape_of(data_dim: int, image_shape: Optional[Tuple[int, int]]) -> Optional[Tuple[int, int]]:
+    """``image_shape``, or a square for D = s^2; ``None`` for other data, which have no image shape."""
     if image_shape is not None:
         return tuple(image_shape)
     side = math.isqrt(int(data_dim))
-    if side * side != data_dim:
-        raise AevbInputError(f"cannot draw {data_dim}-dimensional data as images: the dataset has no image shape "
-                             "(save it as an [N, H, W] array)")
-    return side, side
+    return (side, side) if side * side == data_dim else None
 
 
 def picture_shape(data_dim: int, image_shape: Optional[Tuple[int, int]]) -> Tuple[int, int]:
     """How a picture draws each datapoint: as an image (:func:`image_shape_of`), or, for data without an image
     shape, as one row of its ``data_dim`` values."""
-    try:
-        return image_shape_of(data_dim, image_shape)
-    except AevbInputError:
-        return 1, int(data_dim)
+    return image_shape_of(data_dim, image_shape) or (1, int(data_dim))
 
 
 def strip(images: torch.Tensor, image_shape: Tuple[int, int], pad: int = 1, pad_value: float = 1.0) -> np.ndarray:

@@ -13,7 +13,6 @@ one draw of q(theta)) ``test_elbo = reconstruction_term - kl_term - kl_theta / N
 Decoding the mean rather than a draw z ~ q makes the picture deterministic: it is what the code *means*.
 """
 
-import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Tuple
@@ -22,10 +21,10 @@ import torch
 
 from ..contract import check_model_guide
 from ..errors import AevbInputError
-from ..inputs import Inputs, condition
-from ..rng import seeded
 from ..evaluation.bound import check_num_data, global_kl
 from ..evaluation.terms import bound_terms
+from ..inputs import Inputs, condition
+from ..rng import seeded
 from .encode import decode, encode
 from .pictures import save_image_rows
 
@@ -72,7 +71,7 @@ class Reconstruction:
 def reconstruct_images(model: Callable, guide: Callable, x: torch.Tensor, seed: Optional[int] = 0,
                        num_data: Optional[int] = None, inputs: Optional[Inputs] = None) -> Reconstruction:
     """Reconstruct the rows of ``x`` at their posterior means and evaluate the bound on them (``seed``: of the
-    pictures' and the bound's draws, ``None``: the global stream; ``num_data``: the
+    pictures' and the bound's draws, as :func:`~pyro_aevb.applications.encode.encode`'s; ``num_data``: the
     training set size, which a model with global latents needs, :func:`~pyro_aevb.evaluation.evaluate_bound`;
     ``inputs``: the conditioning inputs of the rows of ``x``, :mod:`pyro_aevb.inputs`)."""
     model, guide = condition(model, inputs), condition(guide, inputs)
@@ -80,7 +79,7 @@ def reconstruct_images(model: Callable, guide: Callable, x: torch.Tensor, seed: 
     estimator = bound_estimator(model, guide, x)
     global_latents = check_model_guide(model, guide, x, None).global_latents
     num_data = check_num_data(num_data, global_latents)
-    with seeded(seed, x.device) if seed is not None else contextlib.nullcontext():  # the numbers follow seed too
+    with seeded(seed, x.device):  # the numbers follow seed too, as the pictures do
         terms = bound_terms(model, guide, x)  # (global latents: at one draw of q(theta))
     if not global_latents:  # the bound of the same draws as its two terms, so that they add up
         return Reconstruction(x, images, terms.reconstruction - terms.kl, terms.reconstruction, terms.kl, estimator)
